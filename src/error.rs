@@ -1,0 +1,190 @@
+//! Error types. Three families, kept apart on purpose:
+//!
+//! * [`ParseError`]: the text is not a stamp of any version we know (a property of the stamp);
+//! * [`VerifyError`]: the stamp parsed but is not acceptable (a property of the stamp and the policy);
+//! * [`Error`]: we failed to do our job (I/O, the spent store); says nothing about the stamp.
+//!
+//! [`MintError`] covers refusals and failures while minting.
+
+use std::time::Duration;
+
+/// Why a text is not a well-formed stamp. See the README's "Stamp formats" section for the grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The text is empty (after trimming surrounding white space).
+    #[error("empty stamp")]
+    Empty,
+    /// The text is longer than [`crate::MAX_STAMP_LEN`] bytes.
+    #[error("stamp is {0} bytes long, more than the {max} allowed", max = crate::MAX_STAMP_LEN)]
+    TooLong(usize),
+    /// The text holds white space, a control character or a non-ASCII byte.
+    #[error("stamp holds a character that is not printable ASCII at byte {0}")]
+    BadCharacter(usize),
+    /// The version field is not `0`, `1` or `2`.
+    #[error("unsupported stamp version {0:?} (known: 0, 1, 2)")]
+    UnsupportedVersion(String),
+    /// The stamp has the wrong number of `:`-separated fields for its version.
+    #[error("version {version} stamp needs {expected} fields separated by ':', found {found}")]
+    FieldCount {
+        /// The stamp's version.
+        version: u8,
+        /// How many fields that version has.
+        expected: usize,
+        /// How many were found.
+        found: usize,
+    },
+    /// The bits field is not 1 to 3 decimal digits.
+    #[error("bits field {0:?} is not a decimal number of 1 to 3 digits")]
+    BadBits(String),
+    /// The bits field exceeds the output size of the stamp's hash.
+    #[error("bits field {bits} exceeds the {max} bits of the hash")]
+    BitsTooHigh {
+        /// The claimed bits.
+        bits: u32,
+        /// The hash's output size in bits.
+        max: u32,
+    },
+    /// The algorithm field of a version 2 stamp is not `sha256` or `blake3`.
+    #[error("unknown hash algorithm {0:?} (known: sha256, blake3)")]
+    BadAlgorithm(String),
+    /// The parts field of a version 2 stamp is not a number from 1 to 64.
+    #[error("parts field {0:?} is not a number from 1 to 64")]
+    BadParts(String),
+    /// The number of counters differs from the parts field.
+    #[error("stamp declares {declared} parts but carries {found} counters")]
+    PartsMismatch {
+        /// The parts field.
+        declared: usize,
+        /// How many counters there are.
+        found: usize,
+    },
+    /// Two counters of a multi-part stamp are equal.
+    #[error("counter {0:?} appears more than once")]
+    DuplicateCounter(String),
+    /// The date field is not a valid UTC date of 2, 4, 6, 8, 10 or 12 digits.
+    #[error("date field {0:?} is not a valid YY[MM[DD[hh[mm[ss]]]]] UTC date")]
+    BadDate(String),
+    /// A field that must use the alphabet `[A-Za-z0-9+/=]` holds another character.
+    #[error("{field} field {value:?} has a character outside [A-Za-z0-9+/=]")]
+    BadAlphabet {
+        /// Which field (`rand` or `counter`).
+        field: &'static str,
+        /// The field's text.
+        value: String,
+    },
+    /// A counter of a version 2 stamp is empty or longer than 64 characters.
+    #[error("counter {0:?} must be 1 to 64 characters long")]
+    BadCounterLength(String),
+}
+
+/// Why a well-formed stamp is not acceptable: the verdict's reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The text is not a stamp.
+    #[error("malformed: {0}")]
+    Malformed(#[from] ParseError),
+    /// The stamp's date plus validity plus grace lies in the past.
+    #[error("expired: dated {date}, valid until {expired_at} (validity + grace)")]
+    Expired {
+        /// The stamp's date (RFC 3339, UTC).
+        date: String,
+        /// When it stopped being valid (RFC 3339, UTC).
+        expired_at: String,
+    },
+    /// The stamp's date lies further in the future than the grace period allows.
+    #[error("in the future: dated {date}, more than the grace period ahead of now ({now})")]
+    Future {
+        /// The stamp's date (RFC 3339, UTC).
+        date: String,
+        /// The verifier's clock (RFC 3339, UTC).
+        now: String,
+    },
+    /// The stamp's resource matches none of the accepted resources.
+    #[error("wrong resource: {resource:?} matches none of the accepted resources")]
+    WrongResource {
+        /// The stamp's resource.
+        resource: String,
+    },
+    /// The hashes carry less work than required (or less than the stamp claims).
+    #[error("insufficient work: {value:.2} bits found, {required} required")]
+    InsufficientWork {
+        /// The stamp's value in bits of work (0 when a part misses its claimed bits).
+        value: f64,
+        /// The policy's minimum.
+        required: u32,
+    },
+    /// The stamp was already spent (seen before by this receiver).
+    #[error("spent: this stamp was already accepted once")]
+    Spent,
+}
+
+/// A failure of ours, not of the stamp: I/O or the spent-stamp store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The spent-stamp store failed (could not open, read or commit).
+    #[error("spent-stamp store: {0}")]
+    Store(String),
+}
+
+/// Why minting refused a request or did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MintError {
+    /// The resource is empty.
+    #[error("the resource is empty")]
+    EmptyResource,
+    /// The resource holds `:`, white space, a control character or a non-ASCII byte.
+    #[error(
+        "the resource {0:?} holds ':', white space or a non-printable/non-ASCII character (encode it first, e.g. URL encoding)"
+    )]
+    BadResource(String),
+    /// The extension field is not of the form `name1=v1,v2;name2`.
+    #[error(
+        "the extension {0:?} is not of the form name1=v1,v2;name2 (no ':' or white space allowed)"
+    )]
+    BadExtension(String),
+    /// The bits exceed what the hash can show, or are zero for a multi-part stamp.
+    #[error("bits must be from 0 to {max} for {alg}, got {bits}")]
+    BadBits {
+        /// Requested bits.
+        bits: u32,
+        /// The algorithm's limit.
+        max: u32,
+        /// The algorithm's name.
+        alg: &'static str,
+    },
+    /// The number of parts is outside 1..=64, or above 1 for SHA-1 (version 1 stamps have one part).
+    #[error("parts must be from 1 to {max} for {alg}, got {parts}")]
+    BadParts {
+        /// Requested parts.
+        parts: u32,
+        /// The algorithm's limit.
+        max: u32,
+        /// The algorithm's name.
+        alg: &'static str,
+    },
+    /// The date cannot be written as a stamp date (before 1970 or after 2069, or a bad width).
+    #[error("the date cannot be written in a stamp: {0}")]
+    BadDate(String),
+    /// The minter was cancelled.
+    #[error("minting was cancelled")]
+    Cancelled,
+    /// The deadline passed before the stamp was complete.
+    #[error("minting did not finish within {0:?}")]
+    DeadlineExceeded(Duration),
+    /// The counter space was exhausted (only possible with absurd bit counts).
+    #[error("the counter space was exhausted without finding a solution")]
+    Exhausted,
+    /// The worker thread pool could not be built.
+    #[error("could not start worker threads: {0}")]
+    ThreadPool(String),
+    /// The operating system's random number generator failed.
+    #[error("random number generator failed: {0}")]
+    Random(String),
+}

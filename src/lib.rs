@@ -1,0 +1,41 @@
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod mint;
+pub mod spent;
+pub mod stamp;
+pub mod verify;
+
+pub use backend::Backend;
+pub use error::{Error, MintError, ParseError, VerifyError};
+pub use mint::{MintRequest, Minter, Progress};
+pub use spent::{FileStore, MemoryStore, SpentStore};
+pub use stamp::{Algorithm, MAX_STAMP_LEN, Stamp, StampDate, Version};
+pub use verify::{Clock, FixedClock, Policy, ResourcePattern, SystemClock, Verdict, Verifier};
+
+/// Mints one stamp with every core and the fastest backend.
+///
+/// ```
+/// let stamp = pennyblack::mint(&pennyblack::MintRequest::new("bob@example.org").bits(12)).unwrap();
+/// assert!(stamp.to_string().starts_with("2:sha256:8:16:"));
+/// ```
+pub fn mint(req: &MintRequest) -> Result<Stamp, MintError> {
+    Minter::new().mint(req)
+}
+
+/// Verifies one stamp text against `policy` with the system clock and no spent store.
+///
+/// ```
+/// use pennyblack::{MintRequest, Policy};
+/// let stamp = pennyblack::mint(&MintRequest::hashcash("bob@example.org", 10)).unwrap();
+/// let verdict = pennyblack::verify(&stamp.to_string(), &Policy::new(10, ["bob@example.org"]));
+/// assert!(verdict.is_valid());
+/// ```
+pub fn verify(stamp: &str, policy: &Policy) -> Verdict {
+    Verifier::new(policy.clone())
+        .check(stamp)
+        .expect("a verifier without a spent store cannot fail")
+}

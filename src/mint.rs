@@ -1,0 +1,485 @@
+//! Minting: a [`MintRequest`] says what stamp to make, a [`Minter`] says how (threads, backend,
+//! deadline, cancellation, progress).
+//!
+//! All threads search one prefix together, taking disjoint chunks of the counter space from a
+//! shared atomic cursor; the first `parts` distinct solutions win and a stop flag, checked once
+//! per chunk, ends the others. Every solution is re-checked with the plain hash crates before it
+//! is accepted, so a faulty backend can cost time but never produce a bad stamp.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, encode_counter};
+use crate::error::MintError;
+use crate::stamp::{Algorithm, MAX_PARTS, Stamp, StampDate, Version};
+use crate::verify::work;
+
+/// Length of the random field before alignment padding: 16 base64 characters = 96 bits.
+const RAND_CHARS: usize = 16;
+
+/// What stamp to mint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintRequest {
+    /// The resource, usually the recipient's address. No `:`, white space or non-ASCII.
+    pub resource: String,
+    /// The hash: SHA-1 mints hashcash version 1 stamps, SHA-256 and BLAKE3 version 2.
+    pub alg: Algorithm,
+    /// The total work wanted, in bits. A stamp of K parts gets `ceil(bits - log2 K)` bits per part,
+    /// so that its value `per-part bits + log2 K` is at least `bits`.
+    pub bits: u32,
+    /// Number of parts (1 for SHA-1; 1 to 64 otherwise).
+    pub parts: u32,
+    /// The extension field, `name1=v1,v2;name2`, or empty.
+    pub ext: String,
+    /// The date to write; `None` means now.
+    pub date: Option<StampDate>,
+    /// Digits of the date when it is taken from the clock: 6 (`YYMMDD`, default), 10 or 12.
+    pub date_width: usize,
+}
+
+impl MintRequest {
+    /// A request with the defaults: SHA-256, 20 bits in 16 parts, today's date, no extension.
+    pub fn new(resource: impl Into<String>) -> Self {
+        MintRequest {
+            resource: resource.into(),
+            alg: Algorithm::Sha256,
+            bits: 20,
+            parts: 16,
+            ext: String::new(),
+            date: None,
+            date_width: 6,
+        }
+    }
+
+    /// A hashcash-compatible request: SHA-1, version 1, one part of `bits`.
+    pub fn hashcash(resource: impl Into<String>, bits: u32) -> Self {
+        MintRequest {
+            alg: Algorithm::Sha1,
+            bits,
+            parts: 1,
+            ..MintRequest::new(resource)
+        }
+    }
+
+    /// Sets the algorithm.
+    pub fn alg(mut self, alg: Algorithm) -> Self {
+        self.alg = alg;
+        self
+    }
+    /// Sets the total bits of work.
+    pub fn bits(mut self, bits: u32) -> Self {
+        self.bits = bits;
+        self
+    }
+    /// Sets the number of parts.
+    pub fn parts(mut self, parts: u32) -> Self {
+        self.parts = parts;
+        self
+    }
+    /// Sets the extension field.
+    pub fn ext(mut self, ext: impl Into<String>) -> Self {
+        self.ext = ext.into();
+        self
+    }
+    /// Sets the date instead of taking it from the clock.
+    pub fn date(mut self, date: StampDate) -> Self {
+        self.date = Some(date);
+        self
+    }
+
+    /// The bits each part must reach: `ceil(bits - log2(parts))`, at least 0.
+    pub fn bits_per_part(&self) -> u32 {
+        per_part_bits(self.bits, self.parts)
+    }
+
+    /// Refuses requests that would make a stamp we do not want to exist (see [`MintError`]).
+    pub fn validate(&self) -> Result<(), MintError> {
+        if self.resource.is_empty() {
+            return Err(MintError::EmptyResource);
+        }
+        if self
+            .resource
+            .bytes()
+            .any(|b| b == b':' || !b.is_ascii_graphic())
+        {
+            return Err(MintError::BadResource(self.resource.clone()));
+        }
+        if !ext_is_valid(&self.ext) {
+            return Err(MintError::BadExtension(self.ext.clone()));
+        }
+        let alg = self.alg;
+        if !(1..=alg.max_parts()).contains(&self.parts) {
+            return Err(MintError::BadParts {
+                parts: self.parts,
+                max: alg.max_parts(),
+                alg: alg.name(),
+            });
+        }
+        if self.bits > alg.output_bits() {
+            return Err(MintError::BadBits {
+                bits: self.bits,
+                max: alg.output_bits(),
+                alg: alg.name(),
+            });
+        }
+        if !matches!(self.date_width, 6 | 10 | 12) {
+            return Err(MintError::BadDate(format!(
+                "date width {} is not 6, 10 or 12",
+                self.date_width
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `ceil(bits - log2(parts))`, at least 0: the per-part bits that give a total of `bits`.
+pub fn per_part_bits(bits: u32, parts: u32) -> u32 {
+    let exact = f64::from(bits) - f64::from(parts.max(1)).log2();
+    // Guard against 20 - log2(16) coming out as 16.000000001.
+    (exact - 1e-9).ceil().max(0.0) as u32
+}
+
+/// `name1=v1,v2;name2`: names and values of printable ASCII other than `:;,=` and white space.
+fn ext_is_valid(ext: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_graphic() && !b":;,=".contains(&b))
+    };
+    ext.is_empty()
+        || ext.split(';').all(|field| match field.split_once('=') {
+            None => token(field),
+            Some((name, values)) => token(name) && values.split(',').all(token),
+        })
+}
+
+/// What a progress callback is told, a few times a second while a mint runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Hashes tried so far.
+    pub attempts: u64,
+    /// The expected number of hashes for the whole stamp (`parts * 2^bits_per_part`).
+    pub expected: f64,
+    /// Parts found so far.
+    pub found: u32,
+    /// Parts wanted.
+    pub parts: u32,
+    /// Time since the mint started.
+    pub elapsed: Duration,
+}
+
+type ProgressFn = dyn Fn(&Progress) + Send + Sync;
+
+/// Mints stamps on a pool of worker threads.
+pub struct Minter {
+    threads: usize,
+    backend: Option<Backend>,
+    deadline: Option<Duration>,
+    cancel: Arc<AtomicBool>,
+    progress: Option<(Duration, Arc<ProgressFn>)>,
+    pool: OnceLock<Result<rayon::ThreadPool, String>>,
+}
+
+impl std::fmt::Debug for Minter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minter")
+            .field("threads", &self.threads)
+            .field("backend", &self.backend)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Default for Minter {
+    fn default() -> Self {
+        Minter::new()
+    }
+}
+
+impl Minter {
+    /// A minter using every core and the fastest backend for each algorithm.
+    pub fn new() -> Self {
+        Minter {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            backend: None,
+            deadline: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            progress: None,
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// Uses `n` worker threads (at least 1).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self.pool = OnceLock::new();
+        self
+    }
+
+    /// Forces a backend instead of detecting the fastest one.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Gives up with [`MintError::DeadlineExceeded`] when one stamp takes longer than `d`.
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = Some(d);
+        self
+    }
+
+    /// Calls `f` every `every` while a mint runs (the first call after `every` has passed).
+    pub fn on_progress(
+        mut self,
+        every: Duration,
+        f: impl Fn(&Progress) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some((every, Arc::new(f)));
+        self
+    }
+
+    /// A flag that, once set, makes running and future mints return [`MintError::Cancelled`].
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// The number of worker threads.
+    pub fn thread_count(&self) -> usize {
+        self.threads
+    }
+
+    fn pool(&self) -> Result<&rayon::ThreadPool, MintError> {
+        self.pool
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(self.threads)
+                    .thread_name(|i| format!("pennyblack-mint-{i}"))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| MintError::ThreadPool(e.clone()))
+    }
+
+    /// Mints one stamp.
+    pub fn mint(&self, req: &MintRequest) -> Result<Stamp, MintError> {
+        req.validate()?;
+        let date = match &req.date {
+            Some(d) => d.clone(),
+            None => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                StampDate::from_unix(now, req.date_width).map_err(MintError::BadDate)?
+            }
+        };
+        let bits = match req.alg.version() {
+            Version::V2 => req.bits_per_part(),
+            _ => req.bits,
+        };
+        let mut stamp = Stamp {
+            version: req.alg.version(),
+            alg: req.alg,
+            bits,
+            date,
+            resource: req.resource.clone(),
+            ext: req.ext.clone(),
+            rand: String::new(),
+            counters: vec![String::new(); req.parts as usize],
+        };
+        stamp.rand = random_field(req.alg, crate::stamp::prefix(&stamp).len())?;
+        let prefix = crate::stamp::prefix(&stamp);
+        let backend = self.backend.unwrap_or_else(|| Backend::detect(req.alg));
+        let job = Job::new(req.alg, prefix.as_bytes(), COUNTER_WIDTH, bits);
+        let found = self.search(&job, backend, req.parts)?;
+        stamp.counters = found
+            .into_iter()
+            .map(|n| {
+                let mut c = [0u8; COUNTER_WIDTH];
+                encode_counter(n, &mut c);
+                String::from_utf8_lossy(&c).into_owned()
+            })
+            .collect();
+        Ok(stamp)
+    }
+
+    /// Finds `parts` distinct counters for `job`, sorted.
+    fn search(&self, job: &Job, backend: Backend, parts: u32) -> Result<Vec<u64>, MintError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(MintError::Cancelled);
+        }
+        let pool = self.pool()?;
+        let expected = f64::from(parts) * 2f64.powi(job.bits as i32);
+        // Chunks of ~1/8 of a part's expected work per thread, between 256 and 64K attempts:
+        // small stamps finish fast, big ones check the stop flag rarely.
+        let chunk = ((2f64.powi(job.bits as i32) / 8.0) as u64).clamp(256, 1 << 16);
+        let shared = Shared {
+            cursor: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            state: Mutex::new(State {
+                found: Vec::new(),
+                running: self.threads,
+            }),
+            wake: Condvar::new(),
+        };
+        let started = Instant::now();
+        let mut outcome: Result<(), MintError> = Ok(());
+        pool.in_place_scope(|scope| {
+            for _ in 0..self.threads {
+                scope.spawn(|_| worker(&shared, job, backend, chunk, parts as usize));
+            }
+            let mut last_report = Duration::ZERO;
+            let mut state = shared.lock();
+            while state.running > 0 {
+                let tick = Duration::from_millis(50);
+                state = shared
+                    .wake
+                    .wait_timeout(state, tick)
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                let elapsed = started.elapsed();
+                if self.cancel.load(Ordering::Relaxed) {
+                    outcome = Err(MintError::Cancelled);
+                } else if let Some(d) = self.deadline.filter(|&d| elapsed >= d) {
+                    outcome = Err(MintError::DeadlineExceeded(d));
+                }
+                if outcome.is_err() {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+                if let Some((every, f)) = &self.progress
+                    && state.running > 0
+                    && elapsed >= last_report + *every
+                {
+                    last_report = elapsed;
+                    f(&Progress {
+                        attempts: shared.attempts.load(Ordering::Relaxed),
+                        expected,
+                        found: state.found.len() as u32,
+                        parts,
+                        elapsed,
+                    });
+                }
+            }
+        });
+        outcome?;
+        let mut found = shared.lock().found.clone();
+        if found.len() < parts as usize {
+            return Err(MintError::Exhausted);
+        }
+        found.truncate(parts as usize);
+        found.sort_unstable();
+        Ok(found)
+    }
+}
+
+struct State {
+    found: Vec<u64>,
+    running: usize,
+}
+
+struct Shared {
+    cursor: AtomicU64,
+    attempts: AtomicU64,
+    stop: AtomicBool,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn worker(shared: &Shared, job: &Job, backend: Backend, chunk: u64, parts: usize) {
+    let mut hits = Vec::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let start = shared.cursor.fetch_add(chunk, Ordering::Relaxed);
+        if start >= COUNTER_SPACE {
+            break;
+        }
+        backend.search(job, start, chunk, &mut hits);
+        shared.attempts.fetch_add(chunk, Ordering::Relaxed);
+        if hits.is_empty() {
+            continue;
+        }
+        // Re-check every hit with the plain crates: a backend can never smuggle in a bad part.
+        hits.retain(|&n| {
+            let ok = work::meets(job.alg, &job.message(n), job.bits);
+            debug_assert!(ok, "{backend} reported a false hit");
+            ok
+        });
+        let mut state = shared.lock();
+        state.found.append(&mut hits);
+        if state.found.len() >= parts {
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let mut state = shared.lock();
+    state.running -= 1;
+    drop(state);
+    shared.wake.notify_all();
+}
+
+/// A random field of at least 16 base64 characters, padded so that the counter lands where the
+/// kernels want it: for SHA-1 and SHA-256 the message ends at byte 55 of its last block (one final
+/// block, constant words first); for BLAKE3 it ends a 64-byte block.
+fn random_field(alg: Algorithm, prefix_len_without_rand: usize) -> Result<String, MintError> {
+    let base = prefix_len_without_rand + RAND_CHARS + COUNTER_WIDTH;
+    let target = match alg {
+        Algorithm::Sha1 | Algorithm::Sha256 => 55,
+        Algorithm::Blake3 => 0,
+    };
+    let pad = (target + 64 - base % 64) % 64;
+    let len = RAND_CHARS + pad;
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).map_err(|e| MintError::Random(e.to_string()))?;
+    Ok(bytes
+        .iter()
+        .map(|b| crate::backend::COUNTER_DIGITS[(b & 63) as usize] as char)
+        .collect())
+}
+
+const _: () = assert!(MAX_PARTS <= 64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_part_bits_never_undershoots() {
+        assert_eq!(per_part_bits(20, 16), 16);
+        assert_eq!(per_part_bits(20, 1), 20);
+        assert_eq!(per_part_bits(20, 10), 17);
+        assert_eq!(per_part_bits(2, 16), 0);
+        for bits in 0..=40 {
+            for parts in 1..=64 {
+                let v = f64::from(per_part_bits(bits, parts)) + f64::from(parts).log2();
+                assert!(v + 1e-9 >= f64::from(bits), "{bits} {parts}");
+            }
+        }
+    }
+
+    #[test]
+    fn extension_grammar() {
+        for ok in ["", "a", "a=1", "a=1,2;b", "id=0b1c;opt", "x=y;z=w,v"] {
+            assert!(ext_is_valid(ok), "{ok}");
+        }
+        for bad in ["a:b", "a=", ";", "a;;b", "a b", "=1", "a=1,,2", "a=b=c"] {
+            assert!(!ext_is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counters_land_where_the_kernels_want_them() {
+        for alg in Algorithm::ALL {
+            for base in 0..200 {
+                let r = random_field(alg, base).unwrap();
+                let end = (base + r.len() + COUNTER_WIDTH) % 64;
+                assert_eq!(end, if alg == Algorithm::Blake3 { 0 } else { 55 });
+                assert!(r.len() >= RAND_CHARS && r.bytes().all(crate::stamp::is_alphabet));
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Spent-stamp stores: a stamp is accepted once per receiver. The verifier records a stamp only
+//! after every other check passed, keyed by [`spent_key`], until the stamp would have expired.
+
+mod file;
+mod memory;
+
+pub use file::FileStore;
+pub use memory::MemoryStore;
+
+use sha2::Digest as _;
+
+use crate::error::Error;
+use crate::stamp::{Stamp, Version};
+
+/// A digest that names a stamp in a store.
+pub type SpentKey = [u8; 32];
+
+/// A set of spent stamps, each kept until its expiry time.
+pub trait SpentStore: Send + Sync {
+    /// Records `key` as spent until `expires_at` (Unix seconds). Returns `true` when the stamp was
+    /// fresh (absent, or present but expired at `now`) and is now recorded, `false` when it was
+    /// already spent. Atomic: of two callers racing on one key, exactly one gets `true`.
+    fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error>;
+
+    /// Removes every entry that has expired at `now`; returns how many were removed.
+    fn purge(&self, now: i64) -> Result<u64, Error>;
+
+    /// How many entries the store holds, expired ones included until they are purged.
+    fn len(&self) -> Result<u64, Error>;
+
+    /// Whether the store holds no entries.
+    fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// The key a stamp is recorded under: SHA-256 over a domain tag and the stamp's canonical form.
+/// For version 2 the counters are sorted first, so that reordering the parts of a stamp (which
+/// changes its text but not its work) does not make it fresh again.
+pub fn spent_key(stamp: &Stamp) -> SpentKey {
+    let mut h = sha2::Sha256::new();
+    h.update(b"pennyblack spent-key 1\0");
+    match stamp.version() {
+        Version::V2 => {
+            let mut counters: Vec<&str> = stamp.counters().iter().map(String::as_str).collect();
+            counters.sort_unstable();
+            h.update(crate::stamp::prefix(stamp).as_bytes());
+            h.update(counters.join(",").as_bytes());
+        }
+        Version::V0 | Version::V1 => h.update(stamp.to_string().as_bytes()),
+    }
+    h.finalize().into()
+}

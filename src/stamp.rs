@@ -1,0 +1,182 @@
+//! The stamp: its versions, fields and hash algorithm. Parsing and formatting follow the README's
+//! "Stamp formats" section and live in `stamp/parse.rs` and `stamp/format.rs` only.
+
+pub(crate) mod date;
+mod format;
+mod parse;
+
+pub use date::StampDate;
+pub(crate) use format::prefix;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::ParseError;
+
+/// The longest stamp text we accept, in bytes. Longer input is refused before any other work.
+pub const MAX_STAMP_LEN: usize = 8192;
+
+/// The most parts a version 2 stamp may have.
+pub const MAX_PARTS: u32 = 64;
+
+/// A stamp format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
+pub enum Version {
+    /// hashcash version 0, `0:DATE:RESOURCE:RAND`: verify only; value = leading zero bits of SHA-1.
+    V0,
+    /// hashcash version 1, `1:BITS:DATE:RESOURCE:EXT:RAND:COUNTER`, SHA-1.
+    V1,
+    /// pennyblack version 2, `2:ALG:BITS:PARTS:DATE:RESOURCE:EXT:RAND:C1,...,CK`, SHA-256 or BLAKE3.
+    V2,
+}
+
+impl Version {
+    /// The digit that opens a stamp of this version.
+    pub fn number(self) -> u8 {
+        match self {
+            Version::V0 => 0,
+            Version::V1 => 1,
+            Version::V2 => 2,
+        }
+    }
+}
+
+/// A hash algorithm a stamp can be made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// SHA-1 (versions 0 and 1, hashcash compatible).
+    Sha1,
+    /// SHA-256 (version 2).
+    Sha256,
+    /// BLAKE3 with 256-bit output (version 2).
+    Blake3,
+}
+
+impl Algorithm {
+    /// All algorithms, in the order the CLI lists them.
+    pub const ALL: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Blake3];
+
+    /// The name used in stamps and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "sha1",
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Blake3 => "blake3",
+        }
+    }
+
+    /// The digest size in bits, which is also the most bits a part can claim.
+    pub fn output_bits(self) -> u32 {
+        match self {
+            Algorithm::Sha1 => 160,
+            Algorithm::Sha256 | Algorithm::Blake3 => 256,
+        }
+    }
+
+    /// The stamp version this algorithm mints.
+    pub fn version(self) -> Version {
+        match self {
+            Algorithm::Sha1 => Version::V1,
+            Algorithm::Sha256 | Algorithm::Blake3 => Version::V2,
+        }
+    }
+
+    /// The most parts a stamp with this algorithm may have (1 for hashcash's SHA-1 format).
+    pub fn max_parts(self) -> u32 {
+        match self {
+            Algorithm::Sha1 => 1,
+            Algorithm::Sha256 | Algorithm::Blake3 => MAX_PARTS,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| ParseError::BadAlgorithm(s.to_owned()))
+    }
+}
+
+/// A parsed stamp of any version. `Display` writes back exactly the text it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub(crate) version: Version,
+    pub(crate) alg: Algorithm,
+    /// Claimed bits per part (version 0 claims nothing: 0).
+    pub(crate) bits: u32,
+    pub(crate) date: StampDate,
+    pub(crate) resource: String,
+    pub(crate) ext: String,
+    pub(crate) rand: String,
+    /// Version 1: one counter; version 2: one per part; version 0: none (the counter is in `rand`).
+    pub(crate) counters: Vec<String>,
+}
+
+impl Stamp {
+    /// The format version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// The hash algorithm (SHA-1 for versions 0 and 1).
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+    /// The bits claimed per part (0 for version 0, which claims none).
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+    /// The number of parts: the number of counters for version 2, otherwise 1.
+    pub fn parts(&self) -> usize {
+        self.counters.len().max(1)
+    }
+    /// The date field.
+    pub fn date(&self) -> &StampDate {
+        &self.date
+    }
+    /// The resource (usually the recipient's address).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+    /// The extension field (empty for version 0).
+    pub fn ext(&self) -> &str {
+        &self.ext
+    }
+    /// The random field.
+    pub fn rand(&self) -> &str {
+        &self.rand
+    }
+    /// The counters (one for version 1, one per part for version 2, none for version 0).
+    pub fn counters(&self) -> &[String] {
+        &self.counters
+    }
+}
+
+impl FromStr for Stamp {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse::parse(s)
+    }
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        format::write(self, f)
+    }
+}
+
+/// The characters allowed in RAND and COUNTER fields: `[A-Za-z0-9+/=]`, as hashcash checks.
+pub(crate) fn is_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
+}

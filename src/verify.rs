@@ -1,0 +1,283 @@
+//! Verification: a [`Policy`], a clock, an optional spent store, and a [`Verdict`] per stamp.
+//!
+//! Cheap checks run first (syntax, date, resource), then the hashes (every part, constant-time),
+//! then the spent store, so a stamp is recorded as spent only after every other check passed.
+
+mod resource;
+pub(crate) mod work;
+
+pub use resource::ResourcePattern;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, VerifyError};
+use crate::spent::{SpentStore, spent_key};
+use crate::stamp::{Stamp, Version, date::rfc3339};
+
+/// Default validity of a stamp: 28 days (hashcash's default).
+pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(28 * 86_400);
+/// Default allowance for clock skew, in both directions: 2 days (hashcash's default).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(2 * 86_400);
+
+/// What a receiver accepts.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The least work accepted, in bits; `None` accepts any work a stamp honestly claims (and
+    /// leaves the stamp "not fully checked").
+    pub min_bits: Option<u32>,
+    /// Accepted resources; empty accepts any resource (and leaves the stamp not fully checked).
+    pub resources: Vec<ResourcePattern>,
+    /// How long after its date a stamp stays valid; zero means forever.
+    pub validity: Duration,
+    /// Clock-skew allowance, applied to both expiry and future dates.
+    pub grace: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_bits: None,
+            resources: Vec::new(),
+            validity: DEFAULT_VALIDITY,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+impl Policy {
+    /// A policy requiring `bits` of work for any of `resources`, with default validity and grace.
+    pub fn new(bits: u32, resources: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Policy {
+            min_bits: Some(bits),
+            resources: resources
+                .into_iter()
+                .map(|r| ResourcePattern::new(r))
+                .collect(),
+            ..Policy::default()
+        }
+    }
+}
+
+/// A source of the current time, in Unix seconds. Injectable so that tests are deterministic.
+pub trait Clock: Send + Sync {
+    /// Now, in seconds since the Unix epoch (UTC).
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
+/// A clock stopped at a fixed time.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
+
+/// A check a verdict could not make because the policy did not ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Unchecked {
+    /// No minimum bits were given: any honest claim passes.
+    Bits,
+    /// No resource was given: any resource passes.
+    Resource,
+    /// No spent store: replays are not detected.
+    Spent,
+}
+
+/// The outcome of checking one stamp.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The stamp text that was checked (surrounding white space removed).
+    pub stamp: String,
+    /// The parsed stamp, unless it was malformed.
+    pub parsed: Option<Stamp>,
+    /// Bits of work found (0 when the hashes miss their claim or were not reached).
+    pub value: f64,
+    /// `Ok` for an acceptable stamp, otherwise the reason it is not.
+    pub result: Result<(), VerifyError>,
+    /// Checks the policy left out; a valid stamp with any of these is "not fully checked".
+    pub unchecked: Vec<Unchecked>,
+}
+
+impl Verdict {
+    /// Whether the stamp is acceptable under the policy.
+    pub fn is_valid(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// Whether every check was made (a policy with bits, resources and a spent store).
+    pub fn fully_checked(&self) -> bool {
+        self.unchecked.is_empty()
+    }
+}
+
+/// Checks stamps against a policy, a clock and (optionally) a spent store.
+pub struct Verifier {
+    policy: Policy,
+    clock: Box<dyn Clock>,
+    store: Option<Box<dyn SpentStore>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("policy", &self.policy)
+            .field("store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier with the system clock and no spent store.
+    pub fn new(policy: Policy) -> Self {
+        Verifier {
+            policy,
+            clock: Box::new(SystemClock),
+            store: None,
+        }
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// Records accepted stamps in `store` and refuses stamps already in it.
+    pub fn with_store(mut self, store: impl SpentStore + 'static) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Checks one stamp text. `Err` only when the spent store failed; a bad stamp is an `Ok`
+    /// verdict with a reason.
+    pub fn check(&self, text: &str) -> Result<Verdict, Error> {
+        let text = text.trim_ascii();
+        let mut unchecked = Vec::new();
+        if self.policy.min_bits.is_none() {
+            unchecked.push(Unchecked::Bits);
+        }
+        if self.policy.resources.is_empty() {
+            unchecked.push(Unchecked::Resource);
+        }
+        if self.store.is_none() {
+            unchecked.push(Unchecked::Spent);
+        }
+        let mut verdict = Verdict {
+            stamp: text.to_owned(),
+            parsed: None,
+            value: 0.0,
+            result: Ok(()),
+            unchecked,
+        };
+        let stamp: Stamp = match text.parse() {
+            Ok(s) => s,
+            Err(e) => {
+                verdict.result = Err(VerifyError::Malformed(e));
+                return Ok(verdict);
+            }
+        };
+        let now = self.clock.now();
+        let outcome = self.check_parsed(&stamp, text, now, &mut verdict.value);
+        verdict.parsed = Some(stamp);
+        verdict.result = match outcome {
+            Ok(expires_at) => self.spend(verdict.parsed.as_ref(), expires_at, now)?,
+            Err(e) => Err(e),
+        };
+        Ok(verdict)
+    }
+
+    /// Every check but the spent store, cheapest first. On success, returns when the stamp expires.
+    fn check_parsed(
+        &self,
+        stamp: &Stamp,
+        text: &str,
+        now: i64,
+        value: &mut f64,
+    ) -> Result<i64, VerifyError> {
+        let date = stamp.date().to_unix(now)?;
+        let grace = self.policy.grace.as_secs() as i64;
+        if date > now.saturating_add(grace) {
+            return Err(VerifyError::Future {
+                date: rfc3339(date),
+                now: rfc3339(now),
+            });
+        }
+        let expires_at = if self.policy.validity.is_zero() {
+            i64::MAX
+        } else {
+            date.saturating_add(self.policy.validity.as_secs() as i64)
+                .saturating_add(grace)
+        };
+        if now >= expires_at {
+            return Err(VerifyError::Expired {
+                date: rfc3339(date),
+                expired_at: rfc3339(expires_at),
+            });
+        }
+        if !self.policy.resources.is_empty()
+            && !self
+                .policy
+                .resources
+                .iter()
+                .any(|p| p.matches(stamp.resource()))
+        {
+            return Err(VerifyError::WrongResource {
+                resource: stamp.resource().to_owned(),
+            });
+        }
+        *value = work::value(stamp, text);
+        // A stamp that misses its own claim is worth nothing whatever the policy says.
+        let claimed = match stamp.version() {
+            Version::V0 => 0,
+            _ => stamp.bits(),
+        };
+        let required = self.policy.min_bits.unwrap_or(0);
+        let honest = stamp.version() == Version::V0 || *value > 0.0 || claimed == 0;
+        if !honest || *value + 1e-9 < f64::from(required) {
+            return Err(VerifyError::InsufficientWork {
+                value: *value,
+                required: required.max(claimed),
+            });
+        }
+        Ok(expires_at)
+    }
+
+    fn spend(
+        &self,
+        stamp: Option<&Stamp>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<(), VerifyError>, Error> {
+        match (&self.store, stamp) {
+            (Some(store), Some(stamp)) => {
+                if store.spend(&spent_key(stamp), expires_at, now)? {
+                    Ok(Ok(()))
+                } else {
+                    Ok(Err(VerifyError::Spent))
+                }
+            }
+            _ => Ok(Ok(())),
+        }
+    }
+}

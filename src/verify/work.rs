@@ -1,0 +1,178 @@
+//! The work a stamp carries, measured with the plain `sha1`, `sha2` and `blake3` crates (never a
+//! SIMD backend: this is the reference the minter is tested against).
+//!
+//! This check is constant-time: every part is hashed, every byte of every digest is examined, and
+//! the comparison against the target is a mask-and-accumulate with no branch on digest data, so the
+//! time depends only on the stamp's length and number of parts (see the test
+//! `reads_every_byte_whatever_the_digest`).
+
+use sha1::Digest as _;
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
+use crate::stamp::{Algorithm, Stamp, Version};
+
+/// A digest of up to 256 bits and its length in bytes.
+pub(crate) struct Digest {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Digest {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Hashes `parts` (concatenated) with `alg` through the plain crates.
+pub(crate) fn digest(alg: Algorithm, parts: &[&[u8]]) -> Digest {
+    let mut bytes = [0u8; 32];
+    let len = match alg {
+        Algorithm::Sha1 => {
+            let mut h = sha1::Sha1::new();
+            parts.iter().for_each(|p| h.update(p));
+            bytes[..20].copy_from_slice(&h.finalize());
+            20
+        }
+        Algorithm::Sha256 => {
+            let mut h = sha2::Sha256::new();
+            parts.iter().for_each(|p| h.update(p));
+            bytes.copy_from_slice(&h.finalize());
+            32
+        }
+        Algorithm::Blake3 => {
+            let mut h = blake3::Hasher::new();
+            parts.iter().for_each(|p| {
+                h.update(p);
+            });
+            bytes.copy_from_slice(h.finalize().as_bytes());
+            32
+        }
+    };
+    Digest { bytes, len }
+}
+
+/// Whether `alg(msg)` starts with `bits` zero bits (the minter's re-check of a backend's hit).
+pub(crate) fn meets(alg: Algorithm, msg: &[u8], bits: u32) -> bool {
+    let d = digest(alg, &[msg]);
+    let b = d.as_bytes();
+    bool::from(ct_zero_prefix(b.len(), bits, |i| b[i]))
+}
+
+/// Whether the first `bits` bits of the digest are zero, reading each byte through `byte`, every
+/// byte exactly once, with no branch on their values. This check is constant-time.
+fn ct_zero_prefix(len: usize, bits: u32, byte: impl Fn(usize) -> u8) -> Choice {
+    let mut acc = 0u8;
+    for i in 0..len {
+        // The mask depends only on the (public) target, never on the digest.
+        let start = (i * 8) as u32;
+        let mask = if bits >= start + 8 {
+            0xff
+        } else if bits > start {
+            !(0xffu8 >> (bits - start))
+        } else {
+            0
+        };
+        acc |= byte(i) & mask;
+    }
+    // A claim longer than the digest can never be met.
+    let possible = Choice::from(u8::from(bits as usize <= len * 8));
+    acc.ct_eq(&0) & possible
+}
+
+/// Counts the leading zero bits of a digest (version 0's value) without branching on its bytes.
+fn ct_leading_zeros(len: usize, byte: impl Fn(usize) -> u8) -> u32 {
+    let mut count = 0u32;
+    let mut still_zero = 1u32; // 1 while every byte so far was zero
+    for i in 0..len {
+        let b = byte(i);
+        count += still_zero * (b.leading_zeros());
+        let is_zero = u32::from(b.ct_eq(&0).unwrap_u8());
+        still_zero &= is_zero;
+    }
+    count
+}
+
+/// The value of a stamp in bits of work, measured on its exact text `text` (which `stamp` was
+/// parsed from): version 0 counts the zero bits; version 1 is worth its claim if the hash meets
+/// it and 0 otherwise; version 2 is worth `bits + log2(parts)` if every part meets its claim.
+pub(crate) fn value(stamp: &Stamp, text: &str) -> f64 {
+    let text = text.trim_ascii().as_bytes();
+    match stamp.version() {
+        Version::V0 => {
+            let d = digest(Algorithm::Sha1, &[text]);
+            let b = d.as_bytes();
+            f64::from(ct_leading_zeros(b.len(), |i| b[i]))
+        }
+        Version::V1 => {
+            let d = digest(Algorithm::Sha1, &[text]);
+            let b = d.as_bytes();
+            let ok = ct_zero_prefix(b.len(), stamp.bits(), |i| b[i]);
+            f64::from(u32::conditional_select(&0, &stamp.bits(), ok))
+        }
+        Version::V2 => {
+            // The prefix is everything up to and including the last colon.
+            let cut = text.iter().rposition(|&c| c == b':').map_or(0, |i| i + 1);
+            let prefix = &text[..cut];
+            let mut all = Choice::from(1);
+            for counter in stamp.counters() {
+                let d = digest(stamp.algorithm(), &[prefix, counter.as_bytes()]);
+                let b = d.as_bytes();
+                all &= ct_zero_prefix(b.len(), stamp.bits(), |i| b[i]);
+            }
+            let worth = f64::from(stamp.bits()) + (stamp.parts() as f64).log2();
+            if bool::from(all) { worth } else { 0.0 }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn zero_prefix_is_exact_at_every_bit() {
+        for bits in 0..=160u32 {
+            let mut d = [0xffu8; 20];
+            // exactly `bits` zero bits, then a one
+            for i in 0..bits as usize {
+                d[i / 8] &= !(0x80 >> (i % 8));
+            }
+            let ok = |n: u32| bool::from(ct_zero_prefix(20, n, |i| d[i]));
+            assert!(ok(bits), "{bits}");
+            if bits < 160 {
+                assert!(!ok(bits + 1), "{bits}+1");
+            }
+            assert_eq!(ct_leading_zeros(20, |i| d[i]), bits);
+        }
+        assert!(!bool::from(ct_zero_prefix(20, 161, |_| 0)));
+    }
+
+    /// The structural half of the constant-time claim: whatever the digest (all zero, differing
+    /// in the first byte, differing in the last), every byte is read exactly once, so there is
+    /// no early exit for a timing difference to come from.
+    #[test]
+    fn reads_every_byte_whatever_the_digest() {
+        let cases: [[u8; 32]; 3] = [[0; 32], [0xff; 32], {
+            let mut d = [0u8; 32];
+            d[31] = 1;
+            d
+        }];
+        for d in cases {
+            for bits in [0, 1, 8, 20, 255, 256] {
+                let reads: Vec<Cell<u32>> = (0..32).map(|_| Cell::new(0)).collect();
+                let _ = ct_zero_prefix(32, bits, |i| {
+                    reads[i].set(reads[i].get() + 1);
+                    d[i]
+                });
+                assert!(reads.iter().all(|c| c.get() == 1), "bits {bits}");
+                let reads: Vec<Cell<u32>> = (0..32).map(|_| Cell::new(0)).collect();
+                let _ = ct_leading_zeros(32, |i| {
+                    reads[i].set(reads[i].get() + 1);
+                    d[i]
+                });
+                assert!(reads.iter().all(|c| c.get() == 1));
+            }
+        }
+    }
+}
