@@ -63,10 +63,9 @@ impl Backend {
     /// Whether this backend can mint `alg` on this CPU.
     pub fn supports(self, alg: Algorithm) -> bool {
         match self {
-            Backend::Portable => matches!(
-                alg,
-                Algorithm::Sha1 | Algorithm::Sha256 | Algorithm::Blake3
-            ),
+            Backend::Portable => {
+                matches!(alg, Algorithm::Sha1 | Algorithm::Sha256 | Algorithm::Blake3)
+            }
         }
     }
 

@@ -301,10 +301,12 @@ impl Minter {
                 String::from_utf8_lossy(&c).into_owned()
             })
             .collect();
+        // Canonical order: counters sorted as text.
+        stamp.counters.sort_unstable();
         Ok(stamp)
     }
 
-    /// Finds `parts` distinct counters for `job`, sorted.
+    /// Finds `parts` distinct counters for `job`.
     fn search(&self, job: &Job, backend: Backend, parts: u32) -> Result<Vec<u64>, MintError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(MintError::Cancelled);
@@ -368,7 +370,6 @@ impl Minter {
             return Err(MintError::Exhausted);
         }
         found.truncate(parts as usize);
-        found.sort_unstable();
         Ok(found)
     }
 }

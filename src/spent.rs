@@ -34,6 +34,19 @@ pub trait SpentStore: Send + Sync {
     }
 }
 
+/// A shared store: several verifiers (or threads) can use one store through an `Arc`.
+impl<T: SpentStore + ?Sized> SpentStore for std::sync::Arc<T> {
+    fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
+        (**self).spend(key, expires_at, now)
+    }
+    fn purge(&self, now: i64) -> Result<u64, Error> {
+        (**self).purge(now)
+    }
+    fn len(&self) -> Result<u64, Error> {
+        (**self).len()
+    }
+}
+
 /// The key a stamp is recorded under: SHA-256 over a domain tag and the stamp's canonical form.
 /// For version 2 the counters are sorted first, so that reordering the parts of a stamp (which
 /// changes its text but not its work) does not make it fresh again.

@@ -4,7 +4,13 @@
 use super::{Job, bytes_have_zero_bits, encode_counter, words_have_zero_bits};
 use crate::stamp::Algorithm;
 
-const SHA1_IV: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+const SHA1_IV: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
 const SHA256_IV: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,

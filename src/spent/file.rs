@@ -23,7 +23,9 @@ pub struct FileStore {
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileStore").field("path", &self.path).finish()
+        f.debug_struct("FileStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

@@ -47,7 +47,9 @@ impl StampDate {
     /// in pairs in general), truncating to the period the width can show.
     pub fn from_unix(unix: i64, width: usize) -> Result<Self, String> {
         if !matches!(width, 2 | 4 | 6 | 8 | 10 | 12) {
-            return Err(format!("date width {width} is not one of 2, 4, 6, 8, 10, 12"));
+            return Err(format!(
+                "date width {width} is not one of 2, 4, 6, 8, 10, 12"
+            ));
         }
         let t = OffsetDateTime::from_unix_timestamp(unix).map_err(|e| e.to_string())?;
         if !(1970..=2069).contains(&t.year()) {
@@ -162,15 +164,30 @@ mod tests {
     #[test]
     fn refuses_impossible_dates() {
         for s in [
-            "", "2", "250", "2513", "2500", "250100", "250132", "2501012400", "2501011260",
-            "250101125960", "25010a", "２５",
+            "",
+            "2",
+            "250",
+            "2513",
+            "2500",
+            "250100",
+            "250132",
+            "2501012400",
+            "2501011260",
+            "250101125960",
+            "25010a",
+            "２５",
         ] {
             assert!(StampDate::parse(s).is_err(), "{s:?} should be refused");
         }
         // shape is fine but 2025-02-29 does not exist
         let d = StampDate::parse("250229").unwrap();
         assert!(d.to_unix(NOW_2026).is_err());
-        assert!(StampDate::parse("240229").unwrap().to_unix(NOW_2026).is_ok());
+        assert!(
+            StampDate::parse("240229")
+                .unwrap()
+                .to_unix(NOW_2026)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -178,7 +195,10 @@ mod tests {
         let t = 1_735_734_896; // 2025-01-01T12:34:56Z
         assert_eq!(StampDate::from_unix(t, 6).unwrap().as_str(), "250101");
         assert_eq!(StampDate::from_unix(t, 10).unwrap().as_str(), "2501011234");
-        assert_eq!(StampDate::from_unix(t, 12).unwrap().as_str(), "250101123456");
+        assert_eq!(
+            StampDate::from_unix(t, 12).unwrap().as_str(),
+            "250101123456"
+        );
         assert!(StampDate::from_unix(t, 7).is_err());
         assert!(StampDate::from_unix(4_000_000_000, 6).is_err()); // 2096
     }

@@ -21,7 +21,11 @@ pub(crate) fn prefix(s: &Stamp) -> String {
     // Writing to a String cannot fail.
     let _ = match s.version {
         Version::V0 => write!(w, "0:{}:{}:{}", s.date, s.resource, s.rand),
-        Version::V1 => write!(w, "1:{}:{}:{}:{}:{}:", s.bits, s.date, s.resource, s.ext, s.rand),
+        Version::V1 => write!(
+            w,
+            "1:{}:{}:{}:{}:{}:",
+            s.bits, s.date, s.resource, s.ext, s.rand
+        ),
         Version::V2 => write!(
             w,
             "2:{}:{}:{}:{}:{}:{}:{}:",

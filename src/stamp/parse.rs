@@ -23,9 +23,7 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
         "1" => Version::V1,
         "2" => Version::V2,
         other => {
-            return Err(ParseError::UnsupportedVersion(
-                short(other),
-            ));
+            return Err(ParseError::UnsupportedVersion(short(other)));
         }
     };
     let expected = match version {
@@ -55,7 +53,8 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
             version,
             alg: Algorithm::Sha1,
             // hashcash accepts claims above 160 bits; such a stamp is simply worth 0.
-            bits: canonical_number(fields[1]).ok_or_else(|| ParseError::BadBits(short(fields[1])))?,
+            bits: canonical_number(fields[1])
+                .ok_or_else(|| ParseError::BadBits(short(fields[1])))?,
             date: StampDate::parse(fields[2])?,
             resource: fields[3].to_owned(),
             ext: fields[4].to_owned(),
@@ -68,9 +67,13 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
                 "blake3" => Algorithm::Blake3,
                 other => return Err(ParseError::BadAlgorithm(short(other))),
             };
-            let bits = canonical_number(fields[2]).ok_or_else(|| ParseError::BadBits(short(fields[2])))?;
+            let bits =
+                canonical_number(fields[2]).ok_or_else(|| ParseError::BadBits(short(fields[2])))?;
             if bits > alg.output_bits() {
-                return Err(ParseError::BitsTooHigh { bits, max: alg.output_bits() });
+                return Err(ParseError::BitsTooHigh {
+                    bits,
+                    max: alg.output_bits(),
+                });
             }
             let parts = canonical_number(fields[3])
                 .filter(|p| (1..=MAX_PARTS).contains(p))
@@ -102,14 +105,20 @@ fn alphabet(field: &'static str, s: &str) -> Result<String, ParseError> {
     if s.bytes().all(is_alphabet) {
         Ok(s.to_owned())
     } else {
-        Err(ParseError::BadAlphabet { field, value: s.chars().take(80).collect() })
+        Err(ParseError::BadAlphabet {
+            field,
+            value: s.chars().take(80).collect(),
+        })
     }
 }
 
 fn counters(field: &str, declared: usize) -> Result<Vec<String>, ParseError> {
     let list: Vec<&str> = field.split(',').collect();
     if list.len() != declared {
-        return Err(ParseError::PartsMismatch { declared, found: list.len() });
+        return Err(ParseError::PartsMismatch {
+            declared,
+            found: list.len(),
+        });
     }
     let mut out = Vec::with_capacity(list.len());
     for c in list {

@@ -52,10 +52,14 @@ impl ResourcePattern {
         }
         match (pat.split_once('@'), res.split_once('@')) {
             (Some((pu, pd)), Some((ru, rd))) => {
-                let (pl, rl): (Vec<&str>, Vec<&str>) = (pd.split('.').collect(), rd.split('.').collect());
+                let (pl, rl): (Vec<&str>, Vec<&str>) =
+                    (pd.split('.').collect(), rd.split('.').collect());
                 wild(pu.as_bytes(), ru.as_bytes())
                     && pl.len() == rl.len()
-                    && pl.iter().zip(&rl).all(|(p, r)| wild(p.as_bytes(), r.as_bytes()))
+                    && pl
+                        .iter()
+                        .zip(&rl)
+                        .all(|(p, r)| wild(p.as_bytes(), r.as_bytes()))
             }
             (Some(_), None) => false,
             (None, _) => wild(pat.as_bytes(), res.as_bytes()),
@@ -97,7 +101,11 @@ mod tests {
     fn exact_is_case_insensitive_by_default() {
         assert!(m("Bob@Example.org", "bob@example.ORG"));
         assert!(!m("bob@example.org", "bob@example.org.evil"));
-        assert!(!ResourcePattern::new("Bob@x").case_sensitive(true).matches("bob@x"));
+        assert!(
+            !ResourcePattern::new("Bob@x")
+                .case_sensitive(true)
+                .matches("bob@x")
+        );
     }
 
     #[test]

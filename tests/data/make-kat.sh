@@ -13,7 +13,7 @@ v=$(hashcash -V 2>&1 || true); [[ "$v" == *1.22* ]] || { echo "needs hashcash 1.
 stamps=()
 mint() { stamps+=("$(hashcash -mq -u "$@")"); }
 # every minting date width, several bit counts, ext fields, several resource shapes
-for b in 8 10 12 14 16; do
+for b in 8 10 12 14 16 18 20; do
   mint -b "$b" -t 250101 -z 6 alice@example.org
   mint -b "$b" -t 2501011230 -z 10 bob@mail.example.com
   mint -b "$b" -t 250101123456 -z 12 carol@example.net
@@ -42,6 +42,9 @@ done <<'V0'
 250101 v0@example.org 10
 2501011200 v0@example.org 12
 241201 v0old@example.org 8
+25 v0year@example.org 9
+2501 v0month@example.org 9
+25010112 v0hour@example.org 9
 V0
 
 set -f  # the resource patterns hold * wildcards

@@ -1,1 +1,10 @@
+//! Integration tests, one binary (see DESIGN.md). Data and its provenance live in `tests/data/`.
 
+mod cli;
+mod interop;
+mod kat;
+mod minting;
+mod roundtrip;
+mod spent;
+mod support;
+mod verdicts;

@@ -1,0 +1,104 @@
+//! `pennyblack mint`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use pennyblack::{Algorithm, Backend, MintRequest, Minter, StampDate};
+
+use crate::Exit;
+use crate::args::{AlgArg, BackendArg, MintArgs};
+
+pub fn run(a: MintArgs) -> Result<Exit> {
+    let alg = match a.alg {
+        AlgArg::Sha1 => Algorithm::Sha1,
+        AlgArg::Sha256 => Algorithm::Sha256,
+        AlgArg::Blake3 => Algorithm::Blake3,
+    };
+    let parts = a
+        .parts
+        .unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
+    let date = a
+        .date
+        .as_deref()
+        .map(|d| {
+            let parsed = StampDate::parse(d)
+                .ok()
+                .filter(|p| matches!(p.width(), 6 | 10 | 12));
+            parsed.with_context(|| {
+                format!(
+                    "--date {d:?} is not a UTC date of the form YYMMDD, YYMMDDhhmm or YYMMDDhhmmss"
+                )
+            })
+        })
+        .transpose()?;
+    let requests: Vec<MintRequest> = a
+        .resources
+        .iter()
+        .map(|r| MintRequest {
+            resource: r.clone(),
+            alg,
+            bits: a.bits,
+            parts,
+            ext: a.ext.clone(),
+            date: date.clone(),
+            date_width: a.date_width,
+        })
+        .collect();
+    // Refuse every bad request before spending any work.
+    for req in &requests {
+        req.validate()
+            .with_context(|| format!("cannot mint a stamp for {:?}", req.resource))?;
+    }
+    let mut minter = Minter::new();
+    if let Some(t) = a.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        minter = minter.threads(t);
+    }
+    match a.backend {
+        BackendArg::Auto => {}
+        BackendArg::Portable => minter = minter.backend(Backend::Portable),
+    }
+    if let Some(d) = a.deadline {
+        minter = minter.deadline(d);
+    }
+    let show_progress = !a.quiet && std::io::stderr().is_terminal();
+    let current = Arc::new(Mutex::new(String::new()));
+    if show_progress {
+        let current = Arc::clone(&current);
+        minter = minter.on_progress(Duration::from_secs(1), move |p| {
+            let resource = current.lock().map(|r| r.clone()).unwrap_or_default();
+            let secs = p.elapsed.as_secs_f64().max(1e-9);
+            eprint!(
+                "\r\x1b[2Kminting {resource}: {:.1} M hashes ({:.0}% of expected), {:.1} M/s, {}/{} parts, {:.0}s",
+                p.attempts as f64 / 1e6,
+                100.0 * p.attempts as f64 / p.expected,
+                p.attempts as f64 / secs / 1e6,
+                p.found,
+                p.parts,
+                secs
+            );
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    for req in &requests {
+        if let Ok(mut r) = current.lock() {
+            r.clone_from(&req.resource);
+        }
+        let stamp = minter.mint(req);
+        if show_progress {
+            eprint!("\r\x1b[2K");
+        }
+        let stamp = stamp.with_context(|| format!("minting a stamp for {:?}", req.resource))?;
+        if a.header {
+            writeln!(out, "X-Hashcash: {stamp}")?;
+        } else {
+            writeln!(out, "{stamp}")?;
+        }
+        out.flush()?;
+    }
+    Ok(Exit::Ok)
+}

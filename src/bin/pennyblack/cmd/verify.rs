@@ -1,0 +1,159 @@
+//! `pennyblack verify`.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use pennyblack::verify::Unchecked;
+use pennyblack::{FileStore, FixedClock, Policy, ResourcePattern, Verdict, Verifier};
+
+use crate::Exit;
+use crate::args::VerifyArgs;
+
+pub fn run(a: VerifyArgs) -> Result<Exit> {
+    let policy = Policy {
+        min_bits: a.bits,
+        resources: a
+            .resources
+            .iter()
+            .map(|r| ResourcePattern::new(r.as_str()).case_sensitive(a.case_sensitive))
+            .collect(),
+        validity: a.validity,
+        grace: a.grace,
+    };
+    let mut verifier = Verifier::new(policy);
+    if let Some(now) = a.now {
+        verifier = verifier.with_clock(FixedClock(now));
+    }
+    if !a.no_spent {
+        let path = match a.spent.clone() {
+            Some(p) => p,
+            None => default_spent_path()?,
+        };
+        verifier = verifier.with_store(FileStore::open(&path)?);
+    }
+
+    let from_stdin = a.stamps.is_empty() || a.stamps.iter().all(|s| s == "-");
+    let lines: Vec<String> = if from_stdin {
+        let mut v = Vec::new();
+        for line in std::io::stdin().lock().split(b'\n') {
+            // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
+            v.push(String::from_utf8_lossy(&line.context("reading standard input")?).into_owned());
+        }
+        v
+    } else {
+        a.stamps.clone()
+    };
+    let stamps: Vec<&str> = lines
+        .iter()
+        .map(|l| strip_header(l))
+        .filter(|l| !l.is_empty())
+        .collect();
+    if stamps.is_empty() {
+        bail!("no stamps to verify (give them as arguments or on standard input, one per line)");
+    }
+
+    let mut out = std::io::stdout().lock();
+    let mut exit = Exit::Ok;
+    for text in stamps {
+        let verdict = verifier.check(text)?;
+        let code = match (&verdict.result, verdict.fully_checked()) {
+            (Err(_), _) => Exit::Invalid,
+            (Ok(()), false) => Exit::NotFullyChecked,
+            (Ok(()), true) => Exit::Ok,
+        };
+        // Invalid outranks not-fully-checked, which outranks ok.
+        exit = match (exit, code) {
+            (Exit::Invalid, _) | (_, Exit::Invalid) => Exit::Invalid,
+            (e, c) => e.max(c),
+        };
+        if a.json {
+            writeln!(out, "{}", json(&verdict))?;
+        } else {
+            writeln!(out, "{}", text_line(&verdict))?;
+        }
+    }
+    Ok(exit)
+}
+
+/// Accepts `X-Hashcash: STAMP` (any case, any white space) as well as a bare stamp.
+fn strip_header(line: &str) -> &str {
+    let line = line.trim_ascii();
+    match line.split_once(':') {
+        Some((name, rest)) if name.trim_ascii().eq_ignore_ascii_case("x-hashcash") => {
+            rest.trim_ascii()
+        }
+        _ => line,
+    }
+}
+
+fn unchecked_names(v: &Verdict) -> Vec<&'static str> {
+    v.unchecked
+        .iter()
+        .map(|u| match u {
+            Unchecked::Bits => "bits",
+            Unchecked::Resource => "resource",
+            Unchecked::Spent => "spent",
+            _ => "other",
+        })
+        .collect()
+}
+
+fn text_line(v: &Verdict) -> String {
+    match &v.result {
+        Ok(()) if v.fully_checked() => format!("valid ({:.2} bits): {}", v.value, v.stamp),
+        Ok(()) => format!(
+            "valid ({:.2} bits; not checked: {}): {}",
+            v.value,
+            unchecked_names(v).join(", "),
+            v.stamp
+        ),
+        Err(e) => format!("invalid ({e}): {}", v.stamp),
+    }
+}
+
+fn json(v: &Verdict) -> serde_json::Value {
+    let reason = v.result.as_ref().err().map(|e| {
+        use pennyblack::VerifyError as E;
+        match e {
+            E::Malformed(_) => "malformed",
+            E::Expired { .. } => "expired",
+            E::Future { .. } => "future",
+            E::WrongResource { .. } => "wrong_resource",
+            E::InsufficientWork { .. } => "insufficient_work",
+            E::Spent => "spent",
+            _ => "other",
+        }
+    });
+    serde_json::json!({
+        "stamp": v.stamp,
+        "valid": v.is_valid(),
+        "reason": reason,
+        "message": v.result.as_ref().err().map(|e| e.to_string()),
+        "value_bits": v.value,
+        "version": v.parsed.as_ref().map(|s| s.version().number()),
+        "alg": v.parsed.as_ref().map(|s| s.algorithm().name()),
+        "parts": v.parsed.as_ref().map(|s| s.parts()),
+        "resource": v.parsed.as_ref().map(|s| s.resource()),
+        "fully_checked": v.fully_checked(),
+        "unchecked": unchecked_names(v),
+    })
+}
+
+/// `$XDG_DATA_HOME/pennyblack/spent.redb`, else `$HOME/.local/share/pennyblack/spent.redb`.
+fn default_spent_path() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        });
+    match base {
+        Some(b) => Ok(b.join("pennyblack").join("spent.redb")),
+        None => bail!(
+            "no HOME or XDG_DATA_HOME to keep spent stamps in: give --spent PATH or --no-spent"
+        ),
+    }
+}

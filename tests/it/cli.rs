@@ -1,0 +1,321 @@
+//! The `pennyblack` binary as a user runs it: output, messages and exit codes.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use crate::support::pennyblack;
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = pennyblack()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn mint(args: &[&str]) -> String {
+    let o = run(&[&["mint"], args].concat(), b"");
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    out(&o)
+}
+
+#[test]
+fn mint_prints_one_stamp_per_resource_of_each_version() {
+    let s = mint(&["--bits", "10", "a@example.org", "b@example.org"]);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("2:sha256:6:16:") && lines[0].contains(":a@example.org:"),
+        "{s}"
+    );
+    assert!(lines[1].contains(":b@example.org:"));
+    assert!(mint(&["--alg", "sha1", "--bits", "10", "a@example.org"]).starts_with("1:10:"));
+    assert!(
+        mint(&[
+            "--alg",
+            "blake3",
+            "--parts",
+            "4",
+            "--bits",
+            "10",
+            "a@example.org"
+        ])
+        .starts_with("2:blake3:8:4:")
+    );
+    let h = mint(&[
+        "-X",
+        "--alg",
+        "sha1",
+        "-b",
+        "8",
+        "-x",
+        "a=1;b",
+        "a@example.org",
+    ]);
+    assert!(
+        h.starts_with("X-Hashcash: 1:8:") && h.contains(":a=1;b:"),
+        "{h}"
+    );
+    assert_eq!(
+        mint(&["--alg", "sha1", "-b", "8", "-z", "12", "x"])
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .len(),
+        12
+    );
+    assert!(
+        mint(&["--alg", "sha1", "-b", "8", "--date", "250101", "x"]).starts_with("1:8:250101:x::")
+    );
+}
+
+#[test]
+fn mint_refuses_bad_input_with_exit_3_and_prints_nothing() {
+    for args in [
+        &["mint", "a:b"][..],
+        &["mint", "bad resource"],
+        &["mint", "--bits", "300", "x"],
+        &["mint", "--alg", "sha1", "--parts", "2", "x"],
+        &["mint", "--parts", "65", "x"],
+        &["mint", "--ext", "a b", "x"],
+        &["mint", "--date", "251301", "x"],
+        &["mint", "--threads", "0", "x"],
+        &["mint", "-z", "7", "x"],
+        &["mint"],
+        &["mint", "--alg", "md5", "x"],
+        &["frobnicate"],
+        // a later resource is bad: nothing is minted for the good one either
+        &["mint", "--bits", "8", "ok@example.org", "a:b"],
+    ] {
+        let o = run(args, b"");
+        assert_eq!(code(&o), 3, "{args:?}: {}", err(&o));
+        assert!(out(&o).is_empty(), "{args:?}");
+        assert!(!err(&o).is_empty(), "{args:?}");
+    }
+    let o = run(&["mint", "a:b"], b"");
+    assert!(err(&o).contains("':'"), "{}", err(&o));
+}
+
+#[test]
+fn deadline_exceeded_is_an_error() {
+    let o = run(
+        &[
+            "mint",
+            "--alg",
+            "sha1",
+            "--bits",
+            "60",
+            "--deadline",
+            "200ms",
+            "x",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("did not finish"), "{}", err(&o));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    for cmd in [&["--help"][..], &["mint", "--help"], &["verify", "--help"]] {
+        let o = run(cmd, b"");
+        assert_eq!(code(&o), 0);
+        assert!(
+            out(&o).contains("xample") || out(&o).contains("Exit codes"),
+            "{cmd:?}"
+        );
+    }
+    assert!(out(&run(&["verify", "--help"], b"")).contains("Exit status"));
+}
+
+#[test]
+fn verify_exit_codes_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spent.redb");
+    let db = db.to_str().unwrap();
+    let s = mint(&["--bits", "10", "bob@example.org"]);
+    let s = s.trim();
+    let full = [
+        "verify",
+        "--spent",
+        db,
+        "--bits",
+        "10",
+        "-r",
+        "bob@example.org",
+    ];
+    let o = run(&[&full[..], &[s]].concat(), b"");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).starts_with("valid (10.00 bits): 2:sha256:"),
+        "{}",
+        out(&o)
+    );
+    // replay
+    let o = run(&[&full[..], &[s]].concat(), b"");
+    assert_eq!(code(&o), 1);
+    assert!(out(&o).starts_with("invalid (spent"), "{}", out(&o));
+    // not fully checked: no bits / no resource / no spent store
+    let s2 = mint(&["--bits", "10", "bob@example.org"]);
+    for args in [
+        &[
+            "verify",
+            "--no-spent",
+            "--bits",
+            "10",
+            "-r",
+            "bob@example.org",
+        ][..],
+        &["verify", "--no-spent", "-r", "bob@example.org"],
+        &["verify", "--no-spent", "--bits", "10"],
+    ] {
+        let o = run(&[args, &[s2.trim()]].concat(), b"");
+        assert_eq!(code(&o), 2, "{args:?} {}", out(&o));
+        assert!(out(&o).contains("not checked"));
+    }
+    // too few bits
+    let o = run(
+        &[
+            "verify",
+            "--no-spent",
+            "--bits",
+            "11",
+            "-r",
+            "bob@example.org",
+            s2.trim(),
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 1);
+    assert!(out(&o).contains("insufficient work"));
+}
+
+#[test]
+fn verify_reads_stdin_headers_and_garbage() {
+    let a = mint(&["-X", "--alg", "sha1", "-b", "8", "a@example.org"]);
+    let b = mint(&["--alg", "blake3", "-b", "8", "b@example.org"]);
+    let mut input = format!("{a}\n  x-hashcash:   {b}\n\n").into_bytes();
+    let o = run(
+        &["verify", "--no-spent", "-b", "8", "-r", "*@example.org"],
+        &input,
+    );
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert_eq!(out(&o).lines().count(), 2);
+    input.extend_from_slice(b"1:8:\xff\xfe:x::a:b\n");
+    let o = run(
+        &["verify", "--no-spent", "-b", "8", "-r", "*@example.org"],
+        &input,
+    );
+    assert_eq!(code(&o), 1);
+    let last = out(&o).lines().last().unwrap().to_owned();
+    assert!(last.starts_with("invalid (malformed"), "{last}");
+    // nothing to verify is a usage error
+    let o = run(&["verify", "--no-spent"], b"\n\n");
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("no stamps"));
+}
+
+#[test]
+fn verify_json_and_injected_clock() {
+    let s = mint(&[
+        "--alg",
+        "sha1",
+        "-b",
+        "8",
+        "--date",
+        "250101",
+        "a@example.org",
+    ]);
+    let o = run(
+        &[
+            "verify",
+            "--json",
+            "--no-spent",
+            "-b",
+            "8",
+            "-r",
+            "a@example.org",
+            "--now",
+            "2025-03-01T00:00:00Z",
+            s.trim(),
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 1);
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    assert_eq!(v["reason"], "expired");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["version"], 1);
+    let o = run(
+        &[
+            "verify",
+            "--json",
+            "--no-spent",
+            "-b",
+            "8",
+            "-r",
+            "a@example.org",
+            "--now",
+            "1735776000",
+            s.trim(),
+        ],
+        b"",
+    );
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["value_bits"], 8.0);
+    assert_eq!(v["unchecked"], serde_json::json!(["spent"]));
+    // a v0 stamp from the hashcash table verifies from the command line too
+    let v0 = crate::support::kat_stamp("0:250101:v0@example.org:");
+    let o = run(
+        &[
+            "verify",
+            "--no-spent",
+            "-b",
+            "8",
+            "-r",
+            "v0@example.org",
+            "--now",
+            "1735776000",
+            &v0,
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 2, "{}", out(&o));
+}
+
+#[test]
+fn verify_refuses_bad_options_and_stores_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.redb");
+    std::fs::write(&garbage, b"not a database").unwrap();
+    for args in [
+        &["verify", "--validity", "soon", "x"][..],
+        &["verify", "--now", "yesterday", "x"],
+        &[
+            "verify",
+            "--spent",
+            garbage.to_str().unwrap(),
+            "1:8:250101:x::a:b",
+        ],
+        &["verify", "--spent", "/x", "--no-spent", "1:8:250101:x::a:b"],
+    ] {
+        let o = run(args, b"");
+        assert_eq!(code(&o), 3, "{args:?}: {}", err(&o));
+        assert!(out(&o).is_empty());
+    }
+}

@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use time::{Date, Month, PrimitiveDateTime, Time};
+
+/// `YYMMDD[hhmm[ss]]` (UTC, 20YY) as Unix seconds.
+pub fn utc(digits: &str) -> i64 {
+    let p = |i: usize| -> u8 { digits.get(i..i + 2).map_or(0, |s| s.parse().unwrap()) };
+    let date = Date::from_calendar_date(
+        2000 + i32::from(p(0)),
+        Month::try_from(p(2).max(1)).unwrap(),
+        p(4).max(1),
+    )
+    .unwrap();
+    PrimitiveDateTime::new(date, Time::from_hms(p(6), p(8), p(10)).unwrap())
+        .assume_utc()
+        .unix_timestamp()
+}
+
+/// The `pennyblack` binary built for these tests.
+pub fn pennyblack() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pennyblack"));
+    c.env_remove("PENNYBLACK_SPENT");
+    c
+}
+
+/// The data folder.
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The real `hashcash` 1.22, which the interop tests need. Its absence is a failure, not a skip:
+/// `.ci/run` installs it (`apt-get install hashcash`).
+pub fn hashcash() -> Command {
+    let found = Command::new("hashcash").arg("-V").output();
+    match found {
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout).contains("1.22")
+                || String::from_utf8_lossy(&o.stderr).contains("1.22") =>
+        {
+            Command::new("hashcash")
+        }
+        _ => panic!(
+            "the interop tests need the real `hashcash` 1.22 on PATH (Debian package `hashcash`); \
+             run `bash .ci/run`, which installs it"
+        ),
+    }
+}
+
+/// The first stamp in the hashcash known-answer table that starts with `start`.
+pub fn kat_stamp(start: &str) -> String {
+    let text = std::fs::read_to_string(data("hashcash-kat.tsv")).unwrap();
+    text.lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .find(|s| s.starts_with(start))
+        .unwrap_or_else(|| panic!("no stamp starting with {start:?} in hashcash-kat.tsv"))
+        .to_owned()
+}
