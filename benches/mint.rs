@@ -1,1 +1,61 @@
-fn main() {}
+//! Hash rates: one group per algorithm x backend (attempts per second, one core), plus
+//! verification throughput. Run with `cargo bench --bench mint`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pennyblack::{Algorithm, Backend, FixedClock, MintRequest, Minter, Policy, Search, Verifier};
+
+const ATTEMPTS: u64 = 1 << 16;
+
+fn kernels(c: &mut Criterion) {
+    let prefix = b"1:20:261127:bob@example.org::0pre5RtMR77n/2VPB:";
+    for alg in Algorithm::ALL {
+        let mut g = c.benchmark_group(format!("mint/{alg}"));
+        g.throughput(Throughput::Elements(ATTEMPTS));
+        for backend in Backend::available(alg) {
+            // 64 bits: (practically) never a hit, so only the scan is measured.
+            let search = Search::new(alg, prefix, 64);
+            let mut hits = Vec::new();
+            let mut start = 0u64;
+            g.bench_function(BenchmarkId::from_parameter(backend), |b| {
+                b.iter(|| {
+                    search.run(backend, start, ATTEMPTS, &mut hits);
+                    start += ATTEMPTS;
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+fn verification(c: &mut Criterion) {
+    let minter = Minter::new();
+    let cases = [
+        ("v1-sha1", MintRequest::hashcash("bob@example.org", 12)),
+        ("v2-sha256x16", MintRequest::new("bob@example.org").bits(12)),
+        (
+            "v2-blake3x16",
+            MintRequest::new("bob@example.org")
+                .alg(Algorithm::Blake3)
+                .bits(12),
+        ),
+    ];
+    let mut g = c.benchmark_group("verify");
+    g.throughput(Throughput::Elements(1));
+    for (name, req) in cases {
+        let stamp = minter.mint(&req).unwrap().to_string();
+        let verifier =
+            Verifier::new(Policy::new(12, ["bob@example.org"])).with_clock(FixedClock(time_now()));
+        g.bench_function(name, |b| b.iter(|| verifier.check(&stamp).unwrap()));
+    }
+    g.finish();
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+criterion_group!(benches, kernels, verification);
+criterion_main!(benches);

@@ -105,6 +105,32 @@ impl FromStr for Backend {
     }
 }
 
+/// A reusable counter search on one backend, for benchmarks and tools that measure hash rates:
+/// hashes `prefix || counter` for 8-digit base64 counters and reports those with `bits` leading
+/// zero bits. The minter uses the same kernels.
+pub struct Search {
+    job: Job,
+}
+
+impl Search {
+    /// Precomputes a search (midstate and final-block template) for `prefix`.
+    pub fn new(alg: Algorithm, prefix: &[u8], bits: u32) -> Search {
+        Search {
+            job: Job::new(alg, prefix, COUNTER_WIDTH, bits),
+        }
+    }
+
+    /// Tries counters `start..start + count` on `backend` and appends the hits to `hits`.
+    /// Returns `false` (and does nothing) when this CPU lacks the backend.
+    pub fn run(&self, backend: Backend, start: u64, count: u64, hits: &mut Vec<u64>) -> bool {
+        if !backend.supports(self.job.alg) {
+            return false;
+        }
+        backend.search(&self.job, start, count, hits);
+        true
+    }
+}
+
 /// One search: hash `prefix || counter` for fixed-width counters and look for leading zeros.
 /// Built once per stamp; holds whatever the kernels precompute (the midstate).
 pub(crate) struct Job {

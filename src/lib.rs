@@ -9,7 +9,7 @@ pub mod spent;
 pub mod stamp;
 pub mod verify;
 
-pub use backend::Backend;
+pub use backend::{Backend, Search};
 pub use error::{Error, MintError, ParseError, VerifyError};
 pub use mint::{MintRequest, Minter, Progress};
 pub use spent::{FileStore, MemoryStore, SpentStore};

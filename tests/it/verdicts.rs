@@ -231,9 +231,7 @@ fn spent_only_after_every_other_check_and_reordering_does_not_help() {
 #[test]
 fn unchecked_is_reported() {
     let s = mint(MintRequest::hashcash("bob@example.org", 8).date(date("250101")));
-    let mut p = Policy::default();
-    p.min_bits = None;
-    let v = at("250102", p).check(&s).unwrap();
+    let v = at("250102", Policy::default()).check(&s).unwrap();
     assert!(v.is_valid() && !v.fully_checked());
     assert_eq!(
         v.unchecked,
