@@ -1,7 +1,8 @@
-//! The portable kernel: the `sha1`, `sha2` and `blake3` crates, with the prefix's full blocks
-//! compressed once (the midstate) so each attempt hashes only the final block(s).
+//! The portable kernel: the `sha1` and `sha2` crates' block functions from a precomputed
+//! midstate, and a scalar BLAKE3 compression, so each attempt hashes only the final block(s).
+//! Also the precomputation every kernel shares (see `Job`).
 
-use super::{Job, bytes_have_zero_bits, encode_counter, words_have_zero_bits};
+use super::{B3Tail, Job, MdTail, bytes_have_zero_bits, encode_counter, words_have_zero_bits};
 use crate::stamp::Algorithm;
 
 const SHA1_IV: [u32; 5] = [
@@ -11,7 +12,7 @@ const SHA1_IV: [u32; 5] = [
     0x1032_5476,
     0xC3D2_E1F0,
 ];
-const SHA256_IV: [u32; 8] = [
+pub(crate) const SHA256_IV: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,
@@ -22,59 +23,31 @@ const SHA256_IV: [u32; 8] = [
     0x5be0_cd19,
 ];
 
-/// What the portable kernel computes once per stamp.
-pub(crate) enum Precomputed {
-    /// SHA-1 or SHA-256: the state after the prefix's full blocks, and the padded final block(s)
-    /// with the counter's place at `counter_at` (an offset into `tail`).
-    Md {
-        state: [u32; 8],
-        tail: Vec<u8>,
-        counter_at: usize,
-    },
-    /// BLAKE3: a hasher that has absorbed the prefix.
-    Blake3(Box<blake3::Hasher>),
-}
+/// BLAKE3 flags.
+pub(crate) const CHUNK_START: u32 = 1;
+pub(crate) const CHUNK_END: u32 = 2;
+pub(crate) const ROOT: u32 = 8;
 
-impl Precomputed {
-    pub(crate) fn new(alg: Algorithm, prefix: &[u8], width: usize) -> Precomputed {
-        match alg {
-            Algorithm::Sha1 | Algorithm::Sha256 => {
-                let full = prefix.len() / 64 * 64;
-                let mut state = [0u32; 8];
-                match alg {
-                    Algorithm::Sha1 => {
-                        let mut s = SHA1_IV;
-                        sha1::block_api::compress(&mut s, as_blocks(&prefix[..full]));
-                        state[..5].copy_from_slice(&s);
-                    }
-                    _ => {
-                        state = SHA256_IV;
-                        sha2::block_api::compress256(&mut state, as_blocks(&prefix[..full]));
-                    }
-                }
-                // Merkle-Damgard padding of the whole message: 0x80, zeros, 64-bit length in bits.
-                let total = prefix.len() + width;
-                let mut tail = prefix[full..].to_vec();
-                tail.resize(tail.len() + width, b'A');
-                tail.push(0x80);
-                while tail.len() % 64 != 56 {
-                    tail.push(0);
-                }
-                tail.extend_from_slice(&((total as u64) * 8).to_be_bytes());
-                Precomputed::Md {
-                    state,
-                    tail,
-                    counter_at: prefix.len() - full,
-                }
-            }
-            Algorithm::Blake3 => {
-                let mut h = blake3::Hasher::new();
-                h.update(prefix);
-                Precomputed::Blake3(Box::new(h))
-            }
-        }
+/// BLAKE3's message word order for each of the 7 rounds: the permutation applied repeatedly.
+pub(crate) const B3_SCHEDULE: [[usize; 16]; 7] = {
+    const PERM: [usize; 16] = [2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8];
+    let mut s = [[0usize; 16]; 7];
+    let mut i = 0;
+    while i < 16 {
+        s[0][i] = i;
+        i += 1;
     }
-}
+    let mut r = 1;
+    while r < 7 {
+        let mut i = 0;
+        while i < 16 {
+            s[r][i] = s[r - 1][PERM[i]];
+            i += 1;
+        }
+        r += 1;
+    }
+    s
+};
 
 fn as_blocks(bytes: &[u8]) -> &[[u8; 64]] {
     let (blocks, rest) = bytes.as_chunks::<64>();
@@ -82,44 +55,176 @@ fn as_blocks(bytes: &[u8]) -> &[[u8; 64]] {
     blocks
 }
 
+/// Midstate and padded final block(s) for SHA-1 or SHA-256.
+pub(crate) fn md_tail(alg: Algorithm, prefix: &[u8], width: usize) -> MdTail {
+    let full = prefix.len() / 64 * 64;
+    let mut state = [0u32; 8];
+    if alg == Algorithm::Sha1 {
+        let mut s = SHA1_IV;
+        sha1::block_api::compress(&mut s, as_blocks(&prefix[..full]));
+        state[..5].copy_from_slice(&s);
+    } else {
+        state = SHA256_IV;
+        sha2::block_api::compress256(&mut state, as_blocks(&prefix[..full]));
+    }
+    // Merkle-Damgard padding of the whole message: 0x80, zeros, 64-bit length in bits.
+    let total = prefix.len() + width;
+    let mut tail = prefix[full..].to_vec();
+    tail.resize(tail.len() + width, b'A');
+    tail.push(0x80);
+    while tail.len() % 64 != 56 {
+        tail.push(0);
+    }
+    tail.extend_from_slice(&((total as u64) * 8).to_be_bytes());
+    MdTail {
+        state,
+        tail,
+        counter_at: prefix.len() - full,
+    }
+}
+
+/// BLAKE3 precomputation, when the message is a single chunk (at most 1024 bytes) and the whole
+/// counter lies in its last block; `None` otherwise.
+pub(crate) fn b3_tail(prefix: &[u8], width: usize) -> Option<B3Tail> {
+    let total = prefix.len() + width;
+    if total > 1024 || width == 0 {
+        return None;
+    }
+    let last = (total - 1) / 64 * 64;
+    if prefix.len() < last {
+        return None;
+    }
+    let mut cv = SHA256_IV;
+    for (i, block) in prefix[..last].chunks_exact(64).enumerate() {
+        let flags = if i == 0 { CHUNK_START } else { 0 };
+        let out = b3_compress(&cv, &le_words(block), 64, flags);
+        cv.copy_from_slice(&out[..8]);
+    }
+    let mut block = [0u8; 64];
+    block[..prefix.len() - last].copy_from_slice(&prefix[last..]);
+    let flags = CHUNK_END | ROOT | if last == 0 { CHUNK_START } else { 0 };
+    Some(B3Tail {
+        cv,
+        block,
+        block_len: (total - last) as u32,
+        flags,
+        counter_at: prefix.len() - last,
+    })
+}
+
+/// Little-endian words of a (zero-padded) block.
+pub(crate) fn le_words(block: &[u8]) -> [u32; 16] {
+    let mut padded = [0u8; 64];
+    padded[..block.len()].copy_from_slice(block);
+    let mut w = [0u32; 16];
+    for (i, c) in padded.chunks_exact(4).enumerate() {
+        w[i] = u32::from_le_bytes(c.try_into().expect("4 bytes"));
+    }
+    w
+}
+
+#[inline(always)]
+fn g(v: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize, x: u32, y: u32) {
+    v[a] = v[a].wrapping_add(v[b]).wrapping_add(x);
+    v[d] = (v[d] ^ v[a]).rotate_right(16);
+    v[c] = v[c].wrapping_add(v[d]);
+    v[b] = (v[b] ^ v[c]).rotate_right(12);
+    v[a] = v[a].wrapping_add(v[b]).wrapping_add(y);
+    v[d] = (v[d] ^ v[a]).rotate_right(8);
+    v[c] = v[c].wrapping_add(v[d]);
+    v[b] = (v[b] ^ v[c]).rotate_right(7);
+}
+
+/// The BLAKE3 compression function for chunk 0 (counter 0), all 16 output words.
+#[inline(always)]
+pub(crate) fn b3_compress(cv: &[u32; 8], m: &[u32; 16], block_len: u32, flags: u32) -> [u32; 16] {
+    let mut v = [
+        cv[0],
+        cv[1],
+        cv[2],
+        cv[3],
+        cv[4],
+        cv[5],
+        cv[6],
+        cv[7],
+        SHA256_IV[0],
+        SHA256_IV[1],
+        SHA256_IV[2],
+        SHA256_IV[3],
+        0,
+        0,
+        block_len,
+        flags,
+    ];
+    macro_rules! round {
+        ($r:literal) => {{
+            const S: [usize; 16] = B3_SCHEDULE[$r];
+            g(&mut v, 0, 4, 8, 12, m[S[0]], m[S[1]]);
+            g(&mut v, 1, 5, 9, 13, m[S[2]], m[S[3]]);
+            g(&mut v, 2, 6, 10, 14, m[S[4]], m[S[5]]);
+            g(&mut v, 3, 7, 11, 15, m[S[6]], m[S[7]]);
+            g(&mut v, 0, 5, 10, 15, m[S[8]], m[S[9]]);
+            g(&mut v, 1, 6, 11, 12, m[S[10]], m[S[11]]);
+            g(&mut v, 2, 7, 8, 13, m[S[12]], m[S[13]]);
+            g(&mut v, 3, 4, 9, 14, m[S[14]], m[S[15]]);
+        }};
+    }
+    round!(0);
+    round!(1);
+    round!(2);
+    round!(3);
+    round!(4);
+    round!(5);
+    round!(6);
+    for i in 0..8 {
+        v[i] ^= v[i + 8];
+        v[i + 8] ^= cv[i];
+    }
+    v
+}
+
 /// Scans counters `start..end` and appends the hits.
 pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
-    match (&job.portable, job.alg) {
-        (
-            Precomputed::Md {
-                state,
-                tail,
-                counter_at,
-            },
-            alg,
-        ) => {
-            let mut block = tail.clone();
-            let at = *counter_at;
-            for n in start..end {
-                encode_counter(n, &mut block[at..at + job.width]);
-                let hit = if alg == Algorithm::Sha1 {
-                    let mut s: [u32; 5] = state[..5].try_into().expect("5 words");
-                    sha1::block_api::compress(&mut s, as_blocks(&block));
-                    words_have_zero_bits(&s, job.bits)
-                } else {
-                    let mut s = *state;
-                    sha2::block_api::compress256(&mut s, as_blocks(&block));
-                    words_have_zero_bits(&s, job.bits)
-                };
-                if hit {
-                    hits.push(n);
-                }
+    if let Some(md) = &job.md {
+        let mut block = md.tail.clone();
+        let at = md.counter_at;
+        for n in start..end {
+            encode_counter(n, &mut block[at..at + job.width]);
+            let hit = if job.alg == Algorithm::Sha1 {
+                let mut s: [u32; 5] = md.state[..5].try_into().expect("5 words");
+                sha1::block_api::compress(&mut s, as_blocks(&block));
+                words_have_zero_bits(&s, job.bits)
+            } else {
+                let mut s = md.state;
+                sha2::block_api::compress256(&mut s, as_blocks(&block));
+                words_have_zero_bits(&s, job.bits)
+            };
+            if hit {
+                hits.push(n);
             }
         }
-        (Precomputed::Blake3(h), _) => {
-            let mut digits = vec![0u8; job.width];
-            for n in start..end {
-                encode_counter(n, &mut digits);
-                let mut h = (**h).clone();
-                h.update(&digits);
-                if bytes_have_zero_bits(h.finalize().as_bytes(), job.bits) {
-                    hits.push(n);
-                }
+    } else if let Some(b3) = &job.b3 {
+        let mut block = b3.block;
+        let at = b3.counter_at;
+        for n in start..end {
+            encode_counter(n, &mut block[at..at + job.width]);
+            let out = b3_compress(&b3.cv, &le_words(&block), b3.block_len, b3.flags);
+            let mut bytes = [0u8; 32];
+            for (i, w) in out[..8].iter().enumerate() {
+                bytes[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            if bytes_have_zero_bits(&bytes, job.bits) {
+                hits.push(n);
+            }
+        }
+    } else if let Some(h) = &job.b3_hasher {
+        let mut digits = vec![0u8; job.width];
+        for n in start..end {
+            encode_counter(n, &mut digits);
+            let mut h = (**h).clone();
+            h.update(&digits);
+            if bytes_have_zero_bits(h.finalize().as_bytes(), job.bits) {
+                hits.push(n);
             }
         }
     }
@@ -131,11 +236,13 @@ mod tests {
     use sha2::Digest;
 
     /// The kernel's hits are exactly the counters whose plain-crate hash reaches the target,
-    /// for prefixes of every length across one and two block boundaries.
+    /// for prefixes of every length across one and two block boundaries (and, for BLAKE3, past
+    /// the one-chunk limit where the fallback takes over).
     #[test]
     fn matches_plain_crates_for_every_prefix_length() {
         for alg in Algorithm::ALL {
-            for len in 0..=140usize {
+            let lens = (0..=140usize).chain([1000, 1014, 1015, 1016, 1017, 1030]);
+            for len in lens {
                 let prefix: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
                 let bits = 4;
                 let job = Job::new(alg, &prefix, 8, bits);

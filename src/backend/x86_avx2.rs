@@ -1,0 +1,297 @@
+//! AVX2 kernels: 8 candidates per vector, one per 32-bit lane, for SHA-256 (for CPUs without
+//! SHA-NI) and BLAKE3. Lane i hashes counter `n + i` for `n` a multiple of 8, so the lanes differ
+//! only in the counter's last digit: every message word is a broadcast except the one word that
+//! holds that digit. Hits are found with a compare and a movemask.
+
+#[cfg(target_arch = "x86")]
+use std::arch::x86::*;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::{COUNTER_DIGITS, Job, encode_counter, portable};
+use crate::stamp::Algorithm;
+
+const LANES: u64 = 8;
+
+/// Whether this CPU has AVX2.
+pub(crate) fn detected() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// Scans counters `start..end` of a SHA-256 or BLAKE3 job and appends the hits. Counters outside
+/// whole groups of 8, and layouts the lanes cannot share (a BLAKE3 message over one chunk), go to
+/// the portable kernel.
+pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
+    assert!(
+        detected(),
+        "the avx2 backend was called on a CPU without AVX2"
+    );
+    let vector_ok = job.width > 0
+        && match job.alg {
+            Algorithm::Sha256 => job.md.is_some(),
+            Algorithm::Blake3 => job.b3.is_some(),
+            Algorithm::Sha1 => false,
+        };
+    if !vector_ok {
+        return portable::search(job, start, end, hits);
+    }
+    let first = start.next_multiple_of(LANES).min(end);
+    let last = first + (end - first) / LANES * LANES;
+    portable::search(job, start, first, hits);
+    let before = hits.len();
+    if first < last {
+        // SAFETY: `detected()` has just confirmed AVX2.
+        unsafe {
+            match job.alg {
+                Algorithm::Sha256 => sha256_scan(job, first, last, hits),
+                _ => blake3_scan(job, first, last, hits),
+            }
+        }
+    }
+    if job.bits > 32 {
+        // Candidates were judged on their first 32 bits; confirm them.
+        let candidates: Vec<u64> = hits.drain(before..).collect();
+        for n in candidates {
+            portable::search(job, n, n + 1, hits);
+        }
+    }
+    portable::search(job, last, end, hits);
+}
+
+/// The lanes' versions of the word holding the counter's last digit (byte `pos` of `bytes`),
+/// for the group starting at `n`; `be` selects big-endian words (SHA) or little-endian (BLAKE3).
+#[inline(always)]
+fn lane_words(bytes: &mut [u8], pos: usize, n: u64, be: bool) -> [i32; 8] {
+    let word = pos / 4 * 4;
+    let mut out = [0i32; 8];
+    for (i, o) in out.iter_mut().enumerate() {
+        bytes[pos] = COUNTER_DIGITS[((n & 63) + i as u64) as usize];
+        let b: [u8; 4] = bytes[word..word + 4].try_into().expect("4 bytes");
+        *o = if be {
+            i32::from_be_bytes(b)
+        } else {
+            i32::from_le_bytes(b)
+        };
+    }
+    out
+}
+
+macro_rules! rotr {
+    ($x:expr, $n:literal) => {
+        _mm256_or_si256(
+            _mm256_srli_epi32::<$n>($x),
+            _mm256_slli_epi32::<{ 32 - $n }>($x),
+        )
+    };
+}
+
+const K256: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+/// One SHA-256 compression of 8 lanes.
+#[target_feature(enable = "avx2")]
+fn sha256_x8(state: &mut [__m256i; 8], w: &mut [__m256i; 16]) {
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+    for t in 0..64 {
+        if t >= 16 {
+            let w15 = w[(t + 1) % 16];
+            let w2 = w[(t + 14) % 16];
+            let s0 = _mm256_xor_si256(
+                _mm256_xor_si256(rotr!(w15, 7), rotr!(w15, 18)),
+                _mm256_srli_epi32::<3>(w15),
+            );
+            let s1 = _mm256_xor_si256(
+                _mm256_xor_si256(rotr!(w2, 17), rotr!(w2, 19)),
+                _mm256_srli_epi32::<10>(w2),
+            );
+            w[t % 16] = _mm256_add_epi32(
+                _mm256_add_epi32(w[t % 16], s0),
+                _mm256_add_epi32(w[(t + 9) % 16], s1),
+            );
+        }
+        let big_s1 = _mm256_xor_si256(_mm256_xor_si256(rotr!(e, 6), rotr!(e, 11)), rotr!(e, 25));
+        let ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
+        let t1 = _mm256_add_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(h, big_s1), _mm256_add_epi32(ch, w[t % 16])),
+            _mm256_set1_epi32(K256[t] as i32),
+        );
+        let big_s0 = _mm256_xor_si256(_mm256_xor_si256(rotr!(a, 2), rotr!(a, 13)), rotr!(a, 22));
+        let maj = _mm256_or_si256(
+            _mm256_and_si256(a, b),
+            _mm256_and_si256(c, _mm256_or_si256(a, b)),
+        );
+        let t2 = _mm256_add_epi32(big_s0, maj);
+        h = g;
+        g = f;
+        f = e;
+        e = _mm256_add_epi32(d, t1);
+        d = c;
+        c = b;
+        b = a;
+        a = _mm256_add_epi32(t1, t2);
+    }
+    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *s = _mm256_add_epi32(*s, v);
+    }
+}
+
+/// Lane mask of the candidates whose first big-endian word meets min(bits, 32) zero bits.
+#[target_feature(enable = "avx2")]
+fn first_word_mask(word: __m256i, bits: u32) -> u32 {
+    if bits == 0 {
+        return 0xff;
+    }
+    let shifted = _mm256_srl_epi32(word, _mm_cvtsi32_si128(32 - bits.min(32) as i32));
+    let zero = _mm256_cmpeq_epi32(shifted, _mm256_setzero_si256());
+    _mm256_movemask_ps(_mm256_castsi256_ps(zero)) as u32
+}
+
+#[target_feature(enable = "avx2")]
+fn push_mask(mask: u32, n: u64, hits: &mut Vec<u64>) {
+    let mut m = mask;
+    while m != 0 {
+        hits.push(n + u64::from(m.trailing_zeros()));
+        m &= m - 1;
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn sha256_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
+    let md = job.md.as_ref().expect("checked by search");
+    let mut tail = md.tail.clone();
+    let at = md.counter_at;
+    let pos = at + job.width - 1; // the last digit, which differs between lanes
+    let init: [__m256i; 8] = md.state.map(|s| _mm256_set1_epi32(s as i32));
+    let mut n = start;
+    while n < end {
+        encode_counter(n, &mut tail[at..at + job.width]);
+        let lanes = lane_words(&mut tail, pos, n, true);
+        let lane_vec = _mm256_setr_epi32(
+            lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7],
+        );
+        let mut state = init;
+        for (bi, block) in tail.chunks_exact(64).enumerate() {
+            let mut w = [_mm256_setzero_si256(); 16];
+            for (k, wk) in w.iter_mut().enumerate() {
+                *wk = if 64 * bi + 4 * k == pos / 4 * 4 {
+                    lane_vec
+                } else {
+                    let b: [u8; 4] = block[4 * k..4 * k + 4].try_into().expect("4 bytes");
+                    _mm256_set1_epi32(i32::from_be_bytes(b))
+                };
+            }
+            sha256_x8(&mut state, &mut w);
+        }
+        push_mask(first_word_mask(state[0], job.bits), n, hits);
+        n += LANES;
+    }
+}
+
+/// BLAKE3 compression of 8 lanes (chunk counter 0); returns output word 0 of each lane.
+#[target_feature(enable = "avx2")]
+fn blake3_x8(cv: &[u32; 8], m: &[__m256i; 16], block_len: u32, flags: u32) -> __m256i {
+    let rot16 = _mm256_setr_epi8(
+        2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9,
+        14, 15, 12, 13,
+    );
+    let rot8 = _mm256_setr_epi8(
+        1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8,
+        13, 14, 15, 12,
+    );
+    let iv = &portable::SHA256_IV;
+    let mut v = [
+        _mm256_set1_epi32(cv[0] as i32),
+        _mm256_set1_epi32(cv[1] as i32),
+        _mm256_set1_epi32(cv[2] as i32),
+        _mm256_set1_epi32(cv[3] as i32),
+        _mm256_set1_epi32(cv[4] as i32),
+        _mm256_set1_epi32(cv[5] as i32),
+        _mm256_set1_epi32(cv[6] as i32),
+        _mm256_set1_epi32(cv[7] as i32),
+        _mm256_set1_epi32(iv[0] as i32),
+        _mm256_set1_epi32(iv[1] as i32),
+        _mm256_set1_epi32(iv[2] as i32),
+        _mm256_set1_epi32(iv[3] as i32),
+        _mm256_setzero_si256(),
+        _mm256_setzero_si256(),
+        _mm256_set1_epi32(block_len as i32),
+        _mm256_set1_epi32(flags as i32),
+    ];
+    macro_rules! g {
+        ($a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr) => {
+            v[$a] = _mm256_add_epi32(_mm256_add_epi32(v[$a], v[$b]), $x);
+            v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256(v[$d], v[$a]), rot16);
+            v[$c] = _mm256_add_epi32(v[$c], v[$d]);
+            v[$b] = rotr!(_mm256_xor_si256(v[$b], v[$c]), 12);
+            v[$a] = _mm256_add_epi32(_mm256_add_epi32(v[$a], v[$b]), $y);
+            v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256(v[$d], v[$a]), rot8);
+            v[$c] = _mm256_add_epi32(v[$c], v[$d]);
+            v[$b] = rotr!(_mm256_xor_si256(v[$b], v[$c]), 7);
+        };
+    }
+    macro_rules! round {
+        ($r:literal) => {{
+            const S: [usize; 16] = portable::B3_SCHEDULE[$r];
+            g!(0, 4, 8, 12, m[S[0]], m[S[1]]);
+            g!(1, 5, 9, 13, m[S[2]], m[S[3]]);
+            g!(2, 6, 10, 14, m[S[4]], m[S[5]]);
+            g!(3, 7, 11, 15, m[S[6]], m[S[7]]);
+            g!(0, 5, 10, 15, m[S[8]], m[S[9]]);
+            g!(1, 6, 11, 12, m[S[10]], m[S[11]]);
+            g!(2, 7, 8, 13, m[S[12]], m[S[13]]);
+            g!(3, 4, 9, 14, m[S[14]], m[S[15]]);
+        }};
+    }
+    round!(0);
+    round!(1);
+    round!(2);
+    round!(3);
+    round!(4);
+    round!(5);
+    round!(6);
+    _mm256_xor_si256(v[0], v[8])
+}
+
+#[target_feature(enable = "avx2")]
+fn blake3_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
+    let b3 = job.b3.as_ref().expect("checked by search");
+    let mut block = b3.block;
+    let at = b3.counter_at;
+    let pos = at + job.width - 1;
+    // The digest's first bytes are word 0 in little-endian order: byte-swap to count zero bits.
+    let bswap = _mm256_setr_epi8(
+        3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
+        15, 14, 13, 12,
+    );
+    let mut n = start;
+    while n < end {
+        encode_counter(n, &mut block[at..at + job.width]);
+        let lanes = lane_words(&mut block, pos, n, false);
+        let words = portable::le_words(&block);
+        let mut m = [_mm256_setzero_si256(); 16];
+        for (k, mk) in m.iter_mut().enumerate() {
+            *mk = if k == pos / 4 {
+                _mm256_setr_epi32(
+                    lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7],
+                )
+            } else {
+                _mm256_set1_epi32(words[k] as i32)
+            };
+        }
+        let out0 = blake3_x8(&b3.cv, &m, b3.block_len, b3.flags);
+        push_mask(
+            first_word_mask(_mm256_shuffle_epi8(out0, bswap), job.bits),
+            n,
+            hits,
+        );
+        n += LANES;
+    }
+}
