@@ -27,6 +27,36 @@ fn kernels(c: &mut Criterion) {
     }
 }
 
+/// All cores against one: the best backend per algorithm, 2^18 attempts split over T threads.
+fn threads(c: &mut Criterion) {
+    const TOTAL: u64 = 1 << 18;
+    let prefix = b"2:sha256:16:16:261127:bob@example.org::dVdpeT66VrvGmNNsItqxzrLOHrF+o:";
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for alg in Algorithm::ALL {
+        let backend = Backend::detect(alg);
+        let search = Search::new(alg, prefix, 64);
+        let mut g = c.benchmark_group(format!("threads/{alg}/{backend}"));
+        g.throughput(Throughput::Elements(TOTAL));
+        for t in 1..=cores {
+            g.bench_function(BenchmarkId::from_parameter(t), |b| {
+                b.iter(|| {
+                    std::thread::scope(|s| {
+                        for i in 0..t as u64 {
+                            let search = &search;
+                            s.spawn(move || {
+                                let mut hits = Vec::new();
+                                let share = TOTAL / t as u64;
+                                search.run(backend, i << 40, share, &mut hits);
+                            });
+                        }
+                    })
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
 fn verification(c: &mut Criterion) {
     let minter = Minter::new();
     let cases = [
@@ -57,5 +87,5 @@ fn time_now() -> i64 {
         .as_secs() as i64
 }
 
-criterion_group!(benches, kernels, verification);
+criterion_group!(benches, kernels, threads, verification);
 criterion_main!(benches);

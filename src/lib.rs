@@ -3,8 +3,10 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod calibrate;
 pub mod error;
 pub mod mint;
+pub mod rate;
 pub mod spent;
 pub mod stamp;
 pub mod verify;

@@ -319,3 +319,92 @@ fn verify_refuses_bad_options_and_stores_with_exit_3() {
         assert!(out(&o).is_empty());
     }
 }
+
+#[test]
+fn bench_measures_every_available_backend() {
+    let o = run(
+        &[
+            "bench",
+            "--seconds",
+            "0.05",
+            "--no-reference",
+            "--json",
+            "--threads",
+            "2",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    let rates = v["rates"].as_array().unwrap();
+    for alg in pennyblack::Algorithm::ALL {
+        for b in pennyblack::Backend::available(alg) {
+            let r = rates
+                .iter()
+                .find(|r| r["alg"] == alg.name() && r["backend"] == b.name() && r["threads"] == 1)
+                .unwrap_or_else(|| panic!("no row for {alg} {b}"));
+            assert!(r["per_second"].as_f64().unwrap() > 0.0);
+        }
+        assert!(
+            rates
+                .iter()
+                .any(|r| r["alg"] == alg.name() && r["threads"] == 2)
+        );
+    }
+    assert!(v["verify_v1_per_second"].as_f64().unwrap() > 0.0);
+    let o = run(&["bench", "--seconds", "0"], b"");
+    assert_eq!(code(&o), 3);
+}
+
+#[test]
+fn calibrate_picks_bits_from_a_given_rate_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("plot.svg");
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "1s",
+            "--rate",
+            "1000000",
+            "--parts",
+            "16",
+            "--json",
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    // 2^19 hashes at 1 M/s: 0.52 s mean; 2^20 would be 1.05 s
+    assert_eq!(v["bits"], 19);
+    assert_eq!(v["chosen"]["bits_per_part"], 15);
+    let (p99, mean) = (
+        v["chosen"]["p99_s"].as_f64().unwrap(),
+        v["chosen"]["mean_s"].as_f64().unwrap(),
+    );
+    assert!((1.5..1.8).contains(&(p99 / mean)), "{p99} {mean}");
+    let one = v["one_part"]["p99_s"].as_f64().unwrap() / v["one_part"]["mean_s"].as_f64().unwrap();
+    assert!((one - 4.605).abs() < 0.01);
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("16 parts of 15 bits"));
+    for bad in [
+        &["calibrate", "--target", "0s", "--rate", "1"][..],
+        &[
+            "calibrate",
+            "--target",
+            "1s",
+            "--alg",
+            "sha1",
+            "--parts",
+            "2",
+            "--rate",
+            "1",
+        ],
+        &["calibrate", "--target", "1s", "--rate", "-5"],
+        &["mint", "--backend", "avx2", "--alg", "sha1", "x"],
+    ] {
+        assert_eq!(code(&run(bad, b"")), 3, "{bad:?}");
+    }
+}

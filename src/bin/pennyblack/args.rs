@@ -34,7 +34,33 @@ pub enum Command {
     /// Verify stamps from the arguments, or from standard input one per line.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
+    /// Measure hash rates per algorithm and backend, beside OpenSSL and hashcash.
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
+    /// Pick the bits that hit a target mint time, with predicted p50/p90/p99 times.
+    #[command(after_help = CALIBRATE_EXAMPLES)]
+    Calibrate(CalibrateArgs),
 }
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  pennyblack bench                          # every algorithm and backend, 1 core and all cores
+  pennyblack bench --alg sha256 --seconds 5
+  pennyblack bench --json --no-reference > rates.json
+
+Rates are attempts (one hash of a candidate stamp) per second. The reference rows run
+`openssl speed` (SHA-1/SHA-256 compressions per second on 16 KiB buffers) and `hashcash -s`
+when those tools are installed, in the same run, so the ratios compare like with like.";
+
+const CALIBRATE_EXAMPLES: &str = "\
+Examples:
+  pennyblack calibrate --target 2s                  # default sha256, 16 parts
+  pennyblack calibrate --target 500ms --alg sha1    # hashcash v1 stamps (one part)
+  pennyblack calibrate --target 2s --parts 1 --plot one-part.svg
+
+The chosen bits are the most whose mean mint time on this machine stays within the target.
+One part: the time is exponential, p99 = 4.6 x mean. K parts: gamma of shape K, p99 near
+1 + 2.33/sqrt(K) x mean.";
 
 const MINT_EXAMPLES: &str = "\
 Examples:
@@ -70,6 +96,88 @@ pub enum BackendArg {
     Auto,
     /// The hash crates with a precomputed midstate; runs everywhere.
     Portable,
+    /// x86 SHA extensions (SHA-1, SHA-256).
+    ShaNi,
+    /// x86 AVX2, 8 lanes (SHA-256, BLAKE3).
+    Avx2,
+}
+
+impl BackendArg {
+    /// The library backend, or `None` for auto.
+    pub fn backend(self) -> Option<pennyblack::Backend> {
+        match self {
+            BackendArg::Auto => None,
+            BackendArg::Portable => Some(pennyblack::Backend::Portable),
+            BackendArg::ShaNi => Some(pennyblack::Backend::ShaNi),
+            BackendArg::Avx2 => Some(pennyblack::Backend::Avx2),
+        }
+    }
+}
+
+impl AlgArg {
+    /// The library algorithm.
+    pub fn alg(self) -> pennyblack::Algorithm {
+        match self {
+            AlgArg::Sha1 => pennyblack::Algorithm::Sha1,
+            AlgArg::Sha256 => pennyblack::Algorithm::Sha256,
+            AlgArg::Blake3 => pennyblack::Algorithm::Blake3,
+        }
+    }
+}
+
+/// `pennyblack bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Algorithms to measure (repeat) [default: all].
+    #[arg(short, long, value_enum)]
+    pub alg: Vec<AlgArg>,
+    /// Backends to measure (repeat) [default: every one this CPU has].
+    #[arg(long, value_enum)]
+    pub backend: Vec<BackendArg>,
+    /// Threads for the all-cores row [default: all cores].
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+    /// Seconds per measurement.
+    #[arg(short, long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Skip the OpenSSL and hashcash reference measurements.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pennyblack calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Target mean mint time per stamp (e.g. 2s, 500ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub target: std::time::Duration,
+    /// Hash algorithm.
+    #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
+    pub alg: AlgArg,
+    /// Number of parts [default: 16; 1 for sha1].
+    #[arg(short, long)]
+    pub parts: Option<u32>,
+    /// Threads the sender will mint with [default: all cores].
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+    /// Minting backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+    /// Seconds spent measuring this machine's rate.
+    #[arg(short, long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Use this rate (hashes per second, all threads) instead of measuring.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Draw the predicted mint-time distributions (one part vs the chosen parts) to an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pennyblack mint`.

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Mint(a) => cmd::mint::run(a),
         args::Command::Verify(a) => cmd::verify::run(a),
+        args::Command::Bench(a) => cmd::bench::run(a),
+        args::Command::Calibrate(a) => cmd::calibrate::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -5,17 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use pennyblack::{Algorithm, Backend, MintRequest, Minter, StampDate};
+use pennyblack::{Algorithm, MintRequest, Minter, StampDate};
 
 use crate::Exit;
-use crate::args::{AlgArg, BackendArg, MintArgs};
+use crate::args::MintArgs;
 
 pub fn run(a: MintArgs) -> Result<Exit> {
-    let alg = match a.alg {
-        AlgArg::Sha1 => Algorithm::Sha1,
-        AlgArg::Sha256 => Algorithm::Sha256,
-        AlgArg::Blake3 => Algorithm::Blake3,
-    };
+    let alg = a.alg.alg();
     let parts = a
         .parts
         .unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
@@ -58,9 +54,9 @@ pub fn run(a: MintArgs) -> Result<Exit> {
         }
         minter = minter.threads(t);
     }
-    match a.backend {
-        BackendArg::Auto => {}
-        BackendArg::Portable => minter = minter.backend(Backend::Portable),
+    if let Some(b) = a.backend.backend() {
+        crate::cmd::require_backend(b, alg)?;
+        minter = minter.backend(b);
     }
     if let Some(d) = a.deadline {
         minter = minter.deadline(d);

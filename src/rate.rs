@@ -1,0 +1,80 @@
+//! Measured hash rates: how many attempts per second a backend makes for an algorithm, on one or
+//! more threads. Used by the `bench` and `calibrate` commands.
+
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, Search};
+use crate::stamp::Algorithm;
+
+/// A measured rate.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Rate {
+    /// The algorithm.
+    pub alg: Algorithm,
+    /// The backend.
+    pub backend: Backend,
+    /// Threads used.
+    pub threads: usize,
+    /// Attempts made.
+    pub attempts: u64,
+    /// Wall time taken, seconds.
+    pub seconds: f64,
+    /// Attempts per second, all threads together.
+    pub per_second: f64,
+}
+
+/// Hashes a realistic stamp prefix with `backend` on `threads` threads for about `duration`
+/// (each thread on its own counter range, chunks of 64K attempts) and reports the rate. `None`
+/// when this CPU lacks the backend for `alg`.
+pub fn measure(
+    alg: Algorithm,
+    backend: Backend,
+    threads: usize,
+    duration: Duration,
+) -> Option<Rate> {
+    if !backend.supports(alg) {
+        return None;
+    }
+    const CHUNK: u64 = 1 << 16;
+    let threads = threads.max(1);
+    let prefix: &[u8] = match alg {
+        Algorithm::Sha1 => b"1:20:261127:bob@example.org::0pre5RtMR77n/2VPB:",
+        Algorithm::Sha256 => {
+            b"2:sha256:16:16:261127:bob@example.org::dVdpeT66VrvGmNNsItqxzrLOHrF+o:"
+        }
+        Algorithm::Blake3 => {
+            b"2:blake3:16:16:261127:bob@example.org::P4RJGt2b0LfMyBLF+fgpQsFTxxxxx:"
+        }
+    };
+    // 64 bits: practically never a hit, so only the scan is measured.
+    let search = Search::new(alg, prefix, 64);
+    let started = Instant::now();
+    let attempts: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let search = &search;
+                s.spawn(move || {
+                    let mut hits = Vec::new();
+                    let mut n = (t as u64) << 40;
+                    let mut done = 0u64;
+                    while started.elapsed() < duration {
+                        search.run(backend, n, CHUNK, &mut hits);
+                        n += CHUNK;
+                        done += CHUNK;
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    Some(Rate {
+        alg,
+        backend,
+        threads,
+        attempts,
+        seconds,
+        per_second: attempts as f64 / seconds,
+    })
+}
