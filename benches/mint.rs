@@ -7,8 +7,8 @@ use pennyblack::{Algorithm, Backend, FixedClock, MintRequest, Minter, Policy, Se
 const ATTEMPTS: u64 = 1 << 16;
 
 fn kernels(c: &mut Criterion) {
-    let prefix = b"1:20:261127:bob@example.org::0pre5RtMR77n/2VPB:";
     for alg in Algorithm::ALL {
+        let prefix = &pennyblack::rate::sample_prefix(alg);
         let mut g = c.benchmark_group(format!("mint/{alg}"));
         g.throughput(Throughput::Elements(ATTEMPTS));
         for backend in Backend::available(alg) {
@@ -30,11 +30,10 @@ fn kernels(c: &mut Criterion) {
 /// All cores against one: the best backend per algorithm, 2^18 attempts split over T threads.
 fn threads(c: &mut Criterion) {
     const TOTAL: u64 = 1 << 18;
-    let prefix = b"2:sha256:16:16:261127:bob@example.org::dVdpeT66VrvGmNNsItqxzrLOHrF+o:";
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for alg in Algorithm::ALL {
         let backend = Backend::detect(alg);
-        let search = Search::new(alg, prefix, 64);
+        let search = Search::new(alg, &pennyblack::rate::sample_prefix(alg), 64);
         let mut g = c.benchmark_group(format!("threads/{alg}/{backend}"));
         g.throughput(Throughput::Elements(TOTAL));
         for t in 1..=cores {

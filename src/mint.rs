@@ -426,20 +426,26 @@ fn worker(shared: &Shared, job: &Job, backend: Backend, chunk: u64, parts: usize
 /// A random field of at least 16 base64 characters, padded so that the counter lands where the
 /// kernels want it: for SHA-1 and SHA-256 the message ends at byte 55 of its last block (one final
 /// block, constant words first); for BLAKE3 it ends a 64-byte block.
-fn random_field(alg: Algorithm, prefix_len_without_rand: usize) -> Result<String, MintError> {
-    let base = prefix_len_without_rand + RAND_CHARS + COUNTER_WIDTH;
-    let target = match alg {
-        Algorithm::Sha1 | Algorithm::Sha256 => 55,
-        Algorithm::Blake3 => 0,
-    };
-    let pad = (target + 64 - base % 64) % 64;
-    let len = RAND_CHARS + pad;
-    let mut bytes = vec![0u8; len];
+pub(crate) fn random_field(
+    alg: Algorithm,
+    prefix_len_without_rand: usize,
+) -> Result<String, MintError> {
+    let mut bytes = vec![0u8; random_field_len(alg, prefix_len_without_rand)];
     getrandom::fill(&mut bytes).map_err(|e| MintError::Random(e.to_string()))?;
     Ok(bytes
         .iter()
         .map(|b| crate::backend::COUNTER_DIGITS[(b & 63) as usize] as char)
         .collect())
+}
+
+/// The length `random_field` gives: at least 16, padded for the kernels' layout.
+pub(crate) fn random_field_len(alg: Algorithm, prefix_len_without_rand: usize) -> usize {
+    let base = prefix_len_without_rand + RAND_CHARS + COUNTER_WIDTH;
+    let target = match alg {
+        Algorithm::Sha1 | Algorithm::Sha256 => 55,
+        Algorithm::Blake3 => 0,
+    };
+    RAND_CHARS + (target + 64 - base % 64) % 64
 }
 
 const _: () = assert!(MAX_PARTS <= 64);

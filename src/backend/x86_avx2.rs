@@ -58,20 +58,14 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     portable::search(job, last, end, hits);
 }
 
-/// The lanes' versions of the word holding the counter's last digit (byte `pos` of `bytes`),
-/// for the group starting at `n`; `be` selects big-endian words (SHA) or little-endian (BLAKE3).
-#[inline(always)]
-fn lane_words(bytes: &mut [u8], pos: usize, n: u64, be: bool) -> [i32; 8] {
-    let word = pos / 4 * 4;
-    let mut out = [0i32; 8];
-    for (i, o) in out.iter_mut().enumerate() {
-        bytes[pos] = COUNTER_DIGITS[((n & 63) + i as u64) as usize];
-        let b: [u8; 4] = bytes[word..word + 4].try_into().expect("4 bytes");
-        *o = if be {
-            i32::from_be_bytes(b)
-        } else {
-            i32::from_le_bytes(b)
-        };
+/// For each of the 8 groups of 8 in a run of 64 counters, the vector whose lane i holds the
+/// digit of counter `8g + i` at its place (`shift` bits up) in the word that holds the last digit.
+#[target_feature(enable = "avx2")]
+fn lane_table(shift: u32) -> [__m256i; 8] {
+    let mut out = [_mm256_setzero_si256(); 8];
+    for (g, o) in out.iter_mut().enumerate() {
+        let d = |i: usize| (u32::from(COUNTER_DIGITS[8 * g + i]) << shift) as i32;
+        *o = _mm256_setr_epi32(d(0), d(1), d(2), d(3), d(4), d(5), d(6), d(7));
     }
     out
 }
@@ -169,24 +163,29 @@ fn sha256_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     let mut tail = md.tail.clone();
     let at = md.counter_at;
     let pos = at + job.width - 1; // the last digit, which differs between lanes
+    let table = lane_table(8 * (3 - (pos % 4) as u32)); // big-endian words
     let init: [__m256i; 8] = md.state.map(|s| _mm256_set1_epi32(s as i32));
+    let nblocks = tail.len() / 64;
+    let mut base = [[_mm256_setzero_si256(); 16]; 2];
     let mut n = start;
     while n < end {
-        encode_counter(n, &mut tail[at..at + job.width]);
-        let lanes = lane_words(&mut tail, pos, n, true);
-        let lane_vec = _mm256_setr_epi32(
-            lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7],
-        );
-        let mut state = init;
-        for (bi, block) in tail.chunks_exact(64).enumerate() {
-            let mut w = [_mm256_setzero_si256(); 16];
-            for (k, wk) in w.iter_mut().enumerate() {
-                *wk = if 64 * bi + 4 * k == pos / 4 * 4 {
-                    lane_vec
-                } else {
+        if n == start || n % 64 == 0 {
+            // New high digits: broadcast every word, the last digit left out.
+            encode_counter(n, &mut tail[at..at + job.width]);
+            tail[pos] = 0;
+            for (bi, block) in tail.chunks_exact(64).enumerate() {
+                for (k, wk) in base[bi].iter_mut().enumerate() {
                     let b: [u8; 4] = block[4 * k..4 * k + 4].try_into().expect("4 bytes");
-                    _mm256_set1_epi32(i32::from_be_bytes(b))
-                };
+                    *wk = _mm256_set1_epi32(i32::from_be_bytes(b));
+                }
+            }
+        }
+        let mut state = init;
+        for (bi, block_words) in base.iter().enumerate().take(nblocks) {
+            let mut w = *block_words;
+            if pos / 64 == bi {
+                let k = pos % 64 / 4;
+                w[k] = _mm256_or_si256(w[k], table[(n % 64 / 8) as usize]);
             }
             sha256_x8(&mut state, &mut w);
         }
@@ -266,26 +265,24 @@ fn blake3_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     let mut block = b3.block;
     let at = b3.counter_at;
     let pos = at + job.width - 1;
+    let table = lane_table(8 * (pos % 4) as u32); // little-endian words
     // The digest's first bytes are word 0 in little-endian order: byte-swap to count zero bits.
     let bswap = _mm256_setr_epi8(
         3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
         15, 14, 13, 12,
     );
+    let mut base = [_mm256_setzero_si256(); 16];
     let mut n = start;
     while n < end {
-        encode_counter(n, &mut block[at..at + job.width]);
-        let lanes = lane_words(&mut block, pos, n, false);
-        let words = portable::le_words(&block);
-        let mut m = [_mm256_setzero_si256(); 16];
-        for (k, mk) in m.iter_mut().enumerate() {
-            *mk = if k == pos / 4 {
-                _mm256_setr_epi32(
-                    lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7],
-                )
-            } else {
-                _mm256_set1_epi32(words[k] as i32)
-            };
+        if n == start || n % 64 == 0 {
+            encode_counter(n, &mut block[at..at + job.width]);
+            block[pos] = 0;
+            for (k, w) in portable::le_words(&block).iter().enumerate() {
+                base[k] = _mm256_set1_epi32(*w as i32);
+            }
         }
+        let mut m = base;
+        m[pos / 4] = _mm256_or_si256(base[pos / 4], table[(n % 64 / 8) as usize]);
         let out0 = blake3_x8(&b3.cv, &m, b3.block_len, b3.flags);
         push_mask(
             first_word_mask(_mm256_shuffle_epi8(out0, bswap), job.bits),
