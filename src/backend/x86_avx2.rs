@@ -169,7 +169,7 @@ fn sha256_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     let mut base = [[_mm256_setzero_si256(); 16]; 2];
     let mut n = start;
     while n < end {
-        if n == start || n % 64 == 0 {
+        if n == start || n.is_multiple_of(64) {
             // New high digits: broadcast every word, the last digit left out.
             encode_counter(n, &mut tail[at..at + job.width]);
             tail[pos] = 0;
@@ -274,7 +274,7 @@ fn blake3_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     let mut base = [_mm256_setzero_si256(); 16];
     let mut n = start;
     while n < end {
-        if n == start || n % 64 == 0 {
+        if n == start || n.is_multiple_of(64) {
             encode_counter(n, &mut block[at..at + job.width]);
             block[pos] = 0;
             for (k, w) in portable::le_words(&block).iter().enumerate() {

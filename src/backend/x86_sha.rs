@@ -202,7 +202,7 @@ fn sha256_fast_q<const QS: usize>(
     let (mut pre_abef, mut pre_cdgh) = (abef0, cdgh0);
     let mut n = start;
     while n < end {
-        if n == start || n % 64 == 0 {
+        if n == start || n.is_multiple_of(64) {
             // New high digits: rebuild the message without the last digit, and run the rounds
             // that come before the last digit's group once for the next 64 counters.
             encode_counter(n, &mut block[at..at + width]);
@@ -339,7 +339,7 @@ fn sha1_fast_q<const QS: usize>(md: &MdTail, job: &Job, start: u64, end: u64, hi
     let (mut pre_abcd, mut pre_prev) = (abcd0, abcd0);
     let mut n = start;
     while n < end {
-        if n == start || n % 64 == 0 {
+        if n == start || n.is_multiple_of(64) {
             encode_counter(n, &mut block[at..at + width]);
             block[last] = 0;
             for (k, b) in base.iter_mut().enumerate() {
