@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, encode_counter};
 use crate::error::MintError;
-use crate::stamp::{Algorithm, MAX_PARTS, Stamp, StampDate, Version};
+use crate::stamp::{Algorithm, Fields, MAX_PARTS, Stamp, StampDate, Version, build_prefix};
 use crate::verify::work;
 
 /// Length of the random field before alignment padding: 16 base64 characters = 96 bits.
@@ -266,7 +266,7 @@ impl Minter {
     pub fn mint(&self, req: &MintRequest) -> Result<Stamp, MintError> {
         req.validate()?;
         let date = match &req.date {
-            Some(d) => d.clone(),
+            Some(d) => *d,
             None => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -278,22 +278,24 @@ impl Minter {
             Version::V2 => req.bits_per_part(),
             _ => req.bits,
         };
-        let mut stamp = Stamp {
+        let mut fields = Fields {
             version: req.alg.version(),
             alg: req.alg,
             bits,
-            date,
-            resource: req.resource.clone(),
-            ext: req.ext.clone(),
-            rand: String::new(),
-            counters: vec![String::new(); req.parts as usize],
+            parts: req.parts,
+            date: &date,
+            resource: &req.resource,
+            ext: &req.ext,
+            rand: "",
         };
-        stamp.rand = random_field(req.alg, crate::stamp::prefix(&stamp).len())?;
-        let prefix = crate::stamp::prefix(&stamp);
+        let rand = random_field(req.alg, build_prefix(&fields).len())?;
+        fields.rand = &rand;
+        let prefix = build_prefix(&fields);
         let backend = self.backend.unwrap_or_else(|| Backend::detect(req.alg));
         let job = Job::new(req.alg, prefix.as_bytes(), COUNTER_WIDTH, bits);
         let found = self.search(&job, backend, req.parts)?;
-        stamp.counters = found
+        // Canonical order: counters sorted as text.
+        let mut counters: Vec<String> = found
             .into_iter()
             .map(|n| {
                 let mut c = [0u8; COUNTER_WIDTH];
@@ -301,8 +303,12 @@ impl Minter {
                 String::from_utf8_lossy(&c).into_owned()
             })
             .collect();
-        // Canonical order: counters sorted as text.
-        stamp.counters.sort_unstable();
+        counters.sort_unstable();
+        let text = format!("{prefix}{}", counters.join(","));
+        // Read back through the one parser: what we write is what we accept.
+        let stamp: Stamp = text
+            .parse()
+            .unwrap_or_else(|e| panic!("minted a stamp the parser refuses ({e}): {text}"));
         Ok(stamp)
     }
 

@@ -55,9 +55,9 @@ pub fn spent_key(stamp: &Stamp) -> SpentKey {
     h.update(b"pennyblack spent-key 1\0");
     match stamp.version() {
         Version::V2 => {
-            let mut counters: Vec<&str> = stamp.counters().iter().map(String::as_str).collect();
+            let mut counters: Vec<&str> = stamp.counters().collect();
             counters.sort_unstable();
-            h.update(crate::stamp::prefix(stamp).as_bytes());
+            h.update(stamp.prefix().as_bytes());
             h.update(counters.join(",").as_bytes());
         }
         Version::V0 | Version::V1 => h.update(stamp.to_string().as_bytes()),

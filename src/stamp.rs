@@ -6,7 +6,7 @@ mod format;
 mod parse;
 
 pub use date::StampDate;
-pub(crate) use format::prefix;
+pub(crate) use format::{Fields, build_prefix};
 
 use std::fmt;
 use std::str::FromStr;
@@ -109,22 +109,35 @@ impl FromStr for Algorithm {
     }
 }
 
-/// A parsed stamp of any version. `Display` writes back exactly the text it was parsed from.
+/// A parsed stamp of any version. It keeps its exact text, so `Display` writes back exactly the
+/// text it was parsed from, and the fields are views into that text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
+    pub(crate) text: String,
     pub(crate) version: Version,
     pub(crate) alg: Algorithm,
     /// Claimed bits per part (version 0 claims nothing: 0).
     pub(crate) bits: u32,
+    pub(crate) parts: u32,
     pub(crate) date: StampDate,
-    pub(crate) resource: String,
-    pub(crate) ext: String,
-    pub(crate) rand: String,
-    /// Version 1: one counter; version 2: one per part; version 0: none (the counter is in `rand`).
-    pub(crate) counters: Vec<String>,
+    pub(crate) resource: Span,
+    pub(crate) ext: Span,
+    pub(crate) rand: Span,
+    /// Version 1: one counter; version 2: the comma-separated list; version 0: empty at the end.
+    pub(crate) counters: Span,
+}
+
+/// A byte range of a stamp's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
 }
 
 impl Stamp {
+    fn span(&self, s: Span) -> &str {
+        &self.text[s.start as usize..s.end as usize]
+    }
     /// The format version.
     pub fn version(&self) -> Version {
         self.version
@@ -139,7 +152,7 @@ impl Stamp {
     }
     /// The number of parts: the number of counters for version 2, otherwise 1.
     pub fn parts(&self) -> usize {
-        self.counters.len().max(1)
+        self.parts as usize
     }
     /// The date field.
     pub fn date(&self) -> &StampDate {
@@ -147,19 +160,33 @@ impl Stamp {
     }
     /// The resource (usually the recipient's address).
     pub fn resource(&self) -> &str {
-        &self.resource
+        self.span(self.resource)
     }
     /// The extension field (empty for version 0).
     pub fn ext(&self) -> &str {
-        &self.ext
+        self.span(self.ext)
     }
     /// The random field.
     pub fn rand(&self) -> &str {
-        &self.rand
+        self.span(self.rand)
     }
-    /// The counters (one for version 1, one per part for version 2, none for version 0).
-    pub fn counters(&self) -> &[String] {
-        &self.counters
+    /// The counters: one for version 1, one per part for version 2, none for version 0.
+    pub fn counters(&self) -> impl Iterator<Item = &str> + '_ {
+        let list = self.span(self.counters);
+        let none = self.version == Version::V0;
+        list.split(',').filter(move |_| !none)
+    }
+    /// The stamp's text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+    /// What each part's counter is appended to before hashing: for versions 1 and 2 the text up
+    /// to and including the colon before the counter(s); for version 0 the whole text.
+    pub fn prefix(&self) -> &str {
+        match self.version {
+            Version::V0 => &self.text,
+            _ => &self.text[..self.counters.start as usize],
+        }
     }
 }
 
@@ -172,11 +199,17 @@ impl FromStr for Stamp {
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        format::write(self, f)
+        f.write_str(&self.text)
     }
 }
 
 /// The characters allowed in RAND and COUNTER fields: `[A-Za-z0-9+/=]`, as hashcash checks.
+#[inline(always)]
 pub(crate) fn is_alphabet(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
+    let lower = b | 0x20;
+    (lower.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'+')
+        | (b == b'/')
+        | (b == b'=')
 }

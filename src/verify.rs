@@ -99,11 +99,48 @@ pub enum Unchecked {
     Spent,
 }
 
+impl Unchecked {
+    const ALL: [Unchecked; 3] = [Unchecked::Bits, Unchecked::Resource, Unchecked::Spent];
+
+    /// The name used in messages and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unchecked::Bits => "bits",
+            Unchecked::Resource => "resource",
+            Unchecked::Spent => "spent",
+        }
+    }
+}
+
+/// The checks a verdict left out, as a small set (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UncheckedSet(u8);
+
+impl UncheckedSet {
+    fn insert(&mut self, u: Unchecked) {
+        self.0 |= 1 << (u as u8);
+    }
+    /// Whether `u` was left out.
+    pub fn contains(self, u: Unchecked) -> bool {
+        self.0 & (1 << (u as u8)) != 0
+    }
+    /// Whether every check was made.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The checks left out, in a fixed order (bits, resource, spent).
+    pub fn iter(self) -> impl Iterator<Item = Unchecked> {
+        Unchecked::ALL
+            .into_iter()
+            .filter(move |&u| self.contains(u))
+    }
+}
+
 /// The outcome of checking one stamp.
 #[derive(Debug, Clone)]
 pub struct Verdict {
-    /// The stamp text that was checked (surrounding white space removed).
-    pub stamp: String,
+    /// The text that was checked, when it did not parse (a parsed stamp keeps its own text).
+    pub malformed_text: Option<String>,
     /// The parsed stamp, unless it was malformed.
     pub parsed: Option<Stamp>,
     /// Bits of work found (0 when the hashes miss their claim or were not reached).
@@ -111,10 +148,19 @@ pub struct Verdict {
     /// `Ok` for an acceptable stamp, otherwise the reason it is not.
     pub result: Result<(), VerifyError>,
     /// Checks the policy left out; a valid stamp with any of these is "not fully checked".
-    pub unchecked: Vec<Unchecked>,
+    pub unchecked: UncheckedSet,
 }
 
 impl Verdict {
+    /// The stamp text that was checked (surrounding white space removed).
+    pub fn stamp(&self) -> &str {
+        match (&self.parsed, &self.malformed_text) {
+            (Some(s), _) => s.as_str(),
+            (None, Some(t)) => t,
+            (None, None) => "",
+        }
+    }
+
     /// Whether the stamp is acceptable under the policy.
     pub fn is_valid(&self) -> bool {
         self.result.is_ok()
@@ -173,18 +219,18 @@ impl Verifier {
     /// verdict with a reason.
     pub fn check(&self, text: &str) -> Result<Verdict, Error> {
         let text = text.trim_ascii();
-        let mut unchecked = Vec::new();
+        let mut unchecked = UncheckedSet::default();
         if self.policy.min_bits.is_none() {
-            unchecked.push(Unchecked::Bits);
+            unchecked.insert(Unchecked::Bits);
         }
         if self.policy.resources.is_empty() {
-            unchecked.push(Unchecked::Resource);
+            unchecked.insert(Unchecked::Resource);
         }
         if self.store.is_none() {
-            unchecked.push(Unchecked::Spent);
+            unchecked.insert(Unchecked::Spent);
         }
         let mut verdict = Verdict {
-            stamp: text.to_owned(),
+            malformed_text: None,
             parsed: None,
             value: 0.0,
             result: Ok(()),
@@ -194,11 +240,12 @@ impl Verifier {
             Ok(s) => s,
             Err(e) => {
                 verdict.result = Err(VerifyError::Malformed(e));
+                verdict.malformed_text = Some(text.to_owned());
                 return Ok(verdict);
             }
         };
         let now = self.clock.now();
-        let outcome = self.check_parsed(&stamp, text, now, &mut verdict.value);
+        let outcome = self.check_parsed(&stamp, now, &mut verdict.value);
         verdict.parsed = Some(stamp);
         verdict.result = match outcome {
             Ok(expires_at) => self.spend(verdict.parsed.as_ref(), expires_at, now)?,
@@ -208,13 +255,7 @@ impl Verifier {
     }
 
     /// Every check but the spent store, cheapest first. On success, returns when the stamp expires.
-    fn check_parsed(
-        &self,
-        stamp: &Stamp,
-        text: &str,
-        now: i64,
-        value: &mut f64,
-    ) -> Result<i64, VerifyError> {
+    fn check_parsed(&self, stamp: &Stamp, now: i64, value: &mut f64) -> Result<i64, VerifyError> {
         let date = stamp.date().to_unix(now)?;
         let grace = self.policy.grace.as_secs() as i64;
         if date > now.saturating_add(grace) {
@@ -246,7 +287,7 @@ impl Verifier {
                 resource: stamp.resource().to_owned(),
             });
         }
-        *value = work::value(stamp, text);
+        *value = work::value(stamp);
         // A stamp that misses its own claim is worth nothing whatever the policy says.
         let claimed = match stamp.version() {
             Version::V0 => 0,

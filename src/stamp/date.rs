@@ -11,10 +11,11 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::error::ParseError;
 
-/// A stamp's date field, kept as its digits so that it formats back exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A stamp's date field, kept as its digits (inline, no allocation) so it formats back exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StampDate {
-    digits: String,
+    digits: [u8; 12],
+    len: u8,
 }
 
 impl StampDate {
@@ -38,8 +39,11 @@ impl StampDate {
         {
             return Err(bad());
         }
+        let mut digits = [0u8; 12];
+        digits[..b.len()].copy_from_slice(b);
         Ok(StampDate {
-            digits: s.to_owned(),
+            digits,
+            len: b.len() as u8,
         })
     }
 
@@ -67,26 +71,25 @@ impl StampDate {
             t.minute(),
             t.second()
         );
-        Ok(StampDate {
-            digits: full[..width].to_owned(),
-        })
+        StampDate::parse(&full[..width]).map_err(|e| e.to_string())
     }
 
     /// The digits as they appear in the stamp.
     pub fn as_str(&self) -> &str {
-        &self.digits
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[..self.len as usize]).unwrap_or("")
     }
 
     /// The number of digits (2 to 12).
     pub fn width(&self) -> usize {
-        self.digits.len()
+        self.len as usize
     }
 
     /// The date as Unix seconds (UTC), reading the two-digit year in the century of `now`
     /// (hashcash's rule). Fails for dates that do not exist, such as 29 February of a common year.
     pub fn to_unix(&self, now: i64) -> Result<i64, ParseError> {
-        let bad = || ParseError::BadDate(self.digits.clone());
-        let b = self.digits.as_bytes();
+        let bad = || ParseError::BadDate(self.as_str().to_owned());
+        let b = &self.digits[..self.len as usize];
         let pair = |i: usize, default: u8| -> u8 {
             if i + 2 <= b.len() {
                 (b[i] - b'0') * 10 + (b[i + 1] - b'0')
@@ -114,7 +117,7 @@ impl StampDate {
 
 impl fmt::Display for StampDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.digits)
+        f.write_str(self.as_str())
     }
 }
 

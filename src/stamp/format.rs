@@ -1,41 +1,39 @@
-//! Stamp grammar, writing side (see the README's "Stamp formats" section). `parse` followed by
-//! `write` gives back the input byte for byte (less surrounding white space).
+//! Stamp grammar, writing side (see the README's "Stamp formats" section). A stamp's text is
+//! written here and then read back by `parse`, so what we write is always what we accept.
 
-use std::fmt::{self, Write};
+use std::fmt::Write;
 
-use super::{Stamp, Version};
+use super::{Algorithm, StampDate, Version};
 
-pub(crate) fn write(s: &Stamp, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    f.write_str(&prefix(s))?;
-    match s.version {
-        Version::V0 => Ok(()),
-        Version::V1 | Version::V2 => f.write_str(&s.counters.join(",")),
-    }
+/// The fields of a stamp before its counters are known.
+pub(crate) struct Fields<'a> {
+    pub(crate) version: Version,
+    pub(crate) alg: Algorithm,
+    pub(crate) bits: u32,
+    pub(crate) parts: u32,
+    pub(crate) date: &'a StampDate,
+    pub(crate) resource: &'a str,
+    pub(crate) ext: &'a str,
+    pub(crate) rand: &'a str,
 }
 
-/// Everything the counters are appended to: for versions 1 and 2 the stamp up to and including the
-/// colon before the counter(s); for version 0 (no counter field) the whole stamp.
-pub(crate) fn prefix(s: &Stamp) -> String {
-    let mut out = String::with_capacity(64 + s.resource.len() + s.ext.len() + s.rand.len());
+/// Everything the counters are appended to: for versions 1 and 2 the stamp up to and including
+/// the colon before the counter(s); for version 0 (no counter field) the whole stamp.
+pub(crate) fn build_prefix(f: &Fields<'_>) -> String {
+    let mut out = String::with_capacity(64 + f.resource.len() + f.ext.len() + f.rand.len());
     let w = &mut out;
     // Writing to a String cannot fail.
-    let _ = match s.version {
-        Version::V0 => write!(w, "0:{}:{}:{}", s.date, s.resource, s.rand),
+    let _ = match f.version {
+        Version::V0 => write!(w, "0:{}:{}:{}", f.date, f.resource, f.rand),
         Version::V1 => write!(
             w,
             "1:{}:{}:{}:{}:{}:",
-            s.bits, s.date, s.resource, s.ext, s.rand
+            f.bits, f.date, f.resource, f.ext, f.rand
         ),
         Version::V2 => write!(
             w,
             "2:{}:{}:{}:{}:{}:{}:{}:",
-            s.alg,
-            s.bits,
-            s.counters.len(),
-            s.date,
-            s.resource,
-            s.ext,
-            s.rand
+            f.alg, f.bits, f.parts, f.date, f.resource, f.ext, f.rand
         ),
     };
     out

@@ -1,8 +1,11 @@
 //! Stamp grammar, reading side. The grammar is written down in the README's "Stamp formats"
 //! section; this file and `format.rs` are the only places that know it.
 
-use super::{Algorithm, MAX_PARTS, MAX_STAMP_LEN, Stamp, StampDate, Version, is_alphabet};
+use super::{Algorithm, MAX_PARTS, MAX_STAMP_LEN, Span, Stamp, StampDate, Version, is_alphabet};
 use crate::error::ParseError;
+
+/// The most fields any version has.
+const MAX_FIELDS: usize = 9;
 
 /// Parses one stamp. Surrounding ASCII white space is ignored; anything else that is not
 /// printable ASCII, or a field that breaks the grammar, is an error.
@@ -14,96 +17,121 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
     if s.len() > MAX_STAMP_LEN {
         return Err(ParseError::TooLong(s.len()));
     }
-    if let Some(i) = s.bytes().position(|b| !b.is_ascii_graphic()) {
+    // Refuse non-printable bytes (a branch-free pass the compiler vectorizes), then note field
+    // boundaries with memchr (spans[i] is field i), without allocating.
+    let bytes = s.as_bytes();
+    let bad = bytes
+        .iter()
+        .fold(false, |bad, &b| bad | !b.is_ascii_graphic());
+    if bad {
+        let i = bytes
+            .iter()
+            .position(|b| !b.is_ascii_graphic())
+            .unwrap_or(0);
         return Err(ParseError::BadCharacter(i));
     }
-    let fields: Vec<&str> = s.split(':').collect();
-    let version = match fields[0] {
+    let mut spans = [Span::default(); MAX_FIELDS];
+    let mut count = 0;
+    let mut start = 0;
+    for i in memchr::memchr_iter(b':', bytes).chain(std::iter::once(bytes.len())) {
+        if count < MAX_FIELDS {
+            spans[count] = Span {
+                start: start as u32,
+                end: i as u32,
+            };
+        }
+        count += 1;
+        start = i + 1;
+    }
+    let field = |i: usize| &s[spans[i].start as usize..spans[i].end as usize];
+    let version = match field(0) {
         "0" => Version::V0,
         "1" => Version::V1,
         "2" => Version::V2,
-        other => {
-            return Err(ParseError::UnsupportedVersion(short(other)));
-        }
+        other => return Err(ParseError::UnsupportedVersion(short(other))),
     };
     let expected = match version {
         Version::V0 => 4,
         Version::V1 => 7,
         Version::V2 => 9,
     };
-    if fields.len() != expected {
+    if count != expected {
         return Err(ParseError::FieldCount {
             version: version.number(),
             expected,
-            found: fields.len(),
+            found: count,
         });
     }
+    let stamp =
+        |alg, bits, parts, date: usize, resource: usize, ext: Option<usize>, rand: usize| {
+            let end = spans[expected - 1].end;
+            Ok(Stamp {
+                text: s.to_owned(),
+                version,
+                alg,
+                bits,
+                parts,
+                date: StampDate::parse(field(date))?,
+                resource: spans[resource],
+                ext: ext.map_or(Span { start: end, end }, |e| spans[e]),
+                rand: spans[rand],
+                counters: if version == Version::V0 {
+                    Span { start: end, end }
+                } else {
+                    spans[expected - 1]
+                },
+            })
+        };
     match version {
-        Version::V0 => Ok(Stamp {
-            version,
-            alg: Algorithm::Sha1,
-            bits: 0,
-            date: StampDate::parse(fields[1])?,
-            resource: fields[2].to_owned(),
-            ext: String::new(),
-            rand: alphabet("rand", fields[3])?,
-            counters: Vec::new(),
-        }),
-        Version::V1 => Ok(Stamp {
-            version,
-            alg: Algorithm::Sha1,
+        Version::V0 => {
+            alphabet("rand", field(3))?;
+            stamp(Algorithm::Sha1, 0, 1, 1, 2, None, 3)
+        }
+        Version::V1 => {
             // hashcash accepts claims above 160 bits; such a stamp is simply worth 0.
-            bits: canonical_number(fields[1])
-                .ok_or_else(|| ParseError::BadBits(short(fields[1])))?,
-            date: StampDate::parse(fields[2])?,
-            resource: fields[3].to_owned(),
-            ext: fields[4].to_owned(),
-            rand: alphabet("rand", fields[5])?,
-            counters: vec![alphabet("counter", fields[6])?],
-        }),
+            let bits =
+                canonical_number(field(1)).ok_or_else(|| ParseError::BadBits(short(field(1))))?;
+            alphabet("rand", field(5))?;
+            alphabet("counter", field(6))?;
+            stamp(Algorithm::Sha1, bits, 1, 2, 3, Some(4), 5)
+        }
         Version::V2 => {
-            let alg = match fields[1] {
+            let alg = match field(1) {
                 "sha256" => Algorithm::Sha256,
                 "blake3" => Algorithm::Blake3,
                 other => return Err(ParseError::BadAlgorithm(short(other))),
             };
             let bits =
-                canonical_number(fields[2]).ok_or_else(|| ParseError::BadBits(short(fields[2])))?;
+                canonical_number(field(2)).ok_or_else(|| ParseError::BadBits(short(field(2))))?;
             if bits > alg.output_bits() {
                 return Err(ParseError::BitsTooHigh {
                     bits,
                     max: alg.output_bits(),
                 });
             }
-            let parts = canonical_number(fields[3])
+            let parts = canonical_number(field(3))
                 .filter(|p| (1..=MAX_PARTS).contains(p))
-                .ok_or_else(|| ParseError::BadParts(short(fields[3])))?;
-            let counters = counters(fields[8], parts as usize)?;
-            Ok(Stamp {
-                version,
-                alg,
-                bits,
-                date: StampDate::parse(fields[4])?,
-                resource: fields[5].to_owned(),
-                ext: fields[6].to_owned(),
-                rand: alphabet("rand", fields[7])?,
-                counters,
-            })
+                .ok_or_else(|| ParseError::BadParts(short(field(3))))?;
+            alphabet("rand", field(7))?;
+            counters(field(8), parts as usize)?;
+            stamp(alg, bits, parts, 4, 5, Some(6), 7)
         }
     }
 }
 
-/// Numbers are canonical decimal (so that a stamp formats back exactly): 1 to 3 digits, no leading zero (except "0" itself).
+/// Numbers are canonical decimal (so that a stamp formats back exactly): 1 to 3 digits, no
+/// leading zero (except "0" itself).
 fn canonical_number(s: &str) -> Option<u32> {
     let ok = (1..=3).contains(&s.len())
         && s.bytes().all(|b| b.is_ascii_digit())
         && (s == "0" || !s.starts_with('0'));
-    ok.then(|| s.parse().expect("1-3 ASCII digits fit in u32"))
+    ok.then(|| s.bytes().fold(0, |n, b| n * 10 + u32::from(b - b'0')))
 }
 
-fn alphabet(field: &'static str, s: &str) -> Result<String, ParseError> {
-    if s.bytes().all(is_alphabet) {
-        Ok(s.to_owned())
+fn alphabet(field: &'static str, s: &str) -> Result<(), ParseError> {
+    // Branch-free over the bytes; the error path says which field.
+    if s.bytes().fold(true, |ok, b| ok & is_alphabet(b)) {
+        Ok(())
     } else {
         Err(ParseError::BadAlphabet {
             field,
@@ -112,27 +140,25 @@ fn alphabet(field: &'static str, s: &str) -> Result<String, ParseError> {
     }
 }
 
-fn counters(field: &str, declared: usize) -> Result<Vec<String>, ParseError> {
-    let list: Vec<&str> = field.split(',').collect();
-    if list.len() != declared {
-        return Err(ParseError::PartsMismatch {
-            declared,
-            found: list.len(),
-        });
+fn counters(field: &str, declared: usize) -> Result<(), ParseError> {
+    let found = field.split(',').count();
+    if found != declared {
+        return Err(ParseError::PartsMismatch { declared, found });
     }
-    let mut out = Vec::with_capacity(list.len());
-    for c in list {
+    for c in field.split(',') {
         if c.is_empty() || c.len() > 64 {
             return Err(ParseError::BadCounterLength(c.chars().take(80).collect()));
         }
-        out.push(alphabet("counter", c)?);
+        alphabet("counter", c)?;
     }
-    let mut sorted: Vec<&String> = out.iter().collect();
-    sorted.sort();
-    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ParseError::DuplicateCounter(w[0].clone()));
+    if declared > 1 {
+        let mut sorted: Vec<&str> = field.split(',').collect();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ParseError::DuplicateCounter(w[0].to_owned()));
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Error messages quote at most the first 16 characters of an offending field.

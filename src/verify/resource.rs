@@ -15,13 +15,16 @@
 pub struct ResourcePattern {
     pattern: String,
     case_sensitive: bool,
+    wild: bool,
 }
 
 impl ResourcePattern {
     /// A pattern, matched ASCII case-insensitively (hashcash's default).
     pub fn new(pattern: impl Into<String>) -> Self {
+        let pattern = pattern.into();
         ResourcePattern {
-            pattern: pattern.into(),
+            wild: pattern.contains(['*', '?']),
+            pattern,
             case_sensitive: false,
         }
     }
@@ -37,42 +40,49 @@ impl ResourcePattern {
         &self.pattern
     }
 
-    /// Whether `resource` matches.
+    /// Whether `resource` matches. Allocates nothing.
     pub fn matches(&self, resource: &str) -> bool {
-        let fold = |s: &str| {
-            if self.case_sensitive {
-                s.to_owned()
+        let cs = self.case_sensitive;
+        let (pat, res) = (self.pattern.as_bytes(), resource.as_bytes());
+        if !self.wild {
+            return if cs {
+                pat == res
             } else {
-                s.to_ascii_lowercase()
-            }
-        };
-        let (pat, res) = (fold(&self.pattern), fold(resource));
-        if !pat.contains(['*', '?']) {
-            return pat == res;
+                pat.eq_ignore_ascii_case(res)
+            };
         }
-        match (pat.split_once('@'), res.split_once('@')) {
+        let split = |b: &'_ [u8]| -> Option<(usize, usize)> {
+            b.iter().position(|&c| c == b'@').map(|i| (i, i + 1))
+        };
+        match (split(pat), split(res)) {
             (Some((pu, pd)), Some((ru, rd))) => {
-                let (pl, rl): (Vec<&str>, Vec<&str>) =
-                    (pd.split('.').collect(), rd.split('.').collect());
-                wild(pu.as_bytes(), ru.as_bytes())
-                    && pl.len() == rl.len()
-                    && pl
-                        .iter()
-                        .zip(&rl)
-                        .all(|(p, r)| wild(p.as_bytes(), r.as_bytes()))
+                let (pdom, rdom) = (&pat[pd..], &res[rd..]);
+                wild(&pat[..pu], &res[..ru], cs)
+                    && pdom.split(|&c| c == b'.').count() == rdom.split(|&c| c == b'.').count()
+                    && pdom
+                        .split(|&c| c == b'.')
+                        .zip(rdom.split(|&c| c == b'.'))
+                        .all(|(p, r)| wild(p, r, cs))
             }
             (Some(_), None) => false,
-            (None, _) => wild(pat.as_bytes(), res.as_bytes()),
+            (None, _) => wild(pat, res, cs),
         }
     }
 }
 
-/// Glob matching with `*` (any run) and `?` (one byte), linear-time backtracking to the last `*`.
-fn wild(p: &[u8], s: &[u8]) -> bool {
+/// Glob matching with `*` (any run) and `?` (one byte), backtracking only to the last `*`.
+fn wild(p: &[u8], s: &[u8], case_sensitive: bool) -> bool {
+    let eq = |a: u8, b: u8| {
+        if case_sensitive {
+            a == b
+        } else {
+            a.eq_ignore_ascii_case(&b)
+        }
+    };
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
+        if pi < p.len() && p[pi] != b'*' && (p[pi] == b'?' || eq(p[pi], s[si])) {
             pi += 1;
             si += 1;
         } else if pi < p.len() && p[pi] == b'*' {
@@ -105,6 +115,21 @@ mod tests {
             !ResourcePattern::new("Bob@x")
                 .case_sensitive(true)
                 .matches("bob@x")
+        );
+    }
+
+    #[test]
+    fn wildcards_fold_case_unless_asked() {
+        assert!(m("B*@EXAMPLE.org", "bob@example.ORG"));
+        assert!(
+            !ResourcePattern::new("B*@example.org")
+                .case_sensitive(true)
+                .matches("bob@example.org")
+        );
+        assert!(
+            ResourcePattern::new("b*@example.org")
+                .case_sensitive(true)
+                .matches("bob@example.org")
         );
     }
 

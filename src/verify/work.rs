@@ -92,11 +92,10 @@ fn ct_leading_zeros(len: usize, byte: impl Fn(usize) -> u8) -> u32 {
     count
 }
 
-/// The value of a stamp in bits of work, measured on its exact text `text` (which `stamp` was
-/// parsed from): version 0 counts the zero bits; version 1 is worth its claim if the hash meets
+/// The value of a stamp in bits of work, measured on its exact text: version 0 counts the zero bits; version 1 is worth its claim if the hash meets
 /// it and 0 otherwise; version 2 is worth `bits + log2(parts)` if every part meets its claim.
-pub(crate) fn value(stamp: &Stamp, text: &str) -> f64 {
-    let text = text.trim_ascii().as_bytes();
+pub(crate) fn value(stamp: &Stamp) -> f64 {
+    let text = stamp.as_str().as_bytes();
     match stamp.version() {
         Version::V0 => {
             let d = digest(Algorithm::Sha1, &[text]);
@@ -110,9 +109,7 @@ pub(crate) fn value(stamp: &Stamp, text: &str) -> f64 {
             f64::from(u32::conditional_select(&0, &stamp.bits(), ok))
         }
         Version::V2 => {
-            // The prefix is everything up to and including the last colon.
-            let cut = text.iter().rposition(|&c| c == b':').map_or(0, |i| i + 1);
-            let prefix = &text[..cut];
+            let prefix = stamp.prefix().as_bytes();
             let mut all = Choice::from(1);
             for counter in stamp.counters() {
                 let d = digest(stamp.algorithm(), &[prefix, counter.as_bytes()]);

@@ -128,7 +128,7 @@ fn multi_part_counters_are_distinct_and_sorted() {
                 .parts(64),
         )
         .unwrap();
-    let cs = s.counters();
+    let cs: Vec<&str> = s.counters().collect();
     assert_eq!(cs.len(), 64);
     assert!(cs.windows(2).all(|w| w[0] < w[1]));
 }

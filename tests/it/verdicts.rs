@@ -234,7 +234,7 @@ fn unchecked_is_reported() {
     let v = at("250102", Policy::default()).check(&s).unwrap();
     assert!(v.is_valid() && !v.fully_checked());
     assert_eq!(
-        v.unchecked,
+        v.unchecked.iter().collect::<Vec<_>>(),
         vec![Unchecked::Bits, Unchecked::Resource, Unchecked::Spent]
     );
 }

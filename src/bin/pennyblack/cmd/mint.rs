@@ -38,7 +38,7 @@ pub fn run(a: MintArgs) -> Result<Exit> {
             bits: a.bits,
             parts,
             ext: a.ext.clone(),
-            date: date.clone(),
+            date,
             date_width: a.date_width,
         })
         .collect();

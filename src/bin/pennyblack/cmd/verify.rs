@@ -4,7 +4,6 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use pennyblack::verify::Unchecked;
 use pennyblack::{FileStore, FixedClock, Policy, ResourcePattern, Verdict, Verifier};
 
 use crate::Exit;
@@ -88,27 +87,19 @@ fn strip_header(line: &str) -> &str {
 }
 
 fn unchecked_names(v: &Verdict) -> Vec<&'static str> {
-    v.unchecked
-        .iter()
-        .map(|u| match u {
-            Unchecked::Bits => "bits",
-            Unchecked::Resource => "resource",
-            Unchecked::Spent => "spent",
-            _ => "other",
-        })
-        .collect()
+    v.unchecked.iter().map(|u| u.name()).collect()
 }
 
 fn text_line(v: &Verdict) -> String {
     match &v.result {
-        Ok(()) if v.fully_checked() => format!("valid ({:.2} bits): {}", v.value, v.stamp),
+        Ok(()) if v.fully_checked() => format!("valid ({:.2} bits): {}", v.value, v.stamp()),
         Ok(()) => format!(
             "valid ({:.2} bits; not checked: {}): {}",
             v.value,
             unchecked_names(v).join(", "),
-            v.stamp
+            v.stamp()
         ),
-        Err(e) => format!("invalid ({e}): {}", v.stamp),
+        Err(e) => format!("invalid ({e}): {}", v.stamp()),
     }
 }
 
@@ -126,7 +117,7 @@ fn json(v: &Verdict) -> serde_json::Value {
         }
     });
     serde_json::json!({
-        "stamp": v.stamp,
+        "stamp": v.stamp(),
         "valid": v.is_valid(),
         "reason": reason,
         "message": v.result.as_ref().err().map(|e| e.to_string()),
