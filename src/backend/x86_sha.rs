@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 use super::{COUNTER_DIGITS, Job, MdTail, encode_counter, first_word_ok, portable};
 use crate::stamp::Algorithm;
 
-/// Candidates hashed side by side (divides 64, so a batch never straddles a run of 64).
+/// Candidates hashed side by side.
 const LANES: usize = 2;
 
 /// Whether this CPU has what these kernels need.
@@ -36,13 +36,7 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
         return portable::search(job, start, end, hits);
     };
     let fast = md.tail.len() == 64 && job.width > 0;
-    let (first, last) = if fast {
-        let first = start.next_multiple_of(LANES as u64).min(end);
-        (first, first + (end - first) / LANES as u64 * LANES as u64)
-    } else {
-        (start, end)
-    };
-    portable::search(job, start, first, hits);
+    let (first, last) = (start, end);
     let before = hits.len();
     // SAFETY: `detected()` has just confirmed SHA, SSE4.1 and SSSE3 (SSE2 is baseline on x86_64).
     unsafe {
@@ -60,7 +54,13 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
             portable::search(job, n, n + 1, hits);
         }
     }
-    portable::search(job, last, end, hits);
+}
+
+/// How many lanes of the batch starting at `n` are real: up to `LANES`, but never past `end`
+/// nor across a run of 64 counters (whose high digits are shared).
+#[inline(always)]
+fn batch(n: u64, end: u64) -> usize {
+    (end - n).min(64 - n % 64).min(LANES as u64) as usize
 }
 
 /// Byte shuffles that turn 16 message bytes into SHA-NI's word order.
@@ -214,19 +214,23 @@ fn sha256_fast_q<const QS: usize>(
             sha256_quads::<0, QS>(&mut a, &mut c, &mut w);
             (pre_abef, pre_cdgh) = (a[0], c[0]);
         }
+        let real = batch(n, end);
         let mut w = [base; LANES];
         for (j, wj) in w.iter_mut().enumerate() {
-            wj[qs] = _mm_or_si128(base[qs], table[((n + j as u64) % 64) as usize]);
+            wj[qs] = _mm_or_si128(
+                base[qs],
+                table[((n + j.min(real - 1) as u64) % 64) as usize],
+            );
         }
         let (mut abef, mut cdgh) = ([pre_abef; LANES], [pre_cdgh; LANES]);
         sha256_quads::<QS, 16>(&mut abef, &mut cdgh, &mut w);
-        for (j, s) in abef.iter().enumerate() {
+        for (j, s) in abef.iter().enumerate().take(real) {
             let a = _mm_extract_epi32::<3>(_mm_add_epi32(*s, abef0)) as u32;
             if first_word_ok(a, job.bits) {
                 hits.push(n + j as u64);
             }
         }
-        n += LANES as u64;
+        n += real as u64;
     }
 }
 
@@ -349,19 +353,23 @@ fn sha1_fast_q<const QS: usize>(md: &MdTail, job: &Job, start: u64, end: u64, hi
             sha1_groups::<0, QS>(&mut a, &mut p, e0, &mut w);
             (pre_abcd, pre_prev) = (a[0], p[0]);
         }
+        let real = batch(n, end);
         let mut w = [base; LANES];
         for (j, wj) in w.iter_mut().enumerate() {
-            wj[qs] = _mm_or_si128(base[qs], table[((n + j as u64) % 64) as usize]);
+            wj[qs] = _mm_or_si128(
+                base[qs],
+                table[((n + j.min(real - 1) as u64) % 64) as usize],
+            );
         }
         let (mut abcd, mut prev) = ([pre_abcd; LANES], [pre_prev; LANES]);
         sha1_groups::<QS, 20>(&mut abcd, &mut prev, e0, &mut w);
-        for (j, s) in abcd.iter().enumerate() {
+        for (j, s) in abcd.iter().enumerate().take(real) {
             let a = _mm_extract_epi32::<3>(_mm_add_epi32(*s, abcd0)) as u32;
             if first_word_ok(a, job.bits) {
                 hits.push(n + j as u64);
             }
         }
-        n += LANES as u64;
+        n += real as u64;
     }
 }
 

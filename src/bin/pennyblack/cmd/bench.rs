@@ -212,11 +212,16 @@ fn openssl(seconds: f64) -> (Option<f64>, Option<f64>) {
     (rate("sha1"), rate("sha256"))
 }
 
-/// `hashcash -s`: its own single-core SHA-1 minting speed.
+/// `hashcash -s`: its own single-core SHA-1 minting speed. Its test lasts milliseconds, so it is
+/// run 20 times and the best figure kept (the one least disturbed by other load).
 fn hashcash() -> Option<f64> {
-    let out = Command::new("hashcash").args(["-s", "-q"]).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .filter_map(|w| w.parse::<f64>().ok())
-        .next_back()
+    (0..20)
+        .filter_map(|_| {
+            let out = Command::new("hashcash").args(["-s", "-q"]).output().ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split_whitespace()
+                .filter_map(|w| w.parse::<f64>().ok())
+                .next_back()
+        })
+        .reduce(f64::max)
 }
