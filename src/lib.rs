@@ -2,9 +2,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod authres;
 pub mod backend;
 pub mod calibrate;
+pub mod dkim;
 pub mod error;
+pub mod mail;
+pub mod message;
 pub mod mint;
 pub mod rate;
 pub mod spent;

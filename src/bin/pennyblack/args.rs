@@ -34,6 +34,15 @@ pub enum Command {
     /// Verify stamps from the arguments, or from standard input one per line.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
+    /// Stamp a message (from standard input) for every recipient and DKIM-sign it.
+    #[command(after_help = STAMP_EXAMPLES)]
+    Stamp(StampArgs),
+    /// Check a message's DKIM signatures and stamps; print it with Authentication-Results.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+    /// Make a DKIM signing key and print the DNS record to publish.
+    #[command(after_help = KEYGEN_EXAMPLES)]
+    Keygen(KeygenArgs),
     /// Measure hash rates per algorithm and backend, beside OpenSSL and hashcash.
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
@@ -41,6 +50,33 @@ pub enum Command {
     #[command(after_help = CALIBRATE_EXAMPLES)]
     Calibrate(CalibrateArgs),
 }
+
+const STAMP_EXAMPLES: &str = "\
+Examples:
+  pennyblack stamp < message.eml > stamped.eml                      # stamps for To and Cc
+  pennyblack stamp --rcpt bcc@example.net --domain example.org \\
+      --sign sel1:/etc/pennyblack/ed25519.pem --sign sel2:/etc/pennyblack/rsa.pem < m.eml
+
+The output differs from the input only by the added header fields (X-Hashcash above the
+message, DKIM-Signature above those). On any failure nothing is written and the exit status
+is 3.";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  pennyblack check --bits 20 --rcpt me@example.net --keys keys.txt < message.eml
+  pennyblack check --verdict-only --authserv-id mx.example.net --rcpt me@example.net < m.eml
+
+Key files hold lines `SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...`.
+Exit status: 0 pass (a valid stamp for us, no failing signature); 1 fail; 2 none (no stamp
+for us); 3 error.";
+
+const KEYGEN_EXAMPLES: &str = "\
+Examples:
+  pennyblack keygen --selector s1 --domain example.org --out s1.pem            # Ed25519
+  pennyblack keygen --selector s2 --domain example.org --alg rsa --out s2.pem  # RSA 2048
+
+Prints the record to publish as one line in the --keys file format:
+  s1._domainkey.example.org v=DKIM1; k=ed25519; p=...";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
@@ -123,6 +159,120 @@ impl AlgArg {
             AlgArg::Blake3 => pennyblack::Algorithm::Blake3,
         }
     }
+}
+
+/// `pennyblack stamp`.
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    /// Total work per stamp in bits.
+    #[arg(short, long, default_value_t = 20)]
+    pub bits: u32,
+    /// Hash algorithm (sha1 mints hashcash version 1 stamps).
+    #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
+    pub alg: AlgArg,
+    /// Parts per stamp [default: 16; 1 for sha1].
+    #[arg(short, long)]
+    pub parts: Option<u32>,
+    /// Also stamp for this address (envelope or Bcc recipient); repeat for several.
+    #[arg(long = "rcpt", value_name = "ADDR")]
+    pub rcpts: Vec<String>,
+    /// Only the --rcpt addresses, not To and Cc.
+    #[arg(long)]
+    pub only_rcpt: bool,
+    /// Signing domain (d=), needed with --sign.
+    #[arg(long, requires = "sign")]
+    pub domain: Option<String>,
+    /// SELECTOR:KEYFILE to sign with (PEM, RSA or Ed25519); repeat for one signature per key.
+    #[arg(long, value_name = "SELECTOR:KEYFILE", requires = "domain")]
+    pub sign: Vec<String>,
+    /// Canonicalization, header/body.
+    #[arg(long, default_value = "relaxed/relaxed")]
+    pub canon: String,
+    /// Worker threads [default: all cores].
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Largest message accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_size: usize,
+}
+
+/// `pennyblack check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Least work accepted, in bits.
+    #[arg(short, long)]
+    pub bits: Option<u32>,
+    /// A local recipient: only stamps for these addresses are checked; repeat for several.
+    #[arg(long = "rcpt", value_name = "ADDR")]
+    pub rcpts: Vec<String>,
+    /// The authserv-id of the Authentication-Results fields (this host's name).
+    #[arg(long, default_value = "localhost")]
+    pub authserv_id: String,
+    /// DKIM key records, lines of `SELECTOR._domainkey.DOMAIN RECORD`.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
+    #[arg(short, long, env = "PENNYBLACK_SPENT", value_name = "PATH", conflicts_with = "no_spent")]
+    pub spent: Option<PathBuf>,
+    /// Do not record or refuse replays.
+    #[arg(long)]
+    pub no_spent: bool,
+    /// How long a stamp stays valid after its date.
+    #[arg(short = 'e', long, default_value = "28d", value_parser = parse_duration)]
+    pub validity: std::time::Duration,
+    /// Clock-skew allowance, both directions.
+    #[arg(short, long, default_value = "2d", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+    /// Check as if it were this time: RFC 3339 or Unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<i64>,
+    /// Honour a signature's l= body length (off: such a signature must cover the whole body).
+    #[arg(long)]
+    pub honour_l: bool,
+    /// At most this many X-Hashcash fields are examined.
+    #[arg(long, default_value_t = 64)]
+    pub max_stamps: usize,
+    /// At most this many DKIM signatures are verified.
+    #[arg(long, default_value_t = 5)]
+    pub max_signatures: usize,
+    /// Print only the Authentication-Results fields, not the message.
+    #[arg(long)]
+    pub verdict_only: bool,
+    /// Print a JSON verdict instead of the message.
+    #[arg(long, conflicts_with = "verdict_only")]
+    pub json: bool,
+    /// Largest message accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_size: usize,
+}
+
+/// Key algorithm for keygen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgArg {
+    /// Ed25519 (RFC 8463): small and fast; not every receiver checks it yet.
+    Ed25519,
+    /// RSA: understood everywhere.
+    Rsa,
+}
+
+/// `pennyblack keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The selector.
+    #[arg(long)]
+    pub selector: String,
+    /// The signing domain.
+    #[arg(long)]
+    pub domain: String,
+    /// Key algorithm.
+    #[arg(long, value_enum, default_value_t = KeyAlgArg::Ed25519)]
+    pub alg: KeyAlgArg,
+    /// RSA modulus size in bits (at least 2048).
+    #[arg(long, default_value_t = 2048)]
+    pub rsa_bits: usize,
+    /// Where to write the private key (PEM, PKCS#8, mode 0600). Refuses to overwrite.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `pennyblack bench`.

@@ -37,6 +37,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Mint(a) => cmd::mint::run(a),
         args::Command::Verify(a) => cmd::verify::run(a),
+        args::Command::Stamp(a) => cmd::stamp::run(a),
+        args::Command::Check(a) => cmd::check::run(a),
+        args::Command::Keygen(a) => cmd::keygen::run(a),
         args::Command::Bench(a) => cmd::bench::run(a),
         args::Command::Calibrate(a) => cmd::calibrate::run(a),
     };

@@ -132,7 +132,7 @@ fn json(v: &Verdict) -> serde_json::Value {
 }
 
 /// `$XDG_DATA_HOME/pennyblack/spent.redb`, else `$HOME/.local/share/pennyblack/spent.redb`.
-fn default_spent_path() -> Result<PathBuf> {
+pub fn default_spent_path() -> Result<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

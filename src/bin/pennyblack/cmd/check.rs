@@ -1,0 +1,82 @@
+//! `pennyblack check`: DKIM and stamps of one message, reported as Authentication-Results.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use pennyblack::dkim::{self, KeyFile};
+use pennyblack::mail::Message;
+use pennyblack::message::{CheckLimits, Outcome, check_message};
+use pennyblack::{FixedClock, Policy, ResourcePattern, SystemClock, Verifier};
+
+use crate::Exit;
+use crate::args::CheckArgs;
+
+pub fn run(a: CheckArgs) -> Result<Exit> {
+    let keys = match &a.keys {
+        Some(p) => KeyFile::open(p)?,
+        // No key source: signatures will be reported as permerror (no key record).
+        None => KeyFile::default(),
+    };
+    let policy = Policy {
+        min_bits: a.bits,
+        resources: a.rcpts.iter().map(|r| ResourcePattern::new(r.as_str())).collect(),
+        validity: a.validity,
+        grace: a.grace,
+    };
+    let mut verifier = Verifier::new(policy);
+    let now = match a.now {
+        Some(n) => {
+            verifier = verifier.with_clock(FixedClock(n));
+            n
+        }
+        None => pennyblack::Clock::now(&SystemClock),
+    };
+    if let Some(store) = crate::cmd::spent_store(a.spent.clone(), a.no_spent)? {
+        verifier = verifier.with_store(store);
+    }
+    let raw = crate::cmd::read_stdin(a.max_size)?;
+    let msg = Message::parse(raw).context("reading the message")?;
+    let opts = dkim::VerifyOptions {
+        honour_l: a.honour_l,
+        now,
+        max_signatures: a.max_signatures,
+        ..dkim::VerifyOptions::default()
+    };
+    let limits = CheckLimits { max_stamps: a.max_stamps };
+    let v = check_message(&msg, &verifier, &keys, &opts, &limits)?;
+    let eol = msg.eol();
+    let fields = [
+        pennyblack::authres::dkim_field(&a.authserv_id, &v, eol),
+        pennyblack::authres::hashcash_field(&a.authserv_id, &v, a.bits, eol),
+    ];
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let json = serde_json::json!({
+            "outcome": v.outcome(),
+            "hashcash": v.hashcash(),
+            "dkim": v.dkim.iter().map(|d| serde_json::json!({
+                "result": d.status.keyword(), "reason": d.status.reason(),
+                "domain": d.domain, "selector": d.selector, "algorithm": d.algorithm,
+            })).collect::<Vec<_>>(),
+            "stamps": v.stamps.iter().map(|s| serde_json::json!({
+                "stamp": s.verdict.stamp(), "valid": s.verdict.is_valid(),
+                "reason": s.verdict.result.as_ref().err().map(|e| e.to_string()),
+                "value_bits": s.verdict.value, "bound_to": s.bound_to,
+            })).collect::<Vec<_>>(),
+            "skipped_stamps": v.skipped,
+        });
+        writeln!(out, "{json}")?;
+    } else if a.verdict_only {
+        for f in &fields {
+            out.write_all(f.as_bytes())?;
+        }
+    } else {
+        out.write_all(&msg.with_fields_on_top(&fields))?;
+    }
+    out.flush()?;
+    Ok(match v.outcome() {
+        Outcome::Pass => Exit::Ok,
+        Outcome::Fail => Exit::Invalid,
+        Outcome::None => Exit::NotFullyChecked,
+    })
+}
