@@ -8,7 +8,13 @@ use crate::message::{MessageVerdict, Outcome};
 /// backslashes or semicolons (which would end the comment or the result).
 fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() && !"()\\;\"".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && !"()\\;\"".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -78,5 +84,9 @@ pub fn hashcash_field(
     if let Some(b) = required_bits {
         r.push_str(&format!(" policy.bits={b}"));
     }
-    format_field("Authentication-Results", &format!("{}; {r}", clean(authserv_id)), eol)
+    format_field(
+        "Authentication-Results",
+        &format!("{}; {r}", clean(authserv_id)),
+        eol,
+    )
 }

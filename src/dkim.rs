@@ -70,7 +70,9 @@ pub fn sign(msg: &Message, req: &SignRequest<'_>) -> Result<String, DkimError> {
     let valid_label = |s: &str| {
         !s.is_empty()
             && s.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
     };
     if !valid_label(req.domain) || !valid_label(req.selector) {
@@ -137,14 +139,26 @@ fn signed_data(msg: &Message, c: Canon, h: &[&str], sig_field: &[u8]) -> Vec<u8>
 /// The field with the value of its `b=` tag removed (up to the next `;` or the end of the field),
 /// the final line ending kept.
 fn strip_b_value(field: &[u8]) -> Vec<u8> {
-    let body_end = field.len() - field.iter().rev().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let body_end = field.len()
+        - field
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
     let colon = field.iter().position(|&b| b == b':').map_or(0, |i| i + 1);
     let mut start = colon;
     while start < body_end {
-        let end = field[start..body_end].iter().position(|&b| b == b';').map_or(body_end, |i| start + i);
+        let end = field[start..body_end]
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(body_end, |i| start + i);
         let spec = &field[start..end];
         if let Some(eq) = spec.iter().position(|&b| b == b'=') {
-            let name: Vec<u8> = spec[..eq].iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let name: Vec<u8> = spec[..eq]
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             if name == b"b" {
                 let mut out = field[..start + eq + 1].to_vec();
                 out.extend_from_slice(&field[end..]);
@@ -268,7 +282,8 @@ fn verify_one(msg: &Message, raw: &[u8], keys: &dyn KeyLookup, opts: &VerifyOpti
         status: DkimStatus::Pass,
         signed: Vec::new(),
     };
-    let value = String::from_utf8_lossy(&raw[raw.iter().position(|&b| b == b':').map_or(0, |i| i + 1)..]);
+    let value =
+        String::from_utf8_lossy(&raw[raw.iter().position(|&b| b == b':').map_or(0, |i| i + 1)..]);
     let tags = match Tags::parse(&value) {
         Ok(t) => t,
         Err(e) => {
@@ -303,14 +318,20 @@ fn check(
         .require("h")
         .map_err(perm)?
         .split(':')
-        .map(|n| n.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_lowercase())
+        .map(|n| {
+            n.trim_matches(|c: char| c.is_ascii_whitespace())
+                .to_ascii_lowercase()
+        })
         .collect();
     if !r.signed.iter().any(|n| n == "from") {
         return Err(perm_s("h= does not include from"));
     }
     let (hc, bc) = match tags.get("c").unwrap_or("simple/simple").split_once('/') {
         Some((h, b)) => (Canon::parse(h), Canon::parse(b)),
-        None => (Canon::parse(tags.get("c").unwrap_or("simple")), Some(Canon::Simple)),
+        None => (
+            Canon::parse(tags.get("c").unwrap_or("simple")),
+            Some(Canon::Simple),
+        ),
     };
     let (Some(hc), Some(bc)) = (hc, bc) else {
         return Err(perm_s("unknown canonicalization in c="));
@@ -319,11 +340,18 @@ fn check(
         "rsa-sha256" => keys::KeyKind::Rsa,
         "ed25519-sha256" => keys::KeyKind::Ed25519,
         "rsa-sha1" => return Err(perm_s("rsa-sha1 is not accepted (RFC 8301)")),
-        other => return Err(DkimStatus::PermError(format!("unknown algorithm {other:.40}"))),
+        other => {
+            return Err(DkimStatus::PermError(format!(
+                "unknown algorithm {other:.40}"
+            )));
+        }
     };
     let parse_time = |name: &str| -> Result<Option<i64>, DkimStatus> {
         tags.get(name)
-            .map(|v| v.parse::<i64>().map_err(|_| DkimStatus::PermError(format!("{name}= is not a number"))))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| DkimStatus::PermError(format!("{name}= is not a number")))
+            })
             .transpose()
     };
     let (t, x) = (parse_time("t")?, parse_time("x")?);
@@ -336,10 +364,14 @@ fn check(
         }
     }
     if t.is_some_and(|t| t > opts.now + opts.skew) {
-        return Err(DkimStatus::Fail("signature dated in the future (t=)".into()));
+        return Err(DkimStatus::Fail(
+            "signature dated in the future (t=)".into(),
+        ));
     }
     let limit = match tags.get("l") {
-        Some(l) if opts.honour_l => Some(l.parse::<u64>().map_err(|_| perm_s("l= is not a number"))?),
+        Some(l) if opts.honour_l => {
+            Some(l.parse::<u64>().map_err(|_| perm_s("l= is not a number"))?)
+        }
         _ => None,
     };
     let bh = tags.base64("bh").map_err(perm)?;

@@ -109,7 +109,11 @@ impl Message {
             let Some(nl) = nl else {
                 return Err(MailError::NoSeparator);
             };
-            let content_end = if nl > pos && raw[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let content_end = if nl > pos && raw[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             eol.get_or_insert(if content_end < nl { Eol::Crlf } else { Eol::Lf });
             let line = &raw[pos..content_end];
             if line.len() > limits.max_line {
@@ -132,7 +136,8 @@ impl Message {
                 }
             } else {
                 let colon = line.iter().position(|&b| b == b':');
-                let name_ok = |n: &[u8]| !n.is_empty() && n.iter().all(|&b| (33..=126).contains(&b));
+                let name_ok =
+                    |n: &[u8]| !n.is_empty() && n.iter().all(|&b| (33..=126).contains(&b));
                 match colon {
                     Some(c) if name_ok(&line[..c]) => fields.push(Field {
                         name: pos..pos + c,
@@ -179,7 +184,8 @@ impl Message {
 
     /// The fields named `name` (ASCII case-insensitive), top to bottom.
     pub fn fields_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = FieldRef<'a>> + 'a {
-        self.fields().filter(move |f| f.name.eq_ignore_ascii_case(name))
+        self.fields()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The addresses in `To` and `Cc` (groups, display names, quoted local parts, comments and
@@ -204,7 +210,8 @@ impl Message {
     /// The message with `new` fields (already formatted by [`format_field`]) inserted above the
     /// first field; everything else byte for byte as it came.
     pub fn with_fields_on_top(&self, new: &[String]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.raw.len() + new.iter().map(String::len).sum::<usize>());
+        let mut out =
+            Vec::with_capacity(self.raw.len() + new.iter().map(String::len).sum::<usize>());
         for f in new {
             out.extend_from_slice(f.as_bytes());
         }
@@ -274,7 +281,9 @@ mod tests {
 
     #[test]
     fn fields_keep_their_bytes_and_folding() {
-        let raw = b"From: a@example.org\r\nSubject: one\r\n two\r\nTo: b@example.org\r\n\r\nbody\r\n".to_vec();
+        let raw =
+            b"From: a@example.org\r\nSubject: one\r\n two\r\nTo: b@example.org\r\n\r\nbody\r\n"
+                .to_vec();
         let m = Message::parse(raw.clone()).unwrap();
         let f: Vec<_> = m.fields().collect();
         assert_eq!(f.len(), 3);
@@ -298,31 +307,64 @@ mod tests {
     fn recipients_from_to_and_cc() {
         let raw = b"From: a@x.org\r\nTo: \"Bob, B.\" <bob@example.org>, undisclosed:;\r\nCc: team: c@x.org, D <\"d.e\"@x.org>;, bob@example.org (again), =?utf-8?q?J=C3=B6rg?= <j@x.org>\r\n\r\n";
         let m = Message::parse(raw.to_vec()).unwrap();
-        assert_eq!(m.recipients(), vec!["bob@example.org", "c@x.org", "\"d.e\"@x.org", "j@x.org"]);
+        assert_eq!(
+            m.recipients(),
+            vec!["bob@example.org", "c@x.org", "\"d.e\"@x.org", "j@x.org"]
+        );
     }
 
     #[test]
     fn bad_messages_are_refused() {
-        assert_eq!(Message::parse(b"From: a\r\n".to_vec()).unwrap_err(), MailError::NoSeparator);
-        assert_eq!(Message::parse(b" folded\r\n\r\n".to_vec()).unwrap_err(), MailError::BadField(1));
-        assert_eq!(Message::parse(b"no colon\r\n\r\n".to_vec()).unwrap_err(), MailError::BadField(1));
-        assert_eq!(Message::parse(b"A: \xff\r\n\r\n".to_vec()).unwrap_err(), MailError::BadBytes(1));
-        assert_eq!(Message::parse(b"A: \0\r\n\r\n".to_vec()).unwrap_err(), MailError::BadBytes(1));
+        assert_eq!(
+            Message::parse(b"From: a\r\n".to_vec()).unwrap_err(),
+            MailError::NoSeparator
+        );
+        assert_eq!(
+            Message::parse(b" folded\r\n\r\n".to_vec()).unwrap_err(),
+            MailError::BadField(1)
+        );
+        assert_eq!(
+            Message::parse(b"no colon\r\n\r\n".to_vec()).unwrap_err(),
+            MailError::BadField(1)
+        );
+        assert_eq!(
+            Message::parse(b"A: \xff\r\n\r\n".to_vec()).unwrap_err(),
+            MailError::BadBytes(1)
+        );
+        assert_eq!(
+            Message::parse(b"A: \0\r\n\r\n".to_vec()).unwrap_err(),
+            MailError::BadBytes(1)
+        );
         let long = format!("A: {}\r\n\r\n", "x".repeat(1000)).into_bytes();
-        assert!(matches!(Message::parse(long).unwrap_err(), MailError::LineTooLong { .. }));
+        assert!(matches!(
+            Message::parse(long).unwrap_err(),
+            MailError::LineTooLong { .. }
+        ));
         let big = format!("{}\r\n", "A: x\r\n".repeat(200)).into_bytes();
-        let tight = Limits { max_header_bytes: 100, ..Limits::default() };
-        assert!(matches!(Message::parse_with(big, tight).unwrap_err(), MailError::HeaderTooLarge(_)));
+        let tight = Limits {
+            max_header_bytes: 100,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            Message::parse_with(big, tight).unwrap_err(),
+            MailError::HeaderTooLarge(_)
+        ));
     }
 
     #[test]
     fn folding_stays_within_78_columns() {
-        let stamp = format!("2:sha256:16:16:261127:bob@example.org::{}:AAAA,BBBB", "r".repeat(90));
+        let stamp = format!(
+            "2:sha256:16:16:261127:bob@example.org::{}:AAAA,BBBB",
+            "r".repeat(90)
+        );
         let f = format_field("X-Hashcash", &stamp, Eol::Crlf);
         for line in f.split("\r\n").filter(|l| !l.is_empty()) {
             assert!(line.len() <= 78, "{line}");
         }
-        let unfolded: String = f["X-Hashcash:".len()..].chars().filter(|c| !c.is_whitespace()).collect();
+        let unfolded: String = f["X-Hashcash:".len()..]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         assert_eq!(unfolded, stamp);
         let words = format_field("Subject", &"word ".repeat(40), Eol::Lf);
         assert!(words.lines().all(|l| l.len() <= 78));

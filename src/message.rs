@@ -136,7 +136,10 @@ impl MessageVerdict {
 
     /// The message's overall outcome: fail if a signature failed or the stamps failed.
     pub fn outcome(&self) -> Outcome {
-        let dkim_failed = self.dkim.iter().any(|d| matches!(d.status, DkimStatus::Fail(_)));
+        let dkim_failed = self
+            .dkim
+            .iter()
+            .any(|d| matches!(d.status, DkimStatus::Fail(_)));
         match (dkim_failed, self.hashcash()) {
             (true, _) | (_, Outcome::Fail) => Outcome::Fail,
             (false, h) => h,

@@ -41,7 +41,11 @@ fn lines(bytes: &[u8]) -> Vec<&[u8]> {
     while !rest.is_empty() {
         match memchr::memchr(b'\n', rest) {
             Some(i) => {
-                let end = if i > 0 && rest[i - 1] == b'\r' { i - 1 } else { i };
+                let end = if i > 0 && rest[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
                 out.push(&rest[..end]);
                 rest = &rest[i + 1..];
             }
@@ -149,7 +153,10 @@ mod tests {
         let body_in = b" C \r\nD \t E\r\n\r\n\r\n";
         assert_eq!(body(Canon::Relaxed, body_in, None), b" C\r\nD E\r\n");
         assert_eq!(body(Canon::Simple, body_in, None), b" C \r\nD \t E\r\n");
-        assert_eq!(header(Canon::Simple, b"B : Y\t\r\n\tZ  \r\n"), b"B : Y\t\r\n\tZ  \r\n");
+        assert_eq!(
+            header(Canon::Simple, b"B : Y\t\r\n\tZ  \r\n"),
+            b"B : Y\t\r\n\tZ  \r\n"
+        );
     }
 
     #[test]

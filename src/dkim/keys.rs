@@ -6,7 +6,9 @@ use std::path::Path;
 
 use base64::Engine;
 use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
@@ -82,11 +84,15 @@ impl SigningKey {
             KeyKind::Ed25519 => {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| DkimError::Key(e.to_string()))?;
-                Ok(SigningKey::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed))))
+                Ok(SigningKey::Ed25519(Box::new(
+                    ed25519_dalek::SigningKey::from_bytes(&seed),
+                )))
             }
             KeyKind::Rsa => {
                 if rsa_bits < MIN_RSA_SIGN_BITS {
-                    return Err(DkimError::Key(format!("RSA keys need at least {MIN_RSA_SIGN_BITS} bits")));
+                    return Err(DkimError::Key(format!(
+                        "RSA keys need at least {MIN_RSA_SIGN_BITS} bits"
+                    )));
                 }
                 let k = rsa::PrivateKey::new(&mut getrandom::SysRng, rsa_bits)
                     .map_err(|e| DkimError::Key(e.to_string()))?;
@@ -108,7 +114,9 @@ impl SigningKey {
         match self {
             SigningKey::Rsa(k) => {
                 let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
-                let sig = signer.try_sign(data).map_err(|e| DkimError::Sign(e.to_string()))?;
+                let sig = signer
+                    .try_sign(data)
+                    .map_err(|e| DkimError::Sign(e.to_string()))?;
                 Ok(sig.to_vec())
             }
             SigningKey::Ed25519(k) => Ok(k.sign(&Sha256::digest(data)).to_bytes().to_vec()),
@@ -163,7 +171,9 @@ impl PublicKey {
         if let Some(v) = tags.get("v")
             && v != "DKIM1"
         {
-            return Err(DkimError::Key(format!("record version {v:.20} is not DKIM1")));
+            return Err(DkimError::Key(format!(
+                "record version {v:.20} is not DKIM1"
+            )));
         }
         let kind = match tags.get("k").unwrap_or("rsa") {
             "rsa" => KeyKind::Rsa,
@@ -171,7 +181,9 @@ impl PublicKey {
             other => return Err(DkimError::Key(format!("unknown key type {other:.20}"))),
         };
         if kind != want {
-            return Err(DkimError::Key("the key type does not match the signature algorithm".into()));
+            return Err(DkimError::Key(
+                "the key type does not match the signature algorithm".into(),
+            ));
         }
         let p = tags.base64("p")?;
         if p.is_empty() {
@@ -179,6 +191,15 @@ impl PublicKey {
         }
         match kind {
             KeyKind::Rsa => {
+                // Measure the modulus before building the key (the rsa crate itself refuses
+                // small keys with a less helpful message).
+                if let Some(bits) = rsa_modulus_bits(&p)
+                    && bits < MIN_RSA_VERIFY_BITS
+                {
+                    return Err(DkimError::Key(format!(
+                        "RSA key of {bits} bits is under {MIN_RSA_VERIFY_BITS} (RFC 8301)"
+                    )));
+                }
                 let k = rsa::PublicKey::from_public_key_der(&p)
                     .or_else(|_| {
                         use rsa::pkcs1::DecodeRsaPublicKey;
@@ -218,6 +239,20 @@ impl PublicKey {
     }
 }
 
+/// The modulus size of an RSA public key in SubjectPublicKeyInfo or PKCS#1 DER form.
+fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
+    use rsa::pkcs1::der::Decode;
+    let inner = rsa::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(der)
+        .ok()
+        .and_then(|spki| spki.subject_public_key.as_bytes().map(<[u8]>::to_vec))
+        .unwrap_or_else(|| der.to_vec());
+    let key: rsa::pkcs1::RsaPublicKey<rsa::pkcs1::UintRef<'_>> =
+        rsa::pkcs1::RsaPublicKey::from_der(&inner).ok()?;
+    let m = key.modulus.as_bytes();
+    let first = m.iter().position(|&b| b != 0)?;
+    Some((m.len() - first) * 8 - m[first].leading_zeros() as usize)
+}
+
 /// Why a key record could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -253,10 +288,16 @@ impl KeyFile {
                 continue;
             }
             let Some((name, record)) = line.split_once(char::is_whitespace) else {
-                return Err(DkimError::Key(format!("line {}: expected NAME RECORD", i + 1)));
+                return Err(DkimError::Key(format!(
+                    "line {}: expected NAME RECORD",
+                    i + 1
+                )));
             };
             let record = record.trim().trim_matches('"');
-            records.insert(name.trim_end_matches('.').to_ascii_lowercase(), record.to_owned());
+            records.insert(
+                name.trim_end_matches('.').to_ascii_lowercase(),
+                record.to_owned(),
+            );
         }
         Ok(KeyFile { records })
     }
@@ -270,7 +311,8 @@ impl KeyFile {
 
     /// Adds one record.
     pub fn insert(&mut self, name: &str, record: &str) {
-        self.records.insert(name.to_ascii_lowercase(), record.to_owned());
+        self.records
+            .insert(name.to_ascii_lowercase(), record.to_owned());
     }
 }
 

@@ -30,8 +30,13 @@ impl Tags {
             if !name_ok {
                 return Err(DkimError::Syntax(format!("bad tag name {name:.40?}")));
             }
-            if value.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')) {
-                return Err(DkimError::Syntax(format!("control character in tag {name}")));
+            if value
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+            {
+                return Err(DkimError::Syntax(format!(
+                    "control character in tag {name}"
+                )));
             }
             if out.iter().any(|(n, _)| n == name) {
                 return Err(DkimError::Syntax(format!("tag {name} appears twice")));
@@ -43,7 +48,10 @@ impl Tags {
 
     /// The value of tag `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of a required tag.
@@ -76,7 +84,15 @@ mod tests {
         assert_eq!(t.get("a"), Some("rsa-sha256"));
         assert_eq!(t.get("h"), Some("from : to"));
         assert_eq!(t.base64("b").unwrap(), vec![0x69, 0xb7, 0x1d]);
-        for bad in ["v=1; v=1", "v=1;; a=b", "=1", "1a=2", "v", "v=1; a\x01=b", "v=\x01"] {
+        for bad in [
+            "v=1; v=1",
+            "v=1;; a=b",
+            "=1",
+            "1a=2",
+            "v",
+            "v=1; a\x01=b",
+            "v=\x01",
+        ] {
             assert!(Tags::parse(bad).is_err(), "{bad:?}");
         }
     }

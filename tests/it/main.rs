@@ -1,6 +1,7 @@
 //! Integration tests, one binary (see DESIGN.md). Data and its provenance live in `tests/data/`.
 
 mod cli;
+mod dkim;
 mod interop;
 mod kat;
 mod minting;

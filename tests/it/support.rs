@@ -60,3 +60,47 @@ pub fn kat_stamp(start: &str) -> String {
         .unwrap_or_else(|| panic!("no stamp starting with {start:?} in hashcash-kat.tsv"))
         .to_owned()
 }
+
+/// Python with dkimpy (and pynacl for Ed25519), from the virtual environment `.ci/run` makes
+/// (`.venv`), or `$PENNYBLACK_PYTHON`. Missing is a failure, not a skip.
+pub fn dkimpy() -> Command {
+    let python = std::env::var_os("PENNYBLACK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import dkim, nacl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the DKIM interop tests need dkimpy and pynacl in {} (run `bash .ci/run`, which makes it)",
+        python.display()
+    );
+    Command::new(python)
+}
+
+/// Perl with Mail::DKIM and Net::DNS::Resolver::Mock (Debian libmail-dkim-perl,
+/// libnet-dns-resolver-mock-perl). Missing is a failure, not a skip.
+pub fn mail_dkim() -> Command {
+    let ok = Command::new("perl")
+        .args([
+            "-MMail::DKIM::Verifier",
+            "-MMail::DKIM::Signer",
+            "-MNet::DNS::Resolver::Mock",
+            "-e1",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the DKIM interop tests need Mail::DKIM (run `bash .ci/run`, which installs it)"
+    );
+    Command::new("perl")
+}
+
+/// A peer script in `tests/peers/`.
+pub fn peer(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+}

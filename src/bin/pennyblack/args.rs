@@ -212,7 +212,13 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
     /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
-    #[arg(short, long, env = "PENNYBLACK_SPENT", value_name = "PATH", conflicts_with = "no_spent")]
+    #[arg(
+        short,
+        long,
+        env = "PENNYBLACK_SPENT",
+        value_name = "PATH",
+        conflicts_with = "no_spent"
+    )]
     pub spent: Option<PathBuf>,
     /// Do not record or refuse replays.
     #[arg(long)]

@@ -19,7 +19,11 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     };
     let policy = Policy {
         min_bits: a.bits,
-        resources: a.rcpts.iter().map(|r| ResourcePattern::new(r.as_str())).collect(),
+        resources: a
+            .rcpts
+            .iter()
+            .map(|r| ResourcePattern::new(r.as_str()))
+            .collect(),
         validity: a.validity,
         grace: a.grace,
     };
@@ -42,7 +46,9 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         max_signatures: a.max_signatures,
         ..dkim::VerifyOptions::default()
     };
-    let limits = CheckLimits { max_stamps: a.max_stamps };
+    let limits = CheckLimits {
+        max_stamps: a.max_stamps,
+    };
     let v = check_message(&msg, &verifier, &keys, &opts, &limits)?;
     let eol = msg.eol();
     let fields = [

@@ -27,7 +27,9 @@ pub fn run(a: KeygenArgs) -> Result<Exit> {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(pem.as_bytes())?;
         f.sync_all()?;
     }

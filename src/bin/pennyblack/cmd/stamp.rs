@@ -13,7 +13,9 @@ use crate::args::StampArgs;
 
 pub fn run(a: StampArgs) -> Result<Exit> {
     let alg = a.alg.alg();
-    let parts = a.parts.unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
+    let parts = a
+        .parts
+        .unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
     let canon = parse_canon(&a.canon)?;
     let threads = a
         .threads
@@ -34,14 +36,20 @@ pub fn run(a: StampArgs) -> Result<Exit> {
         .collect::<Result<_>>()?;
     let raw = crate::cmd::read_stdin(a.max_size)?;
     let msg = Message::parse(raw).context("reading the message")?;
-    let mut recipients: Vec<String> = if a.only_rcpt { Vec::new() } else { msg.recipients() };
+    let mut recipients: Vec<String> = if a.only_rcpt {
+        Vec::new()
+    } else {
+        msg.recipients()
+    };
     for r in &a.rcpts {
         if !recipients.iter().any(|x| x.eq_ignore_ascii_case(r)) {
             recipients.push(r.clone());
         }
     }
     let request = MintRequest::new("-").alg(alg).bits(a.bits).parts(parts);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
     let domain = a.domain.as_deref().unwrap_or("");
     let signers: Vec<SignRequest<'_>> = keys
         .iter()
