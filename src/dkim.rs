@@ -6,10 +6,14 @@
 //! lines for offline use and tests.
 
 pub mod canon;
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod keys;
 pub mod tags;
 
 pub use canon::Canon;
+#[cfg(feature = "dns")]
+pub use dns::DnsLookup;
 pub use keys::{KeyFile, KeyLookup, SigningKey};
 pub use tags::Tags;
 

@@ -439,3 +439,95 @@ fn stamp_refuses_bad_input_and_writes_nothing() {
     }
     drop(keys);
 }
+
+/// A dnsmasq serving the key records on a loopback port, stopped when dropped.
+struct Dns {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Dns {
+    fn start(records: &str) -> Dns {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = if Path::new("/usr/sbin/dnsmasq").exists() {
+            "/usr/sbin/dnsmasq"
+        } else {
+            "dnsmasq"
+        };
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "-k",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .args([
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--local=/example.org/",
+        ])
+        .arg(format!("--port={port}"));
+        for line in records.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, record) = line.split_once(' ').unwrap();
+            // character-strings are at most 255 octets: split, dnsmasq joins them with commas
+            let parts: Vec<String> = record
+                .as_bytes()
+                .chunks(200)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            cmd.arg(format!("--txt-record={name},{}", parts.join(",")));
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("the DNS test needs dnsmasq (Debian dnsmasq-base; `bash .ci/run` installs it): {e}")
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Dns { child, port }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn keys_come_from_the_dns() {
+    let keys = Keys::new();
+    let records = std::fs::read_to_string(keys.path("keys.txt")).unwrap();
+    let dns = Dns::start(&records);
+    let signed = keys.stamp(&messages()[0].1, &["ed", "rs"]);
+    let check = |server: String, msg: &[u8]| {
+        let mut c = pennyblack();
+        c.args([
+            "check",
+            "--no-spent",
+            "--verdict-only",
+            "--rcpt",
+            "bob@example.net",
+            "--dns-timeout",
+            "2",
+        ])
+        .args(["--dns-server", &server]);
+        let out = pipe(c, msg);
+        let text = String::from_utf8_lossy(&out.stdout).replace("\r\n\t", " ");
+        (out.status.code().unwrap(), text)
+    };
+    let (code, ar) = check(format!("127.0.0.1:{}", dns.port), &signed);
+    assert_eq!(code, 0, "{ar}");
+    assert_eq!(ar.matches("dkim=pass").count(), 2, "{ar}");
+    // a selector nobody published: permerror, not a pass and not a crash
+    let renamed = replace_once(&signed, b"s=ed;", b"s=gone;");
+    let (_, ar) = check(format!("127.0.0.1:{}", dns.port), &renamed);
+    assert!(ar.contains("dkim=permerror (no key record"), "{ar}");
+    // a server that does not answer: temperror
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (_, ar) = check(silent.local_addr().unwrap().to_string(), &signed);
+    assert!(ar.contains("dkim=temperror"), "{ar}");
+}

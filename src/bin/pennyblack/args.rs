@@ -66,7 +66,8 @@ Examples:
   pennyblack check --bits 20 --rcpt me@example.net --keys keys.txt < message.eml
   pennyblack check --verdict-only --authserv-id mx.example.net --rcpt me@example.net < m.eml
 
-Key files hold lines `SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...`.
+Keys come from the DNS (the system resolver, or --dns-server), or from --keys FILE with lines
+`SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...`.
 Exit status: 0 pass (a valid stamp for us, no failing signature); 1 fail; 2 none (no stamp
 for us); 3 error.";
 
@@ -208,9 +209,16 @@ pub struct CheckArgs {
     /// The authserv-id of the Authentication-Results fields (this host's name).
     #[arg(long, default_value = "localhost")]
     pub authserv_id: String,
-    /// DKIM key records, lines of `SELECTOR._domainkey.DOMAIN RECORD`.
-    #[arg(long, value_name = "FILE")]
+    /// DKIM key records from a file of `SELECTOR._domainkey.DOMAIN RECORD` lines, instead of
+    /// the DNS.
+    #[arg(long, value_name = "FILE", conflicts_with = "dns_server")]
     pub keys: Option<PathBuf>,
+    /// Ask this DNS server (IP:PORT) for key records instead of the system's resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Seconds to wait for a DNS answer.
+    #[arg(long, default_value_t = 5)]
+    pub dns_timeout: u64,
     /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
     #[arg(
         short,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use pennyblack::dkim::{self, KeyFile};
+use pennyblack::dkim::{self, KeyFile, KeyLookup};
 use pennyblack::mail::Message;
 use pennyblack::message::{CheckLimits, Outcome, check_message};
 use pennyblack::{FixedClock, Policy, ResourcePattern, SystemClock, Verifier};
@@ -12,10 +12,17 @@ use crate::Exit;
 use crate::args::CheckArgs;
 
 pub fn run(a: CheckArgs) -> Result<Exit> {
-    let keys = match &a.keys {
-        Some(p) => KeyFile::open(p)?,
-        // No key source: signatures will be reported as permerror (no key record).
-        None => KeyFile::default(),
+    let keys: Box<dyn KeyLookup> = match (&a.keys, a.dns_server) {
+        (Some(p), _) => Box::new(KeyFile::open(p)?),
+        #[cfg(feature = "dns")]
+        (None, Some(server)) => Box::new(
+            dkim::DnsLookup::with_server(server, std::time::Duration::from_secs(a.dns_timeout))
+                .map_err(anyhow::Error::msg)?,
+        ),
+        #[cfg(feature = "dns")]
+        (None, None) => Box::new(dkim::DnsLookup::system().map_err(anyhow::Error::msg)?),
+        #[cfg(not(feature = "dns"))]
+        (None, _) => anyhow::bail!("built without the `dns` feature: give --keys FILE"),
     };
     let policy = Policy {
         min_bits: a.bits,
@@ -49,7 +56,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     let limits = CheckLimits {
         max_stamps: a.max_stamps,
     };
-    let v = check_message(&msg, &verifier, &keys, &opts, &limits)?;
+    let v = check_message(&msg, &verifier, keys.as_ref(), &opts, &limits)?;
     let eol = msg.eol();
     let fields = [
         pennyblack::authres::dkim_field(&a.authserv_id, &v, eol),

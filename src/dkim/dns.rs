@@ -1,0 +1,91 @@
+//! DKIM key records from the DNS (cargo feature `dns`, on by default), with `hickory-resolver`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{Resolver, TokioResolver};
+
+use super::keys::{KeyLookup, LookupError};
+
+/// TXT lookups through the system's resolver (`/etc/resolv.conf`) or a given server.
+pub struct DnsLookup {
+    resolver: TokioResolver,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for DnsLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DnsLookup")
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl DnsLookup {
+    /// Uses the system's resolver configuration.
+    pub fn system() -> Result<DnsLookup, String> {
+        let runtime = runtime()?;
+        let resolver = runtime
+            .block_on(async { TokioResolver::builder_tokio().and_then(|b| b.build()) })
+            .map_err(|e| e.to_string())?;
+        Ok(DnsLookup { resolver, runtime })
+    }
+
+    /// Asks only `server` (UDP and TCP), with `timeout` per query: for tests and split DNS.
+    pub fn with_server(server: SocketAddr, timeout: Duration) -> Result<DnsLookup, String> {
+        let runtime = runtime()?;
+        let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+        for c in &mut ns.connections {
+            c.port = server.port();
+        }
+        let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
+        let resolver = runtime
+            .block_on(async {
+                let mut b = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+                b.options_mut().timeout = timeout;
+                b.options_mut().attempts = 1;
+                b.build()
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(DnsLookup { resolver, runtime })
+    }
+}
+
+impl KeyLookup for DnsLookup {
+    fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let answer = self.runtime.block_on(self.resolver.txt_lookup(fqdn));
+        match answer {
+            Ok(lookup) => {
+                let records: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .map(|s| String::from_utf8_lossy(s).into_owned())
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                if records.is_empty() {
+                    Err(LookupError::NotFound)
+                } else {
+                    Ok(records)
+                }
+            }
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(LookupError::NotFound),
+            Err(e) => Err(LookupError::Temporary(e.to_string())),
+        }
+    }
+}
