@@ -219,27 +219,9 @@ pub struct CheckArgs {
     /// Seconds to wait for a DNS answer.
     #[arg(long, default_value_t = 5)]
     pub dns_timeout: u64,
-    /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
-    #[arg(
-        short,
-        long,
-        env = "PENNYBLACK_SPENT",
-        value_name = "PATH",
-        conflicts_with = "no_spent"
-    )]
-    pub spent: Option<PathBuf>,
-    /// Do not record or refuse replays.
-    #[arg(long)]
-    pub no_spent: bool,
-    /// How long a stamp stays valid after its date.
-    #[arg(short = 'e', long, default_value = "28d", value_parser = parse_duration)]
-    pub validity: std::time::Duration,
-    /// Clock-skew allowance, both directions.
-    #[arg(short, long, default_value = "2d", value_parser = parse_duration)]
-    pub grace: std::time::Duration,
-    /// Check as if it were this time: RFC 3339 or Unix seconds.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub now: Option<i64>,
+    /// Stamp validity, clock and spent store.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Honour a signature's l= body length (off: such a signature must cover the whole body).
     #[arg(long)]
     pub honour_l: bool,
@@ -401,6 +383,17 @@ pub struct VerifyArgs {
     /// Match resources case-sensitively (default: ASCII case-insensitive, as hashcash).
     #[arg(short = 'C', long)]
     pub case_sensitive: bool,
+    /// Stamp validity, clock and spent store.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// One JSON object per stamp (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by `verify` and `check`: how long stamps live, the clock, the spent store.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
     /// How long a stamp stays valid after its date (e.g. 28d, 12h); 0 means forever.
     #[arg(short = 'e', long, default_value = "28d", value_parser = parse_duration)]
     pub validity: std::time::Duration,
@@ -416,15 +409,12 @@ pub struct VerifyArgs {
         conflicts_with = "no_spent"
     )]
     pub spent: Option<PathBuf>,
-    /// Do not record or refuse replays (valid stamps then exit 2: not fully checked).
+    /// Do not record or refuse replays (a valid stamp is then not fully checked).
     #[arg(long)]
     pub no_spent: bool,
     /// Check as if it were this time: RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
-    /// One JSON object per stamp (JSON Lines) instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -31,18 +31,18 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             .iter()
             .map(|r| ResourcePattern::new(r.as_str()))
             .collect(),
-        validity: a.validity,
-        grace: a.grace,
+        validity: a.policy.validity,
+        grace: a.policy.grace,
     };
     let mut verifier = Verifier::new(policy);
-    let now = match a.now {
+    let now = match a.policy.now {
         Some(n) => {
             verifier = verifier.with_clock(FixedClock(n));
             n
         }
         None => pennyblack::Clock::now(&SystemClock),
     };
-    if let Some(store) = crate::cmd::spent_store(a.spent.clone(), a.no_spent)? {
+    if let Some(store) = crate::cmd::spent_store(a.policy.spent.clone(), a.policy.no_spent)? {
         verifier = verifier.with_store(store);
     }
     let raw = crate::cmd::read_stdin(a.max_size)?;

@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use pennyblack::{FileStore, FixedClock, Policy, ResourcePattern, Verdict, Verifier};
+use pennyblack::{FixedClock, Policy, ResourcePattern, Verdict, Verifier};
 
 use crate::Exit;
 use crate::args::VerifyArgs;
@@ -17,19 +17,15 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
             .iter()
             .map(|r| ResourcePattern::new(r.as_str()).case_sensitive(a.case_sensitive))
             .collect(),
-        validity: a.validity,
-        grace: a.grace,
+        validity: a.policy.validity,
+        grace: a.policy.grace,
     };
     let mut verifier = Verifier::new(policy);
-    if let Some(now) = a.now {
+    if let Some(now) = a.policy.now {
         verifier = verifier.with_clock(FixedClock(now));
     }
-    if !a.no_spent {
-        let path = match a.spent.clone() {
-            Some(p) => p,
-            None => default_spent_path()?,
-        };
-        verifier = verifier.with_store(FileStore::open(&path)?);
+    if let Some(store) = crate::cmd::spent_store(a.policy.spent.clone(), a.policy.no_spent)? {
+        verifier = verifier.with_store(store);
     }
 
     let from_stdin = a.stamps.is_empty() || a.stamps.iter().all(|s| s == "-");
