@@ -4,7 +4,7 @@
 mod file;
 mod memory;
 
-pub use file::FileStore;
+pub use file::{FileStore, Stats};
 pub use memory::MemoryStore;
 
 use sha2::Digest as _;
@@ -22,6 +22,15 @@ pub trait SpentStore: Send + Sync {
     /// already spent. Atomic: of two callers racing on one key, exactly one gets `true`.
     fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error>;
 
+    /// Records a batch at once (for a durable store, one commit): the result for item i is what
+    /// `spend` would have said, in order, so a key repeated within the batch is fresh once.
+    fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
+        items
+            .iter()
+            .map(|(k, exp)| self.spend(k, *exp, now))
+            .collect()
+    }
+
     /// Removes every entry that has expired at `now`; returns how many were removed.
     fn purge(&self, now: i64) -> Result<u64, Error>;
 
@@ -38,6 +47,9 @@ pub trait SpentStore: Send + Sync {
 impl<T: SpentStore + ?Sized> SpentStore for std::sync::Arc<T> {
     fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
         (**self).spend(key, expires_at, now)
+    }
+    fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
+        (**self).spend_many(items, now)
     }
     fn purge(&self, now: i64) -> Result<u64, Error> {
         (**self).purge(now)

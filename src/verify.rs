@@ -11,7 +11,7 @@ pub use resource::ResourcePattern;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, VerifyError};
-use crate::spent::{SpentStore, spent_key};
+use crate::spent::{SpentKey, SpentStore, spent_key};
 use crate::stamp::{Stamp, Version, date::rfc3339};
 
 /// Default validity of a stamp: 28 days (hashcash's default).
@@ -218,6 +218,41 @@ impl Verifier {
     /// Checks one stamp text. `Err` only when the spent store failed; a bad stamp is an `Ok`
     /// verdict with a reason.
     pub fn check(&self, text: &str) -> Result<Verdict, Error> {
+        let mut v = self.check_batch(&[text])?;
+        Ok(v.remove(0))
+    }
+
+    /// Checks a batch of stamp texts: every check but the store for each, then one call to the
+    /// store for all that passed (for a durable store, one commit, so a large batch costs hashing,
+    /// not fsyncs). A stamp repeated within the batch is accepted once. `Err` only when the store
+    /// failed, in which case none of the batch was recorded.
+    pub fn check_batch(&self, texts: &[&str]) -> Result<Vec<Verdict>, Error> {
+        let now = self.clock.now();
+        let mut verdicts = Vec::with_capacity(texts.len());
+        let mut pending: Vec<(usize, SpentKey, i64)> = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let (verdict, expires_at) = self.check_without_store(text, now);
+            if let (Some(exp), Some(stamp), Some(_)) = (expires_at, &verdict.parsed, &self.store) {
+                pending.push((i, spent_key(stamp), exp));
+            }
+            verdicts.push(verdict);
+        }
+        if let Some(store) = &self.store
+            && !pending.is_empty()
+        {
+            let items: Vec<(SpentKey, i64)> = pending.iter().map(|&(_, k, e)| (k, e)).collect();
+            let fresh = store.spend_many(&items, now)?;
+            for (&(i, _, _), f) in pending.iter().zip(fresh) {
+                if !f {
+                    verdicts[i].result = Err(VerifyError::Spent);
+                }
+            }
+        }
+        Ok(verdicts)
+    }
+
+    /// The verdict before the spent store, and the stamp's expiry if it passed.
+    fn check_without_store(&self, text: &str, now: i64) -> (Verdict, Option<i64>) {
         let text = text.trim_ascii();
         let mut unchecked = UncheckedSet::default();
         if self.policy.min_bits.is_none() {
@@ -236,22 +271,24 @@ impl Verifier {
             result: Ok(()),
             unchecked,
         };
-        let stamp: Stamp = match text.parse() {
-            Ok(s) => s,
+        match text.parse::<Stamp>() {
             Err(e) => {
                 verdict.result = Err(VerifyError::Malformed(e));
                 verdict.malformed_text = Some(text.to_owned());
-                return Ok(verdict);
+                (verdict, None)
             }
-        };
-        let now = self.clock.now();
-        let outcome = self.check_parsed(&stamp, now, &mut verdict.value);
-        verdict.parsed = Some(stamp);
-        verdict.result = match outcome {
-            Ok(expires_at) => self.spend(verdict.parsed.as_ref(), expires_at, now)?,
-            Err(e) => Err(e),
-        };
-        Ok(verdict)
+            Ok(stamp) => {
+                let outcome = self.check_parsed(&stamp, now, &mut verdict.value);
+                verdict.parsed = Some(stamp);
+                match outcome {
+                    Ok(exp) => (verdict, Some(exp)),
+                    Err(e) => {
+                        verdict.result = Err(e);
+                        (verdict, None)
+                    }
+                }
+            }
+        }
     }
 
     /// Every check but the spent store, cheapest first. On success, returns when the stamp expires.
@@ -302,23 +339,5 @@ impl Verifier {
             });
         }
         Ok(expires_at)
-    }
-
-    fn spend(
-        &self,
-        stamp: Option<&Stamp>,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<Result<(), VerifyError>, Error> {
-        match (&self.store, stamp) {
-            (Some(store), Some(stamp)) => {
-                if store.spend(&spent_key(stamp), expires_at, now)? {
-                    Ok(Ok(()))
-                } else {
-                    Ok(Err(VerifyError::Spent))
-                }
-            }
-            _ => Ok(Ok(())),
-        }
     }
 }

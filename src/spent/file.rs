@@ -11,6 +11,12 @@ use super::{SpentKey, SpentStore};
 use crate::error::Error;
 
 const SPENT: TableDefinition<&[u8], i64> = TableDefinition::new("spent");
+/// The same entries ordered by expiry, so expired ones are found without a scan.
+const BY_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("spent_by_expiry");
+
+/// Expired entries removed per transaction, beyond one per stamp recorded: purging keeps pace
+/// with recording, a little at a time, with no full scan on any check.
+const PURGE_STEP: usize = 16;
 
 /// How long `open` waits for another process that holds the file.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
@@ -53,6 +59,7 @@ impl FileStore {
         };
         let tx = db.begin_write().map_err(|e| store_err(path, e))?;
         tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
+        tx.open_table(BY_EXPIRY).map_err(|e| store_err(path, e))?;
         tx.commit().map_err(|e| store_err(path, e))?;
         Ok(FileStore {
             db,
@@ -70,40 +77,116 @@ impl FileStore {
     }
 }
 
+/// What `FileStore::stats` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Entries held.
+    pub entries: u64,
+    /// Of those, entries already expired (not yet purged).
+    pub expired: u64,
+    /// The earliest expiry among unexpired entries (Unix seconds).
+    pub next_expiry: Option<i64>,
+    /// The file's size in bytes.
+    pub file_bytes: u64,
+}
+
+impl FileStore {
+    /// Counts entries and expired entries at `now`.
+    pub fn stats(&self, now: i64) -> Result<Stats, Error> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+        let index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
+        let bound: (i64, &[u8]) = (now.saturating_add(1), &[]);
+        let expired = index.range(..bound).map_err(|e| self.err(e))?.count() as u64;
+        let next_expiry = index
+            .range(bound..)
+            .map_err(|e| self.err(e))?
+            .next()
+            .transpose()
+            .map_err(|e| self.err(e))?
+            .map(|(k, _)| k.value().0);
+        Ok(Stats {
+            entries: spent.len().map_err(|e| self.err(e))?,
+            expired,
+            next_expiry,
+            file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+        })
+    }
+}
+
+/// Removes up to `limit` entries expired at `now` (all of them for `usize::MAX`).
+fn purge_expired(
+    spent: &mut redb::Table<'_, &[u8], i64>,
+    index: &mut redb::Table<'_, (i64, &[u8]), ()>,
+    now: i64,
+    limit: usize,
+) -> Result<u64, redb::StorageError> {
+    let bound: (i64, &[u8]) = (now.saturating_add(1), &[]);
+    let victims: Vec<(i64, Vec<u8>)> = index
+        .range(..bound)?
+        .take(limit)
+        .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
+        .collect::<Result<_, _>>()?;
+    for (exp, key) in &victims {
+        index.remove((*exp, key.as_slice()))?;
+        let current = spent.get(key.as_slice())?.map(|v| v.value());
+        if current == Some(*exp) {
+            spent.remove(key.as_slice())?;
+        }
+    }
+    Ok(victims.len() as u64)
+}
+
 impl SpentStore for FileStore {
     fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
+        Ok(self.spend_many(&[(*key, expires_at)], now)?[0])
+    }
+
+    /// One transaction, one fsync, for the whole batch.
+    fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let fresh = {
-            let mut table = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let seen = table
-                .get(key.as_slice())
-                .map_err(|e| self.err(e))?
-                .map(|v| v.value());
-            match seen {
-                Some(exp) if exp > now => false,
-                _ => {
-                    table
-                        .insert(key.as_slice(), expires_at)
+        let mut fresh = Vec::with_capacity(items.len());
+        {
+            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+            let mut index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
+            for (key, expires_at) in items {
+                let seen = spent
+                    .get(key.as_slice())
+                    .map_err(|e| self.err(e))?
+                    .map(|v| v.value());
+                let is_fresh = match seen {
+                    Some(exp) if exp > now => false,
+                    Some(old) => {
+                        index
+                            .remove((old, key.as_slice()))
+                            .map_err(|e| self.err(e))?;
+                        true
+                    }
+                    None => true,
+                };
+                if is_fresh {
+                    spent
+                        .insert(key.as_slice(), *expires_at)
                         .map_err(|e| self.err(e))?;
-                    true
+                    index
+                        .insert((*expires_at, key.as_slice()), ())
+                        .map_err(|e| self.err(e))?;
                 }
+                fresh.push(is_fresh);
             }
-        };
-        if fresh {
-            tx.commit().map_err(|e| self.err(e))?;
-        } else {
-            tx.abort().map_err(|e| self.err(e))?;
+            purge_expired(&mut spent, &mut index, now, items.len() + PURGE_STEP)
+                .map_err(|e| self.err(e))?;
         }
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(fresh)
     }
 
     fn purge(&self, now: i64) -> Result<u64, Error> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let removed = {
-            let mut table = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let before = table.len().map_err(|e| self.err(e))?;
-            table.retain(|_, exp| exp > now).map_err(|e| self.err(e))?;
-            before - table.len().map_err(|e| self.err(e))?
+            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+            let mut index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
+            purge_expired(&mut spent, &mut index, now, usize::MAX).map_err(|e| self.err(e))?
         };
         tx.commit().map_err(|e| self.err(e))?;
         Ok(removed)

@@ -79,3 +79,147 @@ fn a_file_that_is_not_a_store_is_an_error_not_a_panic() {
     let err = FileStore::open(&path).unwrap_err();
     assert!(matches!(err, pennyblack::Error::Store(_)), "{err}");
 }
+
+#[test]
+fn batches_are_fresh_once_and_expired_entries_are_purged_as_we_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = FileStore::open(dir.path().join("spent.redb")).unwrap();
+    let mem = MemoryStore::new();
+    for store in [&file as &dyn SpentStore, &mem] {
+        let r = store
+            .spend_many(&[(key(1), 100), (key(2), 100), (key(1), 100)], 10)
+            .unwrap();
+        assert_eq!(r, vec![true, true, false]);
+        assert_eq!(
+            store
+                .spend_many(&[(key(2), 100), (key(3), 100)], 10)
+                .unwrap(),
+            vec![false, true]
+        );
+    }
+    // 100 entries expiring at 50; later batches at now = 60 remove them a few at a time
+    let items: Vec<_> = (100..200).map(|i| (key(i), 50)).collect();
+    file.spend_many(&items, 10).unwrap();
+    assert_eq!(file.stats(60).unwrap().expired, 100);
+    file.spend_many(&[(key(500), 1000)], 60).unwrap();
+    let after = file.stats(60).unwrap().expired;
+    assert!(
+        after < 100 && after > 0,
+        "incremental purge removed some, not all: {after}"
+    );
+    for i in 0..20 {
+        file.spend(&key(600 + i), 1000, 60).unwrap();
+    }
+    assert_eq!(file.stats(60).unwrap().expired, 0);
+    assert_eq!(file.stats(60).unwrap().entries, 3 + 1 + 20);
+}
+
+/// Two `pennyblack verify` processes racing on the same stamp and store: exactly one wins.
+#[test]
+fn racing_processes_accept_a_stamp_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spent.redb");
+    for round in 0..5 {
+        let stamp = pennyblack::mint(&pennyblack::MintRequest::hashcash(
+            format!("race{round}@example.org"),
+            4,
+        ))
+        .unwrap()
+        .to_string();
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                crate::support::pennyblack()
+                    .args(["verify", "--bits", "4", "-r", "*@example.org", "--spent"])
+                    .arg(&db)
+                    .arg(&stamp)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut codes: Vec<i32> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+            .collect();
+        codes.sort();
+        assert_eq!(codes, vec![0, 1], "round {round}");
+    }
+}
+
+/// A verifier killed with SIGKILL in the middle of a stream loses no stamp it reported accepted,
+/// and leaves a file that opens.
+#[test]
+fn sigkill_mid_stream_loses_no_acknowledged_stamp() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spent.redb");
+    let minter = pennyblack::Minter::new();
+    let mut accepted: Vec<String> = Vec::new();
+    for round in 0..5 {
+        let stamps: Vec<String> = (0..3000)
+            .map(|i| {
+                minter
+                    .mint(&pennyblack::MintRequest::hashcash(
+                        format!("k{round}x{i}@example.org"),
+                        1,
+                    ))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let mut child = crate::support::pennyblack()
+            .args([
+                "verify",
+                "--bits",
+                "1",
+                "-r",
+                "*@example.org",
+                "--batch",
+                "8",
+                "--spent",
+            ])
+            .arg(&db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            for s in stamps {
+                if writeln!(stdin, "{s}").is_err() {
+                    break; // killed
+                }
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let mut got = 0;
+        while got < 200 + 100 * round {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            if let Some(stamp) = line.trim_end().strip_prefix("valid (1.00 bits): ") {
+                accepted.push(stamp.to_owned());
+                got += 1;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = feeder.join();
+        assert!(got > 0);
+        // every acknowledged stamp is still spent
+        let store = FileStore::open(&db).unwrap();
+        let v = pennyblack::Verifier::new(pennyblack::Policy::new(1, ["*@example.org"]))
+            .with_store(store);
+        let texts: Vec<&str> = accepted.iter().map(String::as_str).collect();
+        for verdict in v.check_batch(&texts).unwrap() {
+            assert_eq!(
+                verdict.result,
+                Err(pennyblack::VerifyError::Spent),
+                "round {round}: {}",
+                verdict.stamp()
+            );
+        }
+    }
+}

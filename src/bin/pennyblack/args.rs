@@ -40,6 +40,9 @@ pub enum Command {
     /// Check a message's DKIM signatures and stamps; print it with Authentication-Results.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Inspect or clean the spent-stamp database.
+    #[command(subcommand)]
+    Spent(SpentCommand),
     /// Make a DKIM signing key and print the DNS record to publish.
     #[command(after_help = KEYGEN_EXAMPLES)]
     Keygen(KeygenArgs),
@@ -160,6 +163,29 @@ impl AlgArg {
             AlgArg::Blake3 => pennyblack::Algorithm::Blake3,
         }
     }
+}
+
+/// `pennyblack spent ...`.
+#[derive(Debug, Subcommand)]
+pub enum SpentCommand {
+    /// Count entries, expired entries and the file's size.
+    Stats(SpentArgs),
+    /// Remove every expired entry now (checks also purge a few at a time as they go).
+    Purge(SpentArgs),
+}
+
+/// Options of `pennyblack spent`.
+#[derive(Debug, Args)]
+pub struct SpentArgs {
+    /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
+    #[arg(short, long, env = "PENNYBLACK_SPENT", value_name = "PATH")]
+    pub spent: Option<PathBuf>,
+    /// As if it were this time: RFC 3339 or Unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<i64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pennyblack stamp`.
@@ -386,6 +412,10 @@ pub struct VerifyArgs {
     /// Stamp validity, clock and spent store.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Stamps checked and recorded per commit of the spent store; verdicts are printed after
+    /// each commit.
+    #[arg(long, default_value_t = 1024)]
+    pub batch: usize,
     /// One JSON object per stamp (JSON Lines) instead of text.
     #[arg(long)]
     pub json: bool,

@@ -5,6 +5,7 @@ pub mod calibrate;
 pub mod check;
 pub mod keygen;
 pub mod mint;
+pub mod spent;
 pub mod stamp;
 pub mod verify;
 

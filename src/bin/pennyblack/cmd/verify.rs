@@ -28,45 +28,63 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
         verifier = verifier.with_store(store);
     }
 
-    let from_stdin = a.stamps.is_empty() || a.stamps.iter().all(|s| s == "-");
-    let lines: Vec<String> = if from_stdin {
-        let mut v = Vec::new();
-        for line in std::io::stdin().lock().split(b'\n') {
-            // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
-            v.push(String::from_utf8_lossy(&line.context("reading standard input")?).into_owned());
-        }
-        v
-    } else {
-        a.stamps.clone()
-    };
-    let stamps: Vec<&str> = lines
-        .iter()
-        .map(|l| strip_header(l))
-        .filter(|l| !l.is_empty())
-        .collect();
-    if stamps.is_empty() {
-        bail!("no stamps to verify (give them as arguments or on standard input, one per line)");
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
     }
+    let from_stdin = a.stamps.is_empty() || a.stamps.iter().all(|s| s == "-");
+    let mut lines: Box<dyn Iterator<Item = Result<String>>> = if from_stdin {
+        // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
+        Box::new(std::io::stdin().lock().split(b'\n').map(|l| {
+            l.map(|b| String::from_utf8_lossy(&b).into_owned())
+                .context("reading standard input")
+        }))
+    } else {
+        Box::new(a.stamps.clone().into_iter().map(Ok))
+    };
 
     let mut out = std::io::stdout().lock();
     let mut exit = Exit::Ok;
-    for text in stamps {
-        let verdict = verifier.check(text)?;
-        let code = match (&verdict.result, verdict.fully_checked()) {
-            (Err(_), _) => Exit::Invalid,
-            (Ok(()), false) => Exit::NotFullyChecked,
-            (Ok(()), true) => Exit::Ok,
-        };
-        // Invalid outranks not-fully-checked, which outranks ok.
-        exit = match (exit, code) {
-            (Exit::Invalid, _) | (_, Exit::Invalid) => Exit::Invalid,
-            (e, c) => e.max(c),
-        };
-        if a.json {
-            writeln!(out, "{}", json(&verdict))?;
-        } else {
-            writeln!(out, "{}", text_line(&verdict))?;
+    let mut seen = 0usize;
+    let mut batch: Vec<String> = Vec::with_capacity(a.batch);
+    loop {
+        let next = lines.next().transpose()?;
+        if let Some(line) = &next {
+            let stamp = strip_header(line);
+            if !stamp.is_empty() {
+                batch.push(stamp.to_owned());
+            }
         }
+        if batch.len() < a.batch && next.is_some() {
+            continue;
+        }
+        // A batch is recorded in the spent store in one commit, and reported only after it.
+        let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
+        for verdict in verifier.check_batch(&texts)? {
+            let code = match (&verdict.result, verdict.fully_checked()) {
+                (Err(_), _) => Exit::Invalid,
+                (Ok(()), false) => Exit::NotFullyChecked,
+                (Ok(()), true) => Exit::Ok,
+            };
+            // Invalid outranks not-fully-checked, which outranks ok.
+            exit = match (exit, code) {
+                (Exit::Invalid, _) | (_, Exit::Invalid) => Exit::Invalid,
+                (e, c) => e.max(c),
+            };
+            if a.json {
+                writeln!(out, "{}", json(&verdict))?;
+            } else {
+                writeln!(out, "{}", text_line(&verdict))?;
+            }
+        }
+        out.flush()?;
+        seen += batch.len();
+        batch.clear();
+        if next.is_none() {
+            break;
+        }
+    }
+    if seen == 0 {
+        bail!("no stamps to verify (give them as arguments or on standard input, one per line)");
     }
     Ok(exit)
 }
