@@ -3,9 +3,13 @@
 
 mod file;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use file::{FileStore, Stats};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 
 use sha2::Digest as _;
 
@@ -43,21 +47,28 @@ pub trait SpentStore: Send + Sync {
     }
 }
 
-/// A shared store: several verifiers (or threads) can use one store through an `Arc`.
-impl<T: SpentStore + ?Sized> SpentStore for std::sync::Arc<T> {
-    fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
-        (**self).spend(key, expires_at, now)
-    }
-    fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
-        (**self).spend_many(items, now)
-    }
-    fn purge(&self, now: i64) -> Result<u64, Error> {
-        (**self).purge(now)
-    }
-    fn len(&self) -> Result<u64, Error> {
-        (**self).len()
-    }
+/// Shared and boxed stores are stores: several verifiers (or threads) can use one store through
+/// an `Arc`, and a store chosen at run time can be a `Box<dyn SpentStore>`.
+macro_rules! forward_store {
+    ($($ptr:ident)::+) => {
+        impl<T: SpentStore + ?Sized> SpentStore for $($ptr)::+<T> {
+            fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
+                (**self).spend(key, expires_at, now)
+            }
+            fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
+                (**self).spend_many(items, now)
+            }
+            fn purge(&self, now: i64) -> Result<u64, Error> {
+                (**self).purge(now)
+            }
+            fn len(&self) -> Result<u64, Error> {
+                (**self).len()
+            }
+        }
+    };
 }
+forward_store!(std::sync::Arc);
+forward_store!(Box);
 
 /// The key a stamp is recorded under: SHA-256 over a domain tag and the stamp's canonical form.
 /// For version 2 the counters are sorted first, so that reordering the parts of a stamp (which

@@ -149,6 +149,9 @@ pub struct Verdict {
     pub result: Result<(), VerifyError>,
     /// Checks the policy left out; a valid stamp with any of these is "not fully checked".
     pub unchecked: UncheckedSet,
+    /// Set when the spent store failed and the verifier fails open: the stamp was accepted
+    /// without a replay check, for this reason.
+    pub store_error: Option<String>,
 }
 
 impl Verdict {
@@ -177,6 +180,7 @@ pub struct Verifier {
     policy: Policy,
     clock: Box<dyn Clock>,
     store: Option<Box<dyn SpentStore>>,
+    fail_open: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -195,7 +199,16 @@ impl Verifier {
             policy,
             clock: Box::new(SystemClock),
             store: None,
+            fail_open: false,
         }
+    }
+
+    /// When the spent store fails: `false` (the default) makes `check` return the error (fail
+    /// closed); `true` accepts the stamps without a replay check and says so in each verdict
+    /// (`store_error`, and `spent` among the unchecked).
+    pub fn fail_open(mut self, yes: bool) -> Self {
+        self.fail_open = yes;
+        self
     }
 
     /// Uses `clock` instead of the system clock.
@@ -241,11 +254,21 @@ impl Verifier {
             && !pending.is_empty()
         {
             let items: Vec<(SpentKey, i64)> = pending.iter().map(|&(_, k, e)| (k, e)).collect();
-            let fresh = store.spend_many(&items, now)?;
-            for (&(i, _, _), f) in pending.iter().zip(fresh) {
-                if !f {
-                    verdicts[i].result = Err(VerifyError::Spent);
+            match store.spend_many(&items, now) {
+                Ok(fresh) => {
+                    for (&(i, _, _), f) in pending.iter().zip(fresh) {
+                        if !f {
+                            verdicts[i].result = Err(VerifyError::Spent);
+                        }
+                    }
                 }
+                Err(e) if self.fail_open => {
+                    for &(i, _, _) in &pending {
+                        verdicts[i].unchecked.insert(Unchecked::Spent);
+                        verdicts[i].store_error = Some(e.to_string());
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(verdicts)
@@ -270,6 +293,7 @@ impl Verifier {
             value: 0.0,
             result: Ok(()),
             unchecked,
+            store_error: None,
         };
         match text.parse::<Stamp>() {
             Err(e) => {

@@ -5,6 +5,7 @@ mod dkim;
 mod interop;
 mod kat;
 mod minting;
+mod redis;
 mod roundtrip;
 mod spent;
 mod support;

@@ -412,13 +412,22 @@ pub struct VerifyArgs {
     /// Stamp validity, clock and spent store.
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// Stamps checked and recorded per commit of the spent store; verdicts are printed after
-    /// each commit.
-    #[arg(long, default_value_t = 1024)]
+    /// At most this many stamps per commit of the spent store. A batch takes the lines already
+    /// waiting on standard input (group commit); verdicts are printed after each commit.
+    #[arg(long, default_value_t = 65536)]
     pub batch: usize,
     /// One JSON object per stamp (JSON Lines) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What to do when the spent store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unavailable {
+    /// Fail closed: an error, exit 3.
+    Reject,
+    /// Fail open: accept without a replay check, stated in the verdict.
+    Accept,
 }
 
 /// Options shared by `verify` and `check`: how long stamps live, the clock, the spent store.
@@ -430,18 +439,26 @@ pub struct PolicyArgs {
     /// Clock-skew allowance, both directions.
     #[arg(short, long, default_value = "2d", value_parser = parse_duration)]
     pub grace: std::time::Duration,
-    /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
+    /// Spent-stamp store: a database file, or `redis://HOST:PORT/DB` to share one set between
+    /// machines [default: $XDG_DATA_HOME/pennyblack/spent.redb].
     #[arg(
         short,
         long,
         env = "PENNYBLACK_SPENT",
-        value_name = "PATH",
+        value_name = "PATH|URL",
         conflicts_with = "no_spent"
     )]
     pub spent: Option<PathBuf>,
     /// Do not record or refuse replays (a valid stamp is then not fully checked).
     #[arg(long)]
     pub no_spent: bool,
+    /// When the spent store fails mid-run: reject (stop with exit 3, the default) or accept
+    /// stamps without a replay check, saying so in each verdict (exit 2).
+    #[arg(long, value_enum, default_value_t = Unavailable::Reject)]
+    pub spent_unavailable: Unavailable,
+    /// Seconds to wait for the Redis server.
+    #[arg(long, default_value_t = 2)]
+    pub redis_timeout: u64,
     /// Check as if it were this time: RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,

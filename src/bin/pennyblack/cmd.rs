@@ -38,17 +38,42 @@ pub fn read_stdin(max: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The spent store to use: `--spent PATH`, else the default file, or none with `--no-spent`.
-pub fn spent_store(
-    spent: Option<std::path::PathBuf>,
-    no_spent: bool,
-) -> Result<Option<pennyblack::FileStore>> {
-    if no_spent {
+/// The spent store to use: `--spent PATH` (or `redis://...`), else the default file, or none
+/// with `--no-spent`.
+pub fn spent_store(p: &crate::args::PolicyArgs) -> Result<Option<Box<dyn pennyblack::SpentStore>>> {
+    if p.no_spent {
         return Ok(None);
     }
-    let path = match spent {
+    let path = match p.spent.clone() {
         Some(p) => p,
         None => verify::default_spent_path()?,
     };
-    Ok(Some(pennyblack::FileStore::open(&path)?))
+    if let Some(url) = path.to_str().filter(|s| s.starts_with("redis://")) {
+        #[cfg(feature = "redis")]
+        {
+            let timeout = std::time::Duration::from_secs(p.redis_timeout.max(1));
+            return Ok(Some(Box::new(pennyblack::spent::RedisStore::open(
+                url, timeout,
+            )?)));
+        }
+        #[cfg(not(feature = "redis"))]
+        bail!("{url}: built without the `redis` feature");
+    }
+    Ok(Some(Box::new(pennyblack::FileStore::open(&path)?)))
+}
+
+/// A verifier for `policy` with the options' clock, spent store and failure mode.
+pub fn verifier(
+    policy: pennyblack::Policy,
+    p: &crate::args::PolicyArgs,
+) -> Result<pennyblack::Verifier> {
+    let mut v = pennyblack::Verifier::new(policy)
+        .fail_open(p.spent_unavailable == crate::args::Unavailable::Accept);
+    if let Some(now) = p.now {
+        v = v.with_clock(pennyblack::FixedClock(now));
+    }
+    if let Some(store) = spent_store(p)? {
+        v = v.with_store(store);
+    }
+    Ok(v)
 }

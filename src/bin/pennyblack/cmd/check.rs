@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use pennyblack::dkim::{self, KeyFile, KeyLookup};
 use pennyblack::mail::Message;
 use pennyblack::message::{CheckLimits, Outcome, check_message};
-use pennyblack::{FixedClock, Policy, ResourcePattern, SystemClock, Verifier};
+use pennyblack::{Policy, ResourcePattern, SystemClock};
 
 use crate::Exit;
 use crate::args::CheckArgs;
@@ -34,17 +34,11 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         validity: a.policy.validity,
         grace: a.policy.grace,
     };
-    let mut verifier = Verifier::new(policy);
-    let now = match a.policy.now {
-        Some(n) => {
-            verifier = verifier.with_clock(FixedClock(n));
-            n
-        }
-        None => pennyblack::Clock::now(&SystemClock),
-    };
-    if let Some(store) = crate::cmd::spent_store(a.policy.spent.clone(), a.policy.no_spent)? {
-        verifier = verifier.with_store(store);
-    }
+    let verifier = crate::cmd::verifier(policy, &a.policy)?;
+    let now = a
+        .policy
+        .now
+        .unwrap_or_else(|| pennyblack::Clock::now(&SystemClock));
     let raw = crate::cmd::read_stdin(a.max_size)?;
     let msg = Message::parse(raw).context("reading the message")?;
     let opts = dkim::VerifyOptions {

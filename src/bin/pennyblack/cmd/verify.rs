@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use pennyblack::{FixedClock, Policy, ResourcePattern, Verdict, Verifier};
+use pennyblack::{Policy, ResourcePattern, Verdict};
 
 use crate::Exit;
 use crate::args::VerifyArgs;
@@ -20,41 +20,69 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
         validity: a.policy.validity,
         grace: a.policy.grace,
     };
-    let mut verifier = Verifier::new(policy);
-    if let Some(now) = a.policy.now {
-        verifier = verifier.with_clock(FixedClock(now));
-    }
-    if let Some(store) = crate::cmd::spent_store(a.policy.spent.clone(), a.policy.no_spent)? {
-        verifier = verifier.with_store(store);
-    }
-
+    let verifier = crate::cmd::verifier(policy, &a.policy)?;
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    // Lines come from a reader thread. A batch takes every line already waiting, up to --batch,
+    // and is then checked and committed at once (group commit): a file piped in makes large
+    // batches and few fsyncs; a peer that sends one stamp and waits gets its answer at once.
     let from_stdin = a.stamps.is_empty() || a.stamps.iter().all(|s| s == "-");
-    let mut lines: Box<dyn Iterator<Item = Result<String>>> = if from_stdin {
-        // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
-        Box::new(std::io::stdin().lock().split(b'\n').map(|l| {
-            l.map(|b| String::from_utf8_lossy(&b).into_owned())
-                .context("reading standard input")
-        }))
-    } else {
-        Box::new(a.stamps.clone().into_iter().map(Ok))
-    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<String>>(a.batch.min(1 << 16));
+    let args = a.stamps.clone();
+    std::thread::spawn(move || {
+        if from_stdin {
+            for l in std::io::stdin().lock().split(b'\n') {
+                // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
+                let l = l
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .context("reading standard input");
+                let stop = l.is_err();
+                if tx.send(l).is_err() || stop {
+                    return;
+                }
+            }
+        } else {
+            for s in args {
+                if tx.send(Ok(s)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
 
     let mut out = std::io::stdout().lock();
     let mut exit = Exit::Ok;
     let mut seen = 0usize;
-    let mut batch: Vec<String> = Vec::with_capacity(a.batch);
-    loop {
-        let next = lines.next().transpose()?;
-        if let Some(line) = &next {
-            let stamp = strip_header(line);
-            if !stamp.is_empty() {
-                batch.push(stamp.to_owned());
+    let mut batch: Vec<String> = Vec::with_capacity(a.batch.min(1 << 16));
+    let mut eof = false;
+    while !eof {
+        // Block for the first line, then take what is already there.
+        let mut next = rx.recv().ok();
+        loop {
+            match next {
+                None => {
+                    eof = true;
+                    break;
+                }
+                Some(line) => {
+                    let line = line?;
+                    let stamp = strip_header(&line);
+                    if !stamp.is_empty() {
+                        batch.push(stamp.to_owned());
+                    }
+                }
             }
+            if batch.len() >= a.batch {
+                break;
+            }
+            next = match rx.try_recv() {
+                Ok(l) => Some(l),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+            };
         }
-        if batch.len() < a.batch && next.is_some() {
+        if batch.is_empty() {
             continue;
         }
         // A batch is recorded in the spent store in one commit, and reported only after it.
@@ -79,9 +107,6 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
         out.flush()?;
         seen += batch.len();
         batch.clear();
-        if next.is_none() {
-            break;
-        }
     }
     if seen == 0 {
         bail!("no stamps to verify (give them as arguments or on standard input, one per line)");
@@ -107,6 +132,12 @@ fn unchecked_names(v: &Verdict) -> Vec<&'static str> {
 fn text_line(v: &Verdict) -> String {
     match &v.result {
         Ok(()) if v.fully_checked() => format!("valid ({:.2} bits): {}", v.value, v.stamp()),
+        Ok(()) if v.store_error.is_some() => format!(
+            "valid ({:.2} bits; not checked: {}; spent store unavailable, accepted without a replay check): {}",
+            v.value,
+            unchecked_names(v).join(", "),
+            v.stamp()
+        ),
         Ok(()) => format!(
             "valid ({:.2} bits; not checked: {}): {}",
             v.value,
@@ -142,6 +173,7 @@ fn json(v: &Verdict) -> serde_json::Value {
         "resource": v.parsed.as_ref().map(|s| s.resource()),
         "fully_checked": v.fully_checked(),
         "unchecked": unchecked_names(v),
+        "store_error": v.store_error,
     })
 }
 
