@@ -145,11 +145,16 @@ impl SpentStore for FileStore {
     /// One transaction, one fsync, for the whole batch.
     fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut fresh = Vec::with_capacity(items.len());
+        let mut fresh = vec![false; items.len()];
+        // Visit keys in sorted order (B-tree inserts with locality), keeping each item's place;
+        // the sort is stable, so of a key repeated in the batch the first occurrence wins.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&i| items[i].0);
         {
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
             let mut index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
-            for (key, expires_at) in items {
+            for &i in &order {
+                let (key, expires_at) = &items[i];
                 let seen = spent
                     .get(key.as_slice())
                     .map_err(|e| self.err(e))?
@@ -172,7 +177,7 @@ impl SpentStore for FileStore {
                         .insert((*expires_at, key.as_slice()), ())
                         .map_err(|e| self.err(e))?;
                 }
-                fresh.push(is_fresh);
+                fresh[i] = is_fresh;
             }
             purge_expired(&mut spent, &mut index, now, items.len() + PURGE_STEP)
                 .map_err(|e| self.err(e))?;
