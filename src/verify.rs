@@ -14,6 +14,20 @@ use crate::error::{Error, VerifyError};
 use crate::spent::{SpentKey, SpentStore, spent_key};
 use crate::stamp::{Stamp, Version, date::rfc3339};
 
+/// A malformed text as kept in its verdict: at most 256 bytes, then `...`, so a hostile
+/// megabyte line is not echoed back whole.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 256;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 /// Default validity of a stamp: 28 days (hashcash's default).
 pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(28 * 86_400);
 /// Default allowance for clock skew, in both directions: 2 days (hashcash's default).
@@ -139,7 +153,8 @@ impl UncheckedSet {
 /// The outcome of checking one stamp.
 #[derive(Debug, Clone)]
 pub struct Verdict {
-    /// The text that was checked, when it did not parse (a parsed stamp keeps its own text).
+    /// The text that was checked, when it did not parse (a parsed stamp keeps its own text);
+    /// cut to 256 bytes and `...` when longer.
     pub malformed_text: Option<String>,
     /// The parsed stamp, unless it was malformed.
     pub parsed: Option<Stamp>,
@@ -298,7 +313,7 @@ impl Verifier {
         match text.parse::<Stamp>() {
             Err(e) => {
                 verdict.result = Err(VerifyError::Malformed(e));
-                verdict.malformed_text = Some(text.to_owned());
+                verdict.malformed_text = Some(shorten(text));
                 (verdict, None)
             }
             Ok(stamp) => {

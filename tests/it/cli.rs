@@ -1,20 +1,13 @@
 //! The `pennyblack` binary as a user runs it: output, messages and exit codes.
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use crate::support::pennyblack;
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = pennyblack()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = pennyblack();
+    cmd.args(args);
+    crate::support::pipe(cmd, stdin)
 }
 
 fn code(o: &Output) -> i32 {

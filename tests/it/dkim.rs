@@ -2,27 +2,14 @@
 //! both algorithms, Mail::DKIM (Perl) for RSA, and the RFC 8463 example. `.ci/run` installs the
 //! peers; without them these tests fail, they never skip.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use pennyblack::dkim::keys::{KeyKind, PublicKey};
 use pennyblack::dkim::{self, KeyFile, SigningKey};
 use pennyblack::mail::Message;
 
-use crate::support::{data, dkimpy, mail_dkim, peer, pennyblack};
-
-fn pipe(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A child that fails early closes its input; its exit status and stderr say why.
-    let _ = child.stdin.take().unwrap().write_all(input);
-    child.wait_with_output().unwrap()
-}
+use crate::support::{data, dkimpy, mail_dkim, peer, pennyblack, pipe};
 
 /// A folder with an Ed25519 and an RSA key and a key file publishing both.
 struct Keys {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod dkim;
+mod hostile;
 mod interop;
 mod kat;
 mod minting;

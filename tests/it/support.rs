@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 use time::{Date, Month, PrimitiveDateTime, Time};
 
@@ -103,4 +104,17 @@ pub fn peer(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/peers")
         .join(name)
+}
+
+/// Runs `cmd` with `input` on its standard input and collects everything it prints.
+pub fn pipe(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A child that fails early closes its input; its exit status and stderr say why.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
 }
