@@ -22,7 +22,8 @@ fn verify_stdin(input: &[u8]) -> (i32, String, String) {
 
 #[test]
 fn bad_stamps_are_malformed_verdicts_not_crashes() {
-    let cases: &[(&str, fn(&ParseError) -> bool)] = &[
+    type Expect = fn(&ParseError) -> bool;
+    let cases: &[(&str, Expect)] = &[
         ("1:8:250101:x::abc", |e| {
             matches!(e, ParseError::FieldCount { .. })
         }),
