@@ -45,7 +45,7 @@ impl MintRequest {
             resource: resource.into(),
             alg: Algorithm::Sha256,
             bits: 20,
-            parts: 16,
+            parts: Algorithm::Sha256.default_parts(),
             ext: String::new(),
             date: None,
             date_width: 6,

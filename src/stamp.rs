@@ -84,6 +84,15 @@ impl Algorithm {
         }
     }
 
+    /// The number of parts new stamps get unless asked otherwise: 1 for SHA-1 (hashcash's
+    /// format has one counter), 16 for the others.
+    pub fn default_parts(self) -> u32 {
+        match self {
+            Algorithm::Sha1 => 1,
+            Algorithm::Sha256 | Algorithm::Blake3 => 16,
+        }
+    }
+
     /// The most parts a stamp with this algorithm may have (1 for hashcash's SHA-1 format).
     pub fn max_parts(self) -> u32 {
         match self {

@@ -191,15 +191,9 @@ pub struct SpentArgs {
 /// `pennyblack stamp`.
 #[derive(Debug, Args)]
 pub struct StampArgs {
-    /// Total work per stamp in bits.
-    #[arg(short, long, default_value_t = 20)]
-    pub bits: u32,
-    /// Hash algorithm (sha1 mints hashcash version 1 stamps).
-    #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
-    pub alg: AlgArg,
-    /// Parts per stamp [default: 16; 1 for sha1].
-    #[arg(short, long)]
-    pub parts: Option<u32>,
+    /// What each stamp costs.
+    #[command(flatten)]
+    pub cost: CostArgs,
     /// Also stamp for this address (envelope or Bcc recipient); repeat for several.
     #[arg(long = "rcpt", value_name = "ADDR")]
     pub rcpts: Vec<String>,
@@ -352,12 +346,9 @@ pub struct CalibrateArgs {
     pub json: bool,
 }
 
-/// `pennyblack mint`.
+/// The cost of new stamps, shared by `mint` and `stamp`.
 #[derive(Debug, Args)]
-pub struct MintArgs {
-    /// Resources to stamp, usually recipient addresses (no ':' or white space).
-    #[arg(required = true, value_name = "RESOURCE")]
-    pub resources: Vec<String>,
+pub struct CostArgs {
     /// Total work in bits. With K parts each part gets ceil(BITS - log2 K) bits.
     #[arg(short, long, default_value_t = 20)]
     pub bits: u32,
@@ -367,6 +358,25 @@ pub struct MintArgs {
     /// Number of parts, 1 to 64 [default: 16; 1 for sha1]. More parts: same mean, steadier time.
     #[arg(short, long)]
     pub parts: Option<u32>,
+}
+
+impl CostArgs {
+    /// The algorithm and the number of parts (its default when not given).
+    pub fn alg_and_parts(&self) -> (pennyblack::Algorithm, u32) {
+        let alg = self.alg.alg();
+        (alg, self.parts.unwrap_or(alg.default_parts()))
+    }
+}
+
+/// `pennyblack mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Resources to stamp, usually recipient addresses (no ':' or white space).
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// What each stamp costs.
+    #[command(flatten)]
+    pub cost: CostArgs,
     /// Extension field, `name1=v1,v2;name2`.
     #[arg(short = 'x', long, default_value = "")]
     pub ext: String,

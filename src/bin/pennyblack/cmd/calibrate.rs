@@ -5,18 +5,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use pennyblack::Backend;
 use pennyblack::calibrate::{Prediction, choose_bits, predict, time_density};
 use pennyblack::rate::measure;
-use pennyblack::{Algorithm, Backend};
 
 use crate::Exit;
 use crate::args::CalibrateArgs;
 
 pub fn run(a: CalibrateArgs) -> Result<Exit> {
     let alg = a.alg.alg();
-    let parts = a
-        .parts
-        .unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
+    let parts = a.parts.unwrap_or(alg.default_parts());
     if !(1..=alg.max_parts()).contains(&parts) {
         bail!(
             "--parts must be from 1 to {} for {alg}, got {parts}",

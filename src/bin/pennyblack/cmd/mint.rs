@@ -5,16 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use pennyblack::{Algorithm, MintRequest, Minter, StampDate};
+use pennyblack::{MintRequest, Minter, StampDate};
 
 use crate::Exit;
 use crate::args::MintArgs;
 
 pub fn run(a: MintArgs) -> Result<Exit> {
-    let alg = a.alg.alg();
-    let parts = a
-        .parts
-        .unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
+    let (alg, parts) = a.cost.alg_and_parts();
     let date = a
         .date
         .as_deref()
@@ -35,7 +32,7 @@ pub fn run(a: MintArgs) -> Result<Exit> {
         .map(|r| MintRequest {
             resource: r.clone(),
             alg,
-            bits: a.bits,
+            bits: a.cost.bits,
             parts,
             ext: a.ext.clone(),
             date,

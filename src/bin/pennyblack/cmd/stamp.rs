@@ -4,18 +4,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use pennyblack::MintRequest;
 use pennyblack::dkim::{Canon, SignRequest, SigningKey};
 use pennyblack::mail::Message;
-use pennyblack::{Algorithm, MintRequest};
 
 use crate::Exit;
 use crate::args::StampArgs;
 
 pub fn run(a: StampArgs) -> Result<Exit> {
-    let alg = a.alg.alg();
-    let parts = a
-        .parts
-        .unwrap_or(if alg == Algorithm::Sha1 { 1 } else { 16 });
+    let (alg, parts) = a.cost.alg_and_parts();
     let canon = parse_canon(&a.canon)?;
     let threads = a
         .threads
@@ -46,7 +43,10 @@ pub fn run(a: StampArgs) -> Result<Exit> {
             recipients.push(r.clone());
         }
     }
-    let request = MintRequest::new("-").alg(alg).bits(a.bits).parts(parts);
+    let request = MintRequest::new("-")
+        .alg(alg)
+        .bits(a.cost.bits)
+        .parts(parts);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
