@@ -9,6 +9,8 @@ pub mod dkim;
 pub mod error;
 pub mod mail;
 pub mod message;
+#[cfg(feature = "milter")]
+pub mod milter;
 pub mod mint;
 pub mod rate;
 pub mod spent;

@@ -2,8 +2,6 @@
 //! one and say what was found. The `stamp` and `check` commands (and, later, the milter) are thin
 //! layers over these two functions.
 
-use rayon::prelude::*;
-
 use crate::dkim::{self, DkimResult, DkimStatus, KeyLookup, SignRequest};
 use crate::error::{Error, MintError};
 use crate::mail::{Message, format_field};
@@ -33,8 +31,8 @@ pub enum StampError {
     Dkim(#[from] dkim::DkimError),
 }
 
-/// Mints one stamp per recipient (`request` gives everything but the resource; the recipients
-/// are minted in parallel) and puts them on top of `msg` as `X-Hashcash:` fields; then signs the
+/// Mints one stamp per recipient (`request` gives everything but the resource; each stamp uses
+/// all of `threads`) and puts them on top of `msg` as `X-Hashcash:` fields; then signs the
 /// result once per signer and puts the signatures above. Returns the new message bytes.
 pub fn stamp_message(
     msg: &Message,
@@ -43,6 +41,22 @@ pub fn stamp_message(
     threads: usize,
     signers: &[SignRequest<'_>],
 ) -> Result<Vec<u8>, StampError> {
+    let minter = Minter::new().threads(threads);
+    let fields = stamp_fields(msg, recipients, request, &minter, signers)?;
+    Ok(msg.with_fields_on_top(&fields))
+}
+
+/// The fields `stamp_message` adds, in top-to-bottom order (signatures first, then one
+/// `X-Hashcash` field per recipient), each ending in the message's line ending. The stamps are
+/// minted one after another with `minter`, each on all of its threads, so its deadline and
+/// cancel flag bound the whole message. Every request is validated before any work starts.
+pub fn stamp_fields(
+    msg: &Message,
+    recipients: &[String],
+    request: &MintRequest,
+    minter: &Minter,
+    signers: &[SignRequest<'_>],
+) -> Result<Vec<String>, StampError> {
     if recipients.is_empty() {
         return Err(StampError::NoRecipients);
     }
@@ -59,34 +73,29 @@ pub fn stamp_message(
             error,
         })?;
     }
-    let per_stamp = (threads / reqs.len()).max(1);
-    let stamps: Vec<String> = reqs
-        .par_iter()
-        .map(|r| {
-            Minter::new()
-                .threads(per_stamp)
-                .mint(r)
-                .map(|s| s.to_string())
-                .map_err(|error| StampError::Mint {
-                    resource: r.resource.clone(),
-                    error,
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    let fields: Vec<String> = stamps
-        .iter()
-        .map(|s| format_field("X-Hashcash", s, msg.eol()))
-        .collect();
-    let mut out = msg.with_fields_on_top(&fields);
-    if !signers.is_empty() {
-        let stamped = Message::parse(out.clone())?;
-        let sigs = signers
-            .iter()
-            .map(|s| dkim::sign(&stamped, s))
-            .collect::<Result<Vec<_>, _>>()?;
-        out = stamped.with_fields_on_top(&sigs);
+    let mut stamps = Vec::with_capacity(reqs.len());
+    for r in &reqs {
+        let stamp = minter.mint(r).map_err(|error| StampError::Mint {
+            resource: r.resource.clone(),
+            error,
+        })?;
+        stamps.push(format_field("X-Hashcash", &stamp.to_string(), msg.eol()));
     }
-    Ok(out)
+    if signers.is_empty() {
+        return Ok(stamps);
+    }
+    let stamped = Message::parse(msg.with_fields_on_top(&stamps))?;
+    let mut fields = sign_fields(&stamped, signers)?;
+    fields.extend(stamps);
+    Ok(fields)
+}
+
+/// One `DKIM-Signature` field per signer, in order, for `msg` as it is.
+pub fn sign_fields(msg: &Message, signers: &[SignRequest<'_>]) -> Result<Vec<String>, StampError> {
+    Ok(signers
+        .iter()
+        .map(|s| dkim::sign(msg, s))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// What `check_message` found.

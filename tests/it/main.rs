@@ -5,6 +5,7 @@ mod dkim;
 mod hostile;
 mod interop;
 mod kat;
+mod milter;
 mod minting;
 mod redis;
 mod roundtrip;

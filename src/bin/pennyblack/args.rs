@@ -52,7 +52,25 @@ pub enum Command {
     /// Pick the bits that hit a target mint time, with predicted p50/p90/p99 times.
     #[command(after_help = CALIBRATE_EXAMPLES)]
     Calibrate(CalibrateArgs),
+    /// Mail filter for Postfix and Sendmail: stamp and sign outbound, check inbound mail.
+    #[cfg(feature = "milter")]
+    #[command(after_help = MILTER_EXAMPLES)]
+    Milter(Box<MilterArgs>),
 }
+
+#[cfg(feature = "milter")]
+const MILTER_EXAMPLES: &str = "\
+Examples:
+  pennyblack milter --listen inet:127.0.0.1:8891 --bits 20 --alg sha1 \\
+      --domain example.org --sign s1:/etc/pennyblack/s1.pem --spent /var/lib/pennyblack/spent.redb
+  pennyblack milter --listen unix:/run/pennyblack/milter.sock --inbound-only --min-bits 20 \\
+      --reject-below 16 --spent redis://10.0.0.5:6379/0
+
+Outbound (stamped and signed): mail from a SASL-authenticated sender, from an MTA daemon named
+by --originating (Postfix: milter_macro_daemon_name), or from an --internal client. Everything
+else is checked: Authentication-Results fields are added (dkim and x-hashcash), stamps for the
+envelope recipients are marked spent, and with --reject-below a message without a good enough
+stamp is refused. See the README for Postfix and Sendmail configuration.";
 
 const STAMP_EXAMPLES: &str = "\
 Examples:
@@ -200,15 +218,9 @@ pub struct StampArgs {
     /// Only the --rcpt addresses, not To and Cc.
     #[arg(long)]
     pub only_rcpt: bool,
-    /// Signing domain (d=), needed with --sign.
-    #[arg(long, requires = "sign")]
-    pub domain: Option<String>,
-    /// SELECTOR:KEYFILE to sign with (PEM, RSA or Ed25519); repeat for one signature per key.
-    #[arg(long, value_name = "SELECTOR:KEYFILE", requires = "domain")]
-    pub sign: Vec<String>,
-    /// Canonicalization, header/body.
-    #[arg(long, default_value = "relaxed/relaxed")]
-    pub canon: String,
+    /// DKIM signatures over the stamped message.
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// Worker threads [default: all cores].
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -229,16 +241,9 @@ pub struct CheckArgs {
     /// The authserv-id of the Authentication-Results fields (this host's name).
     #[arg(long, default_value = "localhost")]
     pub authserv_id: String,
-    /// DKIM key records from a file of `SELECTOR._domainkey.DOMAIN RECORD` lines, instead of
-    /// the DNS.
-    #[arg(long, value_name = "FILE", conflicts_with = "dns_server")]
-    pub keys: Option<PathBuf>,
-    /// Ask this DNS server (IP:PORT) for key records instead of the system's resolver.
-    #[arg(long, value_name = "IP:PORT")]
-    pub dns_server: Option<std::net::SocketAddr>,
-    /// Seconds to wait for a DNS answer.
-    #[arg(long, default_value_t = 5)]
-    pub dns_timeout: u64,
+    /// Where DKIM keys come from.
+    #[command(flatten)]
+    pub key_source: KeySourceArgs,
     /// Stamp validity, clock and spent store.
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -260,6 +265,129 @@ pub struct CheckArgs {
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_size: usize,
+}
+
+/// Where DKIM public keys come from, shared by `check` and `milter`.
+#[derive(Debug, Args)]
+pub struct KeySourceArgs {
+    /// DKIM key records from a file of `SELECTOR._domainkey.DOMAIN RECORD` lines, instead of
+    /// the DNS.
+    #[arg(long, value_name = "FILE", conflicts_with = "dns_server")]
+    pub keys: Option<PathBuf>,
+    /// Ask this DNS server (IP:PORT) for key records instead of the system's resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Seconds to wait for a DNS answer.
+    #[arg(long, default_value_t = 5)]
+    pub dns_timeout: u64,
+}
+
+/// DKIM signing options, shared by `stamp` and `milter`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Signing domain (d=), needed with --sign.
+    #[arg(long, requires = "sign")]
+    pub domain: Option<String>,
+    /// SELECTOR:KEYFILE to sign with (PEM, RSA or Ed25519); repeat for one signature per key.
+    #[arg(long, value_name = "SELECTOR:KEYFILE", requires = "domain")]
+    pub sign: Vec<String>,
+    /// Canonicalization, header/body.
+    #[arg(long, default_value = "relaxed/relaxed")]
+    pub canon: String,
+}
+
+/// `pennyblack milter`.
+#[cfg(feature = "milter")]
+#[derive(Debug, Args)]
+pub struct MilterArgs {
+    /// Where to listen: inet:HOST:PORT (also Sendmail's inet:PORT@HOST) or unix:PATH.
+    #[arg(long, value_name = "inet:HOST:PORT|unix:PATH")]
+    pub listen: pennyblack::milter::Listen,
+    /// Never stamp: treat every message as inbound.
+    #[arg(long, help_heading = "Which mail is outbound")]
+    pub inbound_only: bool,
+    /// Mail from clients in this network is outbound (CIDR, e.g. 192.0.2.0/24); repeat.
+    /// Mail from authenticated (SASL) senders is always outbound.
+    #[arg(long, value_name = "CIDR", help_heading = "Which mail is outbound")]
+    pub internal: Vec<ipnet::IpNet>,
+    /// Mail received by the MTA daemon of this name is outbound (the {daemon_name} macro;
+    /// Postfix: `-o milter_macro_daemon_name=ORIGINATING` on the submission service); repeat.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "ORIGINATING",
+        help_heading = "Which mail is outbound"
+    )]
+    pub originating: Vec<String>,
+    /// What each outbound stamp costs (one stamp per envelope recipient, Bcc included).
+    #[command(flatten, next_help_heading = "Outbound: stamps")]
+    pub cost: CostArgs,
+    /// Worker threads per message [default: all cores].
+    #[arg(short = 't', long, help_heading = "Outbound: stamps")]
+    pub threads: Option<usize>,
+    /// At most this many messages are minted at once; the others wait.
+    #[arg(long, default_value_t = 1, help_heading = "Outbound: stamps")]
+    pub max_mints: usize,
+    /// Time allowed for one message's stamps, waiting included; then the message passes
+    /// unstamped (logged). Keep it below the MTA's milter content timeout (Postfix: 300s).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Outbound: stamps")]
+    pub mint_timeout: std::time::Duration,
+    /// DKIM signatures over the stamped message.
+    #[command(flatten, next_help_heading = "Outbound: DKIM")]
+    pub sign: SignArgs,
+    /// Least work accepted on inbound stamps, in bits (--bits is the cost of outbound ones).
+    #[arg(long, value_name = "BITS", help_heading = "Inbound: checks")]
+    pub min_bits: Option<u32>,
+    /// A resource accepted besides the envelope recipients (`*@example.org`); repeat.
+    #[arg(
+        long = "rcpt",
+        value_name = "PATTERN",
+        help_heading = "Inbound: checks"
+    )]
+    pub rcpts: Vec<String>,
+    /// The authserv-id of the Authentication-Results fields [default: this host's name].
+    /// Fields that already claim it are removed as forgeries.
+    #[arg(long, help_heading = "Inbound: checks")]
+    pub authserv_id: Option<String>,
+    /// Refuse messages without a valid stamp of at least BITS (default: only add headers).
+    #[arg(long, value_name = "BITS", help_heading = "Inbound: checks")]
+    pub reject_below: Option<u32>,
+    /// How --reject-below refuses: reject (550 5.7.1) or tempfail (451 4.7.1).
+    #[arg(long, value_enum, default_value_t = RejectWithArg::Reject, help_heading = "Inbound: checks")]
+    pub reject_with: RejectWithArg,
+    /// Honour a signature's l= body length.
+    #[arg(long, help_heading = "Inbound: checks")]
+    pub honour_l: bool,
+    /// At most this many X-Hashcash fields are examined per message.
+    #[arg(long, default_value_t = 64, help_heading = "Inbound: checks")]
+    pub max_stamps: usize,
+    /// At most this many DKIM signatures are verified per message.
+    #[arg(long, default_value_t = 5, help_heading = "Inbound: checks")]
+    pub max_signatures: usize,
+    /// Where DKIM keys come from.
+    #[command(flatten, next_help_heading = "Inbound: DKIM keys")]
+    pub key_source: KeySourceArgs,
+    /// Stamp validity, clock and spent store.
+    #[command(flatten, next_help_heading = "Inbound: validity and spent store")]
+    pub policy: PolicyArgs,
+    /// Messages larger than this (bytes) pass unchanged (refused under --reject-below).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_size: usize,
+    /// On SIGTERM or SIGINT, wait this long for messages in progress before closing.
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+    /// No log line per message on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// How `milter --reject-below` refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RejectWithArg {
+    /// 550 5.7.1: the sender gets a bounce.
+    Reject,
+    /// 451 4.7.1: the sender retries later.
+    Tempfail,
 }
 
 /// Key algorithm for keygen.

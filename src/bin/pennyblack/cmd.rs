@@ -4,6 +4,8 @@ pub mod bench;
 pub mod calibrate;
 pub mod check;
 pub mod keygen;
+#[cfg(feature = "milter")]
+pub mod milter;
 pub mod mint;
 pub mod spent;
 pub mod stamp;
@@ -76,4 +78,57 @@ pub fn verifier(
         v = v.with_store(store);
     }
     Ok(v)
+}
+
+/// The DKIM key source: `--keys FILE`, `--dns-server`, or the system resolver.
+pub fn key_lookup(k: &crate::args::KeySourceArgs) -> Result<Box<dyn pennyblack::dkim::KeyLookup>> {
+    use pennyblack::dkim;
+    Ok(match (&k.keys, k.dns_server) {
+        (Some(p), _) => Box::new(dkim::KeyFile::open(p)?),
+        #[cfg(feature = "dns")]
+        (None, Some(server)) => Box::new(
+            dkim::DnsLookup::with_server(server, std::time::Duration::from_secs(k.dns_timeout))
+                .map_err(anyhow::Error::msg)?,
+        ),
+        #[cfg(feature = "dns")]
+        (None, None) => Box::new(dkim::DnsLookup::system().map_err(anyhow::Error::msg)?),
+        #[cfg(not(feature = "dns"))]
+        (None, _) => bail!("built without the `dns` feature: give --keys FILE"),
+    })
+}
+
+/// Signing keys with their selectors.
+pub type SelectorKeys = Vec<(String, pennyblack::dkim::SigningKey)>;
+
+/// The signing keys of `--sign SELECTOR:KEYFILE` (read before any work) and the canonicalization.
+pub fn signing_keys(
+    a: &crate::args::SignArgs,
+) -> Result<(
+    SelectorKeys,
+    (pennyblack::dkim::Canon, pennyblack::dkim::Canon),
+)> {
+    use anyhow::Context;
+    use pennyblack::dkim::{Canon, SigningKey};
+    let keys = a
+        .sign
+        .iter()
+        .map(|s| {
+            let (sel, file) = s
+                .split_once(':')
+                .with_context(|| format!("--sign {s:?} is not SELECTOR:KEYFILE"))?;
+            Ok((
+                sel.to_owned(),
+                SigningKey::from_file(std::path::Path::new(file))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let (h, b) = a.canon.split_once('/').unwrap_or((&a.canon, "simple"));
+    let canon = match (Canon::parse(h), Canon::parse(b)) {
+        (Some(h), Some(b)) => (h, b),
+        _ => bail!(
+            "--canon {:?} is not HEADER/BODY with each simple or relaxed",
+            a.canon
+        ),
+    };
+    Ok((keys, canon))
 }

@@ -43,6 +43,8 @@ fn main() -> ExitCode {
         args::Command::Spent(a) => cmd::spent::run(a),
         args::Command::Bench(a) => cmd::bench::run(a),
         args::Command::Calibrate(a) => cmd::calibrate::run(a),
+        #[cfg(feature = "milter")]
+        args::Command::Milter(a) => cmd::milter::run(*a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use pennyblack::dkim::{self, KeyFile, KeyLookup};
+use pennyblack::dkim;
 use pennyblack::mail::Message;
 use pennyblack::message::{CheckLimits, Outcome, check_message};
 use pennyblack::{Policy, ResourcePattern, SystemClock};
@@ -12,18 +12,7 @@ use crate::Exit;
 use crate::args::CheckArgs;
 
 pub fn run(a: CheckArgs) -> Result<Exit> {
-    let keys: Box<dyn KeyLookup> = match (&a.keys, a.dns_server) {
-        (Some(p), _) => Box::new(KeyFile::open(p)?),
-        #[cfg(feature = "dns")]
-        (None, Some(server)) => Box::new(
-            dkim::DnsLookup::with_server(server, std::time::Duration::from_secs(a.dns_timeout))
-                .map_err(anyhow::Error::msg)?,
-        ),
-        #[cfg(feature = "dns")]
-        (None, None) => Box::new(dkim::DnsLookup::system().map_err(anyhow::Error::msg)?),
-        #[cfg(not(feature = "dns"))]
-        (None, _) => anyhow::bail!("built without the `dns` feature: give --keys FILE"),
-    };
+    let keys = crate::cmd::key_lookup(&a.key_source)?;
     let policy = Policy {
         min_bits: a.bits,
         resources: a

@@ -1,11 +1,10 @@
 //! `pennyblack stamp`: stamps for every recipient, then DKIM signatures; all or nothing.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use pennyblack::MintRequest;
-use pennyblack::dkim::{Canon, SignRequest, SigningKey};
+use pennyblack::dkim::SignRequest;
 use pennyblack::mail::Message;
 
 use crate::Exit;
@@ -13,7 +12,6 @@ use crate::args::StampArgs;
 
 pub fn run(a: StampArgs) -> Result<Exit> {
     let (alg, parts) = a.cost.alg_and_parts();
-    let canon = parse_canon(&a.canon)?;
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -21,16 +19,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
         bail!("--threads must be at least 1");
     }
     // Keys first: a bad key file fails before any work.
-    let keys: Vec<(String, SigningKey)> = a
-        .sign
-        .iter()
-        .map(|s| {
-            let (sel, file) = s
-                .split_once(':')
-                .with_context(|| format!("--sign {s:?} is not SELECTOR:KEYFILE"))?;
-            Ok((sel.to_owned(), SigningKey::from_file(&PathBuf::from(file))?))
-        })
-        .collect::<Result<_>>()?;
+    let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
     let raw = crate::cmd::read_stdin(a.max_size)?;
     let msg = Message::parse(raw).context("reading the message")?;
     let mut recipients: Vec<String> = if a.only_rcpt {
@@ -50,7 +39,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
-    let domain = a.domain.as_deref().unwrap_or("");
+    let domain = a.sign.domain.as_deref().unwrap_or("");
     let signers: Vec<SignRequest<'_>> = keys
         .iter()
         .map(|(sel, key)| SignRequest {
@@ -66,12 +55,4 @@ pub fn run(a: StampArgs) -> Result<Exit> {
     stdout.write_all(&out)?;
     stdout.flush()?;
     Ok(Exit::Ok)
-}
-
-fn parse_canon(s: &str) -> Result<(Canon, Canon)> {
-    let (h, b) = s.split_once('/').unwrap_or((s, "simple"));
-    match (Canon::parse(h), Canon::parse(b)) {
-        (Some(h), Some(b)) => Ok((h, b)),
-        _ => bail!("--canon {s:?} is not HEADER/BODY with each simple or relaxed"),
-    }
 }

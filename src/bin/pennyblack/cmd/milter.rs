@@ -1,0 +1,119 @@
+//! `pennyblack milter`: the options become a `milter::Config`; the library serves it.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use pennyblack::MintRequest;
+use pennyblack::dkim;
+use pennyblack::message::CheckLimits;
+use pennyblack::milter::{Config, Inbound, Outbound, RejectWith};
+use pennyblack::{Policy, ResourcePattern};
+
+use crate::Exit;
+use crate::args::{MilterArgs, RejectWithArg};
+
+pub fn run(a: MilterArgs) -> Result<Exit> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = a.threads.unwrap_or(cores);
+    if threads == 0 || a.max_mints == 0 {
+        bail!("--threads and --max-mints must be at least 1");
+    }
+    let outbound = if a.inbound_only {
+        None
+    } else {
+        let (alg, parts) = a.cost.alg_and_parts();
+        let request = MintRequest::new("-")
+            .alg(alg)
+            .bits(a.cost.bits)
+            .parts(parts);
+        request
+            .validate()
+            .map_err(|e| anyhow::anyhow!("outbound stamps: {e}"))?;
+        let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
+        Some(Outbound {
+            request,
+            threads,
+            max_mints: a.max_mints,
+            timeout: a.mint_timeout,
+            domain: a.sign.domain.clone().unwrap_or_default(),
+            keys,
+            canon,
+        })
+    };
+    let store = crate::cmd::spent_store(&a.policy)?.map(Arc::from);
+    let keys: Arc<dyn dkim::KeyLookup> = Arc::from(crate::cmd::key_lookup(&a.key_source)?);
+    let authserv_id = match a.authserv_id {
+        Some(id) => id,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned()),
+    };
+    let inbound = Inbound {
+        authserv_id,
+        bits: a.min_bits,
+        resources: a
+            .rcpts
+            .iter()
+            .map(|r| ResourcePattern::new(r.as_str()))
+            .collect(),
+        policy: Policy {
+            validity: a.policy.validity,
+            grace: a.policy.grace,
+            ..Policy::default()
+        },
+        now: a.policy.now,
+        store,
+        fail_open: a.policy.spent_unavailable == crate::args::Unavailable::Accept,
+        keys,
+        dkim: dkim::VerifyOptions {
+            honour_l: a.honour_l,
+            max_signatures: a.max_signatures,
+            ..dkim::VerifyOptions::default()
+        },
+        limits: CheckLimits {
+            max_stamps: a.max_stamps,
+        },
+        reject_below: a.reject_below,
+        reject_with: match a.reject_with {
+            RejectWithArg::Reject => RejectWith::Reject,
+            RejectWithArg::Tempfail => RejectWith::Tempfail,
+        },
+    };
+    let config = Config {
+        outbound,
+        inbound,
+        internal: a.internal,
+        originating: a.originating,
+        max_size: a.max_size,
+        log: !a.quiet,
+    };
+    let shared = config.into_shared();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let listen = a.listen;
+    let grace = a.shutdown_grace;
+    runtime.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            eprintln!("pennyblack milter: signal received, no longer accepting connections");
+        };
+        let shown = listen.to_string();
+        pennyblack::milter::serve(&listen, shared, shutdown, grace, || {
+            eprintln!("pennyblack milter: listening on {shown}");
+        })
+        .await
+        .with_context(|| format!("listening on {shown}"))
+    })?;
+    eprintln!("pennyblack milter: stopped");
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,670 @@
+//! `pennyblack milter` inside a real Postfix (Debian's `postfix`, installed by `.ci/run`), on
+//! loopback only: messages go in over SMTP, Postfix runs them through the milter and puts them
+//! on hold (nothing is ever delivered), and the held copies are read back with `postcat`.
+//! Stamps are checked with the real `hashcash -c`, signatures with dkimpy. Missing Postfix is a
+//! failure, not a skip. Postfix's master needs root, as it does in production.
+//!
+//! The Postfix configuration written here is the one the README shows.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{dkimpy, hashcash, peer, pennyblack, pipe};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {port}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A `pennyblack milter` process, stopped by PID.
+struct Milter {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Milter {
+    fn start(dir: &Path, name: &str, args: &[&str]) -> Milter {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let child = pennyblack()
+            .args(["milter", "--listen", &format!("inet:127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, name, &log);
+        Milter { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// SIGTERM by PID.
+    fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the milter did not stop within {within:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Milter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Postfix instance of its own (config, queue and log under `dir`), loopback only, holding
+/// every message it accepts.
+struct Postfix {
+    conf: PathBuf,
+    queue: PathBuf,
+    maillog: PathBuf,
+    running: bool,
+}
+
+impl Postfix {
+    /// `services`: (port, milter port, extra `-o` options) per SMTP listener.
+    fn start(dir: &Path, services: &[(u16, u16, &str)]) -> Postfix {
+        let ok = Command::new("postconf")
+            .arg("-d")
+            .arg("mail_version")
+            .output();
+        assert!(
+            ok.is_ok_and(|o| o.status.success()),
+            "the milter test needs Debian's postfix (run `bash .ci/run`, which installs it)"
+        );
+        let conf = dir.join("etc");
+        let queue = dir.join("queue");
+        let data = dir.join("data");
+        let maillog = dir.join("maillog");
+        for d in [&conf, &queue, &data] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // Postfix's daemons run as the postfix user: it must reach the queue and own `data`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let chown = Command::new("chown")
+            .args(["postfix:postfix", data.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let main_cf = format!(
+            include_str!("../data/postfix-main.cf"),
+            queue = queue.display(),
+            data = data.display(),
+            maillog = maillog.display(),
+            prefix = dir.display(),
+            milter = services[0].1,
+        );
+        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+        let mut master_cf = String::new();
+        for (port, milter, extra) in services {
+            master_cf.push_str(&format!(
+                "127.0.0.1:{port} inet n - n - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:{milter}\n"
+            ));
+            for o in extra.split_whitespace() {
+                master_cf.push_str(&format!("  -o {o}\n"));
+            }
+        }
+        master_cf.push_str(include_str!("../data/postfix-master.cf"));
+        std::fs::write(conf.join("master.cf"), master_cf).unwrap();
+        let pf = Postfix {
+            conf,
+            queue,
+            maillog,
+            running: true,
+        };
+        let out = pf.postfix(&["start"]);
+        assert!(
+            out.status.success(),
+            "postfix start failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&pf.maillog).unwrap_or_default()
+        );
+        for (port, _, _) in services {
+            wait_for_port(*port, "postfix smtpd", &pf.maillog);
+        }
+        pf
+    }
+
+    fn postfix(&self, args: &[&str]) -> std::process::Output {
+        Command::new("postfix")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn master_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.queue.join("pid/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Every held message, as (queue id, header and body with CRLF line endings).
+    fn held(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.queue.join("hold")).unwrap() {
+            let e = e.unwrap();
+            let o = Command::new("postcat")
+                .arg("-c")
+                .arg(&self.conf)
+                .args(["-b", "-h"])
+                .arg(e.path())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "postcat failed");
+            let crlf = String::from_utf8(o.stdout).unwrap().replace('\n', "\r\n");
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                crlf.into_bytes(),
+            ));
+        }
+        out
+    }
+
+    /// Takes the held message whose Message-ID is `id` off the queue (waiting briefly for it)
+    /// and returns it; a second copy held at the same time is an error.
+    fn take(&self, id: &str) -> Vec<u8> {
+        let needle = format!("Message-ID: <{id}>");
+        let started = Instant::now();
+        loop {
+            let found: Vec<_> = self
+                .held()
+                .into_iter()
+                .filter(|(_, m)| String::from_utf8_lossy(m).contains(&needle))
+                .collect();
+            assert!(found.len() < 2, "{id} held twice");
+            if let Some((qid, m)) = found.into_iter().next() {
+                let del = Command::new("postsuper")
+                    .arg("-c")
+                    .arg(&self.conf)
+                    .args(["-d", &qid, "hold"])
+                    .output()
+                    .unwrap();
+                assert!(del.status.success(), "postsuper -d {qid}");
+                return m;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{id} is not on hold; maillog:\n{}",
+                std::fs::read_to_string(&self.maillog).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the master by PID and waits until it is gone.
+    fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        let Some(pid) = self.master_pid() else { return };
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let started = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && started.elapsed() < Duration::from_secs(15)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "postfix master {pid} did not stop"
+        );
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        if self.running {
+            self.running = false;
+            if let Some(pid) = self.master_pid() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            let _ = self.postfix(&["stop"]);
+        }
+    }
+}
+
+/// A minimal SMTP client: returns the reply to the end of DATA (or to the first command that
+/// was refused), as "CODE text".
+fn send(port: u16, from: &str, rcpts: &[&str], message: &str) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed; so far: {all}");
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all.trim_end().to_owned();
+            }
+        }
+    };
+    let greeting = reply();
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let cmd = |w: &mut TcpStream, c: &str| w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
+    cmd(&mut w, "EHLO client.test.example");
+    let r1 = reply();
+    assert!(r1.starts_with("250"), "{r1}");
+    cmd(&mut w, &format!("MAIL FROM:<{from}>"));
+    let r2 = reply();
+    if !r2.starts_with("250") {
+        return r2;
+    }
+    for rc in rcpts {
+        cmd(&mut w, &format!("RCPT TO:<{rc}>"));
+        let r3 = reply();
+        if !r3.starts_with("250") {
+            return r3;
+        }
+    }
+    cmd(&mut w, "DATA");
+    let r4 = reply();
+    if !r4.starts_with("354") {
+        return r4;
+    }
+    let mut body = String::new();
+    for line in message.replace("\r\n", "\n").split_terminator('\n') {
+        if line.starts_with('.') {
+            body.push('.');
+        }
+        body.push_str(line);
+        body.push_str("\r\n");
+    }
+    body.push_str(".\r\n");
+    w.write_all(body.as_bytes()).unwrap();
+    let end = reply();
+    cmd(&mut w, "QUIT");
+    let _ = r.read_to_end(&mut Vec::new());
+    end
+}
+
+/// `send`, which must be accepted (250).
+fn send_ok(port: u16, from: &str, rcpts: &[&str], message: &str) {
+    let r = send(port, from, rcpts, message);
+    assert!(r.starts_with("250"), "{r}");
+}
+
+fn message(id: &str, to: &str) -> String {
+    format!(
+        "From: Alice <alice@example.org>\r\nTo: {to}\r\nSubject: milter test {id}\r\n\
+         Date: Fri, 27 Nov 2026 08:00:00 +0000\r\nMessage-ID: <{id}>\r\n\r\n\
+         Hello,\r\n.a line that starts with a dot\r\n\r\nbye\r\n"
+    )
+}
+
+fn header_values(msg: &[u8], name: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(msg);
+    let head = text.split("\r\n\r\n").next().unwrap();
+    let mut out: Vec<String> = Vec::new();
+    let mut current = false;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if current {
+                // Unfold: the line break goes, its white space stays (as RFC 5322 says).
+                out.last_mut().unwrap().push_str(&line.replace('\t', " "));
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            current = n.eq_ignore_ascii_case(name);
+            if current {
+                out.push(v.trim().to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `hashcash -c` with its own double-spend database: 0 valid, 1 invalid.
+fn hashcash_check(db: &Path, bits: u32, rcpt: &str, stamp: &str) -> i32 {
+    hashcash()
+        .args(["-c", "-q", "-d", "-f"])
+        .arg(db)
+        .args(["-b", &bits.to_string(), "-r", rcpt, stamp])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
+
+#[test]
+fn postfix_stamps_signs_checks_refuses_and_fails_open() {
+    assert_eq!(
+        Command::new("id").arg("-u").output().unwrap().stdout,
+        b"0\n",
+        "Postfix's master runs as root; run the suite as root (CI does)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A signing key and its record, as an operator would make them.
+    let key = dir.join("s1.pem");
+    let out = pennyblack()
+        .args([
+            "keygen",
+            "--selector",
+            "s1",
+            "--domain",
+            "example.org",
+            "--out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, &out.stdout).unwrap();
+    let (key, keys) = (key.to_str().unwrap(), keys.to_str().unwrap());
+
+    // Milter A: stamps (SHA-1, 16 bits: hashcash version 1) and signs outbound mail, adds
+    // verdicts to inbound mail. Milter B: stamps that cannot be minted in time (40 bits in 2 s),
+    // and refuses inbound mail without a 16-bit stamp.
+    let spent_a = dir.join("spent-a.redb");
+    let spent_b = dir.join("spent-b.redb");
+    let common = [
+        "--keys",
+        keys,
+        "--authserv-id",
+        "mx.test.example",
+        "--min-bits",
+        "16",
+    ];
+    let a = Milter::start(
+        dir,
+        "milter-a",
+        &[
+            &common[..],
+            &["--alg", "sha1", "--bits", "16", "--domain", "example.org"],
+            &[
+                "--sign",
+                &format!("s1:{key}"),
+                "--spent",
+                spent_a.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let mut b = Milter::start(
+        dir,
+        "milter-b",
+        &[
+            &common[..],
+            &["--alg", "sha256", "--bits", "40", "--mint-timeout", "2s"],
+            &["--reject-below", "16", "--spent", spent_b.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
+    let originating = "milter_macro_daemon_name=ORIGINATING";
+    let mut postfix = Postfix::start(
+        dir,
+        &[
+            (sub, a.port, originating),
+            (mx, a.port, ""),
+            (sub_slow, b.port, originating),
+            (mx_strict, b.port, ""),
+        ],
+    );
+
+    // 1. Outbound: a stamp per envelope recipient (the Bcc one too), then a DKIM signature.
+    send_ok(
+        sub,
+        "alice@example.org",
+        &["bob@example.net", "carol@example.com"],
+        &message("out-1@example.org", "Bob <bob@example.net>"),
+    );
+    let stamped = postfix.take("out-1@example.org");
+    // A stamp is folded where the line is full; readers drop the white space.
+    let no_ws = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| s.split_whitespace().collect())
+            .collect()
+    };
+    let stamps = no_ws(header_values(&stamped, "X-Hashcash"));
+    assert_eq!(stamps.len(), 2, "{}", String::from_utf8_lossy(&stamped));
+    let hc_db = dir.join("hashcash.sdb");
+    for rcpt in ["bob@example.net", "carol@example.com"] {
+        let s = stamps
+            .iter()
+            .find(|s| s.contains(&format!(":{rcpt}:")))
+            .unwrap_or_else(|| panic!("no stamp for {rcpt}: {stamps:?}"));
+        assert!(s.starts_with("1:16:"), "{s}");
+        assert_eq!(
+            hashcash_check(&hc_db, 16, rcpt, s),
+            0,
+            "hashcash -c refused {s}"
+        );
+    }
+    let dk = pipe(
+        {
+            let mut c = dkimpy();
+            c.arg(peer("dkimpy_verify.py")).arg(keys);
+            c
+        },
+        &stamped,
+    );
+    assert!(
+        dk.status.success(),
+        "dkimpy: {}{}\n{}",
+        String::from_utf8_lossy(&dk.stdout),
+        String::from_utf8_lossy(&dk.stderr),
+        String::from_utf8_lossy(&stamped)
+    );
+    let sig = header_values(&stamped, "DKIM-Signature");
+    assert_eq!(sig.len(), 1);
+    assert!(sig[0].contains("x-hashcash"), "{}", sig[0]);
+
+    // 2. Concurrent connections: every message stamped for its own recipients.
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let rc = [format!("r{i}a@example.net"), format!("r{i}b@example.net")];
+                send_ok(
+                    sub,
+                    "alice@example.org",
+                    &[&rc[0], &rc[1]],
+                    &message(&format!("conc-{i}@example.org"), &rc[0]),
+                );
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    for i in 0..4 {
+        let m = postfix.take(&format!("conc-{i}@example.org"));
+        let stamps = no_ws(header_values(&m, "X-Hashcash"));
+        assert_eq!(stamps.len(), 2);
+        for s in &stamps {
+            let rcpt = s.split(':').nth(3).unwrap();
+            assert!(rcpt.starts_with(&format!("r{i}")), "{s}");
+            let v = pennyblack()
+                .args(["verify", "--no-spent", "--bits", "16", "-r", rcpt, s])
+                .output()
+                .unwrap();
+            assert_eq!(v.status.code(), Some(2), "{s}"); // valid, replay not checked
+        }
+    }
+
+    // 3. Inbound: the stamped, signed message arrives at the MX, carrying a forged verdict in
+    // our name, which is removed; ours says pass, bound to the signing domain.
+    let forged = "Authentication-Results: mx.test.example; x-hashcash=pass (forged)\r\n";
+    send_ok(
+        sub,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("in-1@example.org", "bob@example.net"),
+    );
+    let outbound = String::from_utf8(postfix.take("in-1@example.org")).unwrap();
+    let inbound_copy = format!("{forged}{outbound}");
+    send_ok(mx, "alice@example.org", &["bob@example.net"], &inbound_copy);
+    let checked = postfix.take("in-1@example.org");
+    let ar = header_values(&checked, "Authentication-Results");
+    assert_eq!(ar.len(), 2, "forged verdict not removed: {ar:?}");
+    assert!(
+        ar.iter()
+            .any(|v| v.contains("dkim=pass") && v.contains("header.d=example.org"))
+    );
+    assert!(
+        ar.iter()
+            .any(|v| v.contains("x-hashcash=pass") && v.contains("signed by example.org")),
+        "{ar:?}"
+    );
+    assert!(!ar.iter().any(|v| v.contains("forged")));
+
+    // 4. Replay: the same message again is refused as spent.
+    send_ok(mx, "alice@example.org", &["bob@example.net"], &inbound_copy);
+    let replay = postfix.take("in-1@example.org");
+    let ar = header_values(&replay, "Authentication-Results");
+    assert!(
+        ar.iter()
+            .any(|v| v.contains("x-hashcash=fail") && v.contains("spent")),
+        "{ar:?}"
+    );
+
+    // 5. No stamp: headers only by default.
+    send_ok(
+        mx,
+        "mallory@example.com",
+        &["bob@example.net"],
+        &message("plain-1@example.com", "bob@example.net"),
+    );
+    let plain = postfix.take("plain-1@example.com");
+    let ar = header_values(&plain, "Authentication-Results");
+    assert!(ar.iter().any(|v| v.contains("x-hashcash=none")), "{ar:?}");
+    assert!(ar.iter().any(|v| v.contains("dkim=none")), "{ar:?}");
+
+    // 6. --reject-below: no stamp is a 550 5.7.1; a good stamp (not spent in B's store) passes.
+    let r = send(
+        mx_strict,
+        "mallory@example.com",
+        &["bob@example.net"],
+        &message("plain-2@example.com", "bob@example.net"),
+    );
+    assert!(r.starts_with("550 5.7.1"), "{r}");
+    send_ok(
+        mx_strict,
+        "alice@example.org",
+        &["bob@example.net"],
+        &outbound,
+    );
+    let passed = postfix.take("in-1@example.org");
+    let ar = header_values(&passed, "Authentication-Results");
+    assert!(ar.iter().any(|v| v.contains("x-hashcash=pass")), "{ar:?}");
+
+    // 7. A stamp that cannot be minted in time: the message passes unstamped, and it is logged.
+    let t = Instant::now();
+    send_ok(
+        sub_slow,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("slow-1@example.org", "bob@example.net"),
+    );
+    assert!(t.elapsed() < Duration::from_secs(60));
+    let slow = postfix.take("slow-1@example.org");
+    assert!(header_values(&slow, "X-Hashcash").is_empty());
+    assert!(b.log().contains("UNSTAMPED"), "{}", b.log());
+
+    // 8. SIGTERM while a message is being minted: that message still completes (unstamped,
+    // at its deadline), the milter exits 0, and later mail is tempfailed by Postfix
+    // (milter_default_action), never accepted unchecked or lost.
+    let slow2 = std::thread::spawn(move || {
+        send(
+            sub_slow,
+            "alice@example.org",
+            &["bob@example.net"],
+            &message("slow-2@example.org", "bob@example.net"),
+        )
+    });
+    let t = Instant::now();
+    // Stop the milter once it has started minting slow-2 (its second "minting" line).
+    while b.log().matches("minting 1 stamp(s)").count() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", b.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.terminate();
+    let r = slow2.join().unwrap();
+    assert!(r.starts_with("250"), "{r}\n{}", b.log());
+    assert!(
+        b.wait_exit(Duration::from_secs(100)).success(),
+        "{}",
+        b.log()
+    );
+    postfix.take("slow-2@example.org");
+    let r = send(
+        mx_strict,
+        "mallory@example.com",
+        &["bob@example.net"],
+        &message("after-stop@example.com", "bob@example.net"),
+    );
+    assert!(r.starts_with("451"), "{r}");
+
+    // Everything stops by PID.
+    postfix.stop();
+    a.terminate();
+    let mut a = a;
+    assert!(
+        a.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        a.log()
+    );
+    assert!(
+        a.log().contains("outbound (originating daemon)"),
+        "{}",
+        a.log()
+    );
+}
