@@ -123,22 +123,34 @@ pub(crate) fn le_words(block: &[u8]) -> [u32; 16] {
     w
 }
 
+/// The first half of BLAKE3's G (message word `x`, rotations 16 and 12).
 #[inline(always)]
-fn g(v: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize, x: u32, y: u32) {
+fn g1(v: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize, x: u32) {
     v[a] = v[a].wrapping_add(v[b]).wrapping_add(x);
     v[d] = (v[d] ^ v[a]).rotate_right(16);
     v[c] = v[c].wrapping_add(v[d]);
     v[b] = (v[b] ^ v[c]).rotate_right(12);
+}
+
+/// The second half of BLAKE3's G (message word `y`, rotations 8 and 7).
+#[inline(always)]
+fn g2(v: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize, y: u32) {
     v[a] = v[a].wrapping_add(v[b]).wrapping_add(y);
     v[d] = (v[d] ^ v[a]).rotate_right(8);
     v[c] = v[c].wrapping_add(v[d]);
     v[b] = (v[b] ^ v[c]).rotate_right(7);
 }
 
-/// The BLAKE3 compression function for chunk 0 (counter 0), all 16 output words.
 #[inline(always)]
-pub(crate) fn b3_compress(cv: &[u32; 8], m: &[u32; 16], block_len: u32, flags: u32) -> [u32; 16] {
-    let mut v = [
+fn g(v: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize, x: u32, y: u32) {
+    g1(v, a, b, c, d, x);
+    g2(v, a, b, c, d, y);
+}
+
+/// The initial BLAKE3 state for chunk 0 (counter 0).
+#[inline(always)]
+fn b3_init(cv: &[u32; 8], block_len: u32, flags: u32) -> [u32; 16] {
+    [
         cv[0],
         cv[1],
         cv[2],
@@ -155,7 +167,35 @@ pub(crate) fn b3_compress(cv: &[u32; 8], m: &[u32; 16], block_len: u32, flags: u
         0,
         block_len,
         flags,
-    ];
+    ]
+}
+
+/// The state after everything in round 0 that does not read message word 15: the first seven
+/// G functions and the first half of the eighth (whose second half is the only place round 0
+/// reads word 15). The AVX2 kernel computes this once per run of counters whose last digit is
+/// in word 15, and each group of lanes goes on from here.
+pub(crate) fn b3_round0_before_word15(
+    cv: &[u32; 8],
+    m: &[u32; 16],
+    block_len: u32,
+    flags: u32,
+) -> [u32; 16] {
+    let mut v = b3_init(cv, block_len, flags);
+    g(&mut v, 0, 4, 8, 12, m[0], m[1]);
+    g(&mut v, 1, 5, 9, 13, m[2], m[3]);
+    g(&mut v, 2, 6, 10, 14, m[4], m[5]);
+    g(&mut v, 3, 7, 11, 15, m[6], m[7]);
+    g(&mut v, 0, 5, 10, 15, m[8], m[9]);
+    g(&mut v, 1, 6, 11, 12, m[10], m[11]);
+    g(&mut v, 2, 7, 8, 13, m[12], m[13]);
+    g1(&mut v, 3, 4, 9, 14, m[14]);
+    v
+}
+
+/// The BLAKE3 compression function for chunk 0 (counter 0), all 16 output words.
+#[inline(always)]
+pub(crate) fn b3_compress(cv: &[u32; 8], m: &[u32; 16], block_len: u32, flags: u32) -> [u32; 16] {
+    let mut v = b3_init(cv, block_len, flags);
     macro_rules! round {
         ($r:literal) => {{
             const S: [usize; 16] = B3_SCHEDULE[$r];

@@ -183,17 +183,90 @@ fn sha256_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     }
 }
 
+/// The byte shuffles that rotate every 32-bit lane right by 16 and by 8 bits.
+#[target_feature(enable = "avx2")]
+fn rot16_rot8() -> (__m256i, __m256i) {
+    (
+        _mm256_setr_epi8(
+            2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
+            8, 9, 14, 15, 12, 13,
+        ),
+        _mm256_setr_epi8(
+            1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10,
+            11, 8, 13, 14, 15, 12,
+        ),
+    )
+}
+
+// BLAKE3's G in two halves on 8 lanes, and its rounds; `$m` names a macro that gives message
+// word i (the schedule indices are constants, so each use resolves at compile time).
+macro_rules! b3_g1 {
+    ($v:ident, $r:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr) => {
+        // a + x first: it does not wait for b, the end of the dependency chain.
+        $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $x), $v[$b]);
+        $v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($v[$d], $v[$a]), $r.0);
+        $v[$c] = _mm256_add_epi32($v[$c], $v[$d]);
+        $v[$b] = rotr!(_mm256_xor_si256($v[$b], $v[$c]), 12);
+    };
+}
+macro_rules! b3_g2 {
+    ($v:ident, $r:ident, $a:literal, $b:literal, $c:literal, $d:literal, $y:expr) => {
+        $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $y), $v[$b]);
+        $v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($v[$d], $v[$a]), $r.1);
+        $v[$c] = _mm256_add_epi32($v[$c], $v[$d]);
+        $v[$b] = rotr!(_mm256_xor_si256($v[$b], $v[$c]), 7);
+    };
+}
+macro_rules! b3_g {
+    ($v:ident, $r:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr) => {
+        b3_g1!($v, $r, $a, $b, $c, $d, $x);
+        b3_g2!($v, $r, $a, $b, $c, $d, $y);
+    };
+}
+macro_rules! b3_columns {
+    ($v:ident, $r:ident, $m:ident, $s:expr) => {
+        b3_g!($v, $r, 0, 4, 8, 12, $m!($s[0]), $m!($s[1]));
+        b3_g!($v, $r, 1, 5, 9, 13, $m!($s[2]), $m!($s[3]));
+        b3_g!($v, $r, 2, 6, 10, 14, $m!($s[4]), $m!($s[5]));
+        b3_g!($v, $r, 3, 7, 11, 15, $m!($s[6]), $m!($s[7]));
+    };
+}
+macro_rules! b3_round {
+    ($v:ident, $r:ident, $m:ident, $round:literal) => {{
+        const S: [usize; 16] = portable::B3_SCHEDULE[$round];
+        b3_columns!($v, $r, $m, S);
+        b3_g!($v, $r, 0, 5, 10, 15, $m!(S[8]), $m!(S[9]));
+        b3_g!($v, $r, 1, 6, 11, 12, $m!(S[10]), $m!(S[11]));
+        b3_g!($v, $r, 2, 7, 8, 13, $m!(S[12]), $m!(S[13]));
+        b3_g!($v, $r, 3, 4, 9, 14, $m!(S[14]), $m!(S[15]));
+    }};
+}
+/// Rounds 1 to 6, the last one cut to what output word 0
+/// (`v0 ^ v8`) needs: v0 is final after the second add of its diagonal G and v8 after the
+/// second add to c of its own; the other two diagonal G functions reach neither.
+macro_rules! b3_rounds_1_to_6_word0 {
+    ($v:ident, $r:ident, $m:ident) => {{
+        b3_round!($v, $r, $m, 1);
+        b3_round!($v, $r, $m, 2);
+        b3_round!($v, $r, $m, 3);
+        b3_round!($v, $r, $m, 4);
+        b3_round!($v, $r, $m, 5);
+        const S: [usize; 16] = portable::B3_SCHEDULE[6];
+        b3_columns!($v, $r, $m, S);
+        b3_g1!($v, $r, 0, 5, 10, 15, $m!(S[8]));
+        $v[0] = _mm256_add_epi32(_mm256_add_epi32($v[0], $m!(S[9])), $v[5]);
+        b3_g1!($v, $r, 2, 7, 8, 13, $m!(S[12]));
+        $v[2] = _mm256_add_epi32(_mm256_add_epi32($v[2], $m!(S[13])), $v[7]);
+        $v[13] = _mm256_shuffle_epi8(_mm256_xor_si256($v[13], $v[2]), $r.1);
+        $v[8] = _mm256_add_epi32($v[8], $v[13]);
+        _mm256_xor_si256($v[0], $v[8])
+    }};
+}
+
 /// BLAKE3 compression of 8 lanes (chunk counter 0); returns output word 0 of each lane.
 #[target_feature(enable = "avx2")]
 fn blake3_x8(cv: &[u32; 8], m: &[__m256i; 16], block_len: u32, flags: u32) -> __m256i {
-    let rot16 = _mm256_setr_epi8(
-        2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9,
-        14, 15, 12, 13,
-    );
-    let rot8 = _mm256_setr_epi8(
-        1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8,
-        13, 14, 15, 12,
-    );
+    let r = rot16_rot8();
     let iv = &portable::SHA256_IV;
     let mut v = [
         _mm256_set1_epi32(cv[0] as i32),
@@ -213,39 +286,30 @@ fn blake3_x8(cv: &[u32; 8], m: &[__m256i; 16], block_len: u32, flags: u32) -> __
         _mm256_set1_epi32(block_len as i32),
         _mm256_set1_epi32(flags as i32),
     ];
-    macro_rules! g {
-        ($a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr) => {
-            v[$a] = _mm256_add_epi32(_mm256_add_epi32(v[$a], v[$b]), $x);
-            v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256(v[$d], v[$a]), rot16);
-            v[$c] = _mm256_add_epi32(v[$c], v[$d]);
-            v[$b] = rotr!(_mm256_xor_si256(v[$b], v[$c]), 12);
-            v[$a] = _mm256_add_epi32(_mm256_add_epi32(v[$a], v[$b]), $y);
-            v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256(v[$d], v[$a]), rot8);
-            v[$c] = _mm256_add_epi32(v[$c], v[$d]);
-            v[$b] = rotr!(_mm256_xor_si256(v[$b], v[$c]), 7);
+    macro_rules! word {
+        ($i:expr) => {
+            m[$i]
         };
     }
-    macro_rules! round {
-        ($r:literal) => {{
-            const S: [usize; 16] = portable::B3_SCHEDULE[$r];
-            g!(0, 4, 8, 12, m[S[0]], m[S[1]]);
-            g!(1, 5, 9, 13, m[S[2]], m[S[3]]);
-            g!(2, 6, 10, 14, m[S[4]], m[S[5]]);
-            g!(3, 7, 11, 15, m[S[6]], m[S[7]]);
-            g!(0, 5, 10, 15, m[S[8]], m[S[9]]);
-            g!(1, 6, 11, 12, m[S[10]], m[S[11]]);
-            g!(2, 7, 8, 13, m[S[12]], m[S[13]]);
-            g!(3, 4, 9, 14, m[S[14]], m[S[15]]);
-        }};
+    b3_round!(v, r, word, 0);
+    b3_rounds_1_to_6_word0!(v, r, word)
+}
+
+/// The same for lanes that differ only in message word 15, from `pre`: the state after the
+/// part of round 0 that does not read word 15 (`portable::b3_round0_before_word15`, once per
+/// run of 64 counters), so each group of lanes skips 7.5 of round 0's 8 G functions.
+#[target_feature(enable = "avx2")]
+fn blake3_x8_w15(pre: &[__m256i; 16], base: &[__m256i; 16], m15: __m256i) -> __m256i {
+    let r = rot16_rot8();
+    let mut v = *pre;
+    macro_rules! word {
+        ($i:expr) => {
+            if $i == 15 { m15 } else { base[$i] }
+        };
     }
-    round!(0);
-    round!(1);
-    round!(2);
-    round!(3);
-    round!(4);
-    round!(5);
-    round!(6);
-    _mm256_xor_si256(v[0], v[8])
+    // The rest of round 0: the second half of its last G, the one place it reads word 15.
+    b3_g2!(v, r, 3, 4, 9, 14, m15);
+    b3_rounds_1_to_6_word0!(v, r, word)
 }
 
 #[target_feature(enable = "avx2")]
@@ -261,18 +325,34 @@ fn blake3_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
         15, 14, 13, 12,
     );
     let mut base = [_mm256_setzero_si256(); 16];
+    let mut pre = [_mm256_setzero_si256(); 16];
+    // The usual layout (the counter ends the block) puts the last digit in word 15.
+    let word15 = pos / 4 == 15;
     let mut n = start;
     while n < end {
         if n == start || n.is_multiple_of(64) {
             encode_counter(n, &mut block[at..at + job.width]);
             block[pos] = 0;
-            for (k, w) in portable::le_words(&block).iter().enumerate() {
+            let words = portable::le_words(&block);
+            for (k, w) in words.iter().enumerate() {
                 base[k] = _mm256_set1_epi32(*w as i32);
             }
+            if word15 {
+                let head =
+                    portable::b3_round0_before_word15(&b3.cv, &words, b3.block_len, b3.flags);
+                for (k, w) in head.iter().enumerate() {
+                    pre[k] = _mm256_set1_epi32(*w as i32);
+                }
+            }
         }
-        let mut m = base;
-        m[pos / 4] = _mm256_or_si256(base[pos / 4], table[(n % 64 / 8) as usize]);
-        let out0 = blake3_x8(&b3.cv, &m, b3.block_len, b3.flags);
+        let lanes = table[(n % 64 / 8) as usize];
+        let out0 = if word15 {
+            blake3_x8_w15(&pre, &base, _mm256_or_si256(base[15], lanes))
+        } else {
+            let mut m = base;
+            m[pos / 4] = _mm256_or_si256(base[pos / 4], lanes);
+            blake3_x8(&b3.cv, &m, b3.block_len, b3.flags)
+        };
         push_mask(
             first_word_mask(_mm256_shuffle_epi8(out0, bswap), job.bits),
             n,

@@ -11,11 +11,17 @@ use super::{SpentKey, SpentStore};
 use crate::error::Error;
 
 const SPENT: TableDefinition<&[u8], i64> = TableDefinition::new("spent");
-/// The same entries ordered by expiry, so expired ones are found without a scan.
-const BY_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("spent_by_expiry");
+/// Small values of the store's own: the purge cursor.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// An index by expiry that versions before 0.2 kept; dropped on open (it cost a second B-tree
+/// insert per stamp).
+const OLD_BY_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("spent_by_expiry");
+/// The key after which the next purge sweep starts.
+const CURSOR: &str = "purge_cursor";
 
-/// Expired entries removed per transaction, beyond one per stamp recorded: purging keeps pace
-/// with recording, a little at a time, with no full scan on any check.
+/// Entries examined for expiry per transaction, beyond one per stamp recorded: the sweep goes
+/// round the table at least as fast as it grows, a little at a time, with no full scan on any
+/// check, so an expired entry is gone after at most one lap.
 const PURGE_STEP: usize = 16;
 
 /// How long `open` waits for another process that holds the file.
@@ -59,7 +65,9 @@ impl FileStore {
         };
         let tx = db.begin_write().map_err(|e| store_err(path, e))?;
         tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
-        tx.open_table(BY_EXPIRY).map_err(|e| store_err(path, e))?;
+        tx.open_table(META).map_err(|e| store_err(path, e))?;
+        tx.delete_table(OLD_BY_EXPIRY)
+            .map_err(|e| store_err(path, e))?;
         tx.commit().map_err(|e| store_err(path, e))?;
         Ok(FileStore {
             db,
@@ -91,22 +99,24 @@ pub struct Stats {
 }
 
 impl FileStore {
-    /// Counts entries and expired entries at `now`.
+    /// Counts entries and expired entries at `now` (reads the whole table: an operator's
+    /// command, not part of checking).
     pub fn stats(&self, now: i64) -> Result<Stats, Error> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-        let index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
-        let bound: (i64, &[u8]) = (now.saturating_add(1), &[]);
-        let expired = index.range(..bound).map_err(|e| self.err(e))?.count() as u64;
-        let next_expiry = index
-            .range(bound..)
-            .map_err(|e| self.err(e))?
-            .next()
-            .transpose()
-            .map_err(|e| self.err(e))?
-            .map(|(k, _)| k.value().0);
+        let (mut entries, mut expired, mut next_expiry) = (0u64, 0u64, None::<i64>);
+        for r in spent.iter().map_err(|e| self.err(e))? {
+            let (_, v) = r.map_err(|e| self.err(e))?;
+            let exp = v.value();
+            entries += 1;
+            if exp <= now {
+                expired += 1;
+            } else {
+                next_expiry = Some(next_expiry.map_or(exp, |n| n.min(exp)));
+            }
+        }
         Ok(Stats {
-            entries: spent.len().map_err(|e| self.err(e))?,
+            entries,
             expired,
             next_expiry,
             file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
@@ -114,27 +124,46 @@ impl FileStore {
     }
 }
 
-/// Removes up to `limit` entries expired at `now` (all of them for `usize::MAX`).
-fn purge_expired(
+/// Examines up to `budget` entries after the stored cursor (wrapping round to the start once),
+/// removes those expired at `now`, and moves the cursor past them. Returns how many went.
+fn sweep(
     spent: &mut redb::Table<'_, &[u8], i64>,
-    index: &mut redb::Table<'_, (i64, &[u8]), ()>,
+    meta: &mut redb::Table<'_, &str, &[u8]>,
     now: i64,
-    limit: usize,
+    budget: usize,
 ) -> Result<u64, redb::StorageError> {
-    let bound: (i64, &[u8]) = (now.saturating_add(1), &[]);
-    let victims: Vec<(i64, Vec<u8>)> = index
-        .range(..bound)?
-        .take(limit)
-        .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
-        .collect::<Result<_, _>>()?;
-    for (exp, key) in &victims {
-        index.remove((*exp, key.as_slice()))?;
-        let current = spent.get(key.as_slice())?.map(|v| v.value());
-        if current == Some(*exp) {
-            spent.remove(key.as_slice())?;
+    let cursor: Vec<u8> = meta
+        .get(CURSOR)?
+        .map(|v| v.value().to_vec())
+        .unwrap_or_default();
+    let mut seen: Vec<(Vec<u8>, i64)> = Vec::new();
+    {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let after = spent.range::<&[u8]>((Excluded(cursor.as_slice()), Unbounded))?;
+        for r in after.take(budget) {
+            let (k, v) = r?;
+            seen.push((k.value().to_vec(), v.value()));
         }
     }
-    Ok(victims.len() as u64)
+    let mut next = seen.last().map(|(k, _)| k.clone());
+    if seen.len() < budget {
+        // The end of the table: go round to the start, up to where this sweep began.
+        let wrapped = spent.range::<&[u8]>(..=cursor.as_slice())?;
+        for r in wrapped.take(budget - seen.len()) {
+            let (k, v) = r?;
+            next = Some(k.value().to_vec());
+            seen.push((k.value().to_vec(), v.value()));
+        }
+    }
+    let mut removed = 0;
+    for (k, exp) in &seen {
+        if *exp <= now {
+            spent.remove(k.as_slice())?;
+            removed += 1;
+        }
+    }
+    meta.insert(CURSOR, next.unwrap_or_default().as_slice())?;
+    Ok(removed)
 }
 
 impl SpentStore for FileStore {
@@ -152,35 +181,25 @@ impl SpentStore for FileStore {
         order.sort_by_key(|&i| items[i].0);
         {
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let mut index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             for &i in &order {
                 let (key, expires_at) = &items[i];
-                let seen = spent
-                    .get(key.as_slice())
+                // One B-tree operation for a fresh stamp: insert, and look at what was there.
+                let old = spent
+                    .insert(key.as_slice(), *expires_at)
                     .map_err(|e| self.err(e))?
                     .map(|v| v.value());
-                let is_fresh = match seen {
-                    Some(exp) if exp > now => false,
-                    Some(old) => {
-                        index
-                            .remove((old, key.as_slice()))
-                            .map_err(|e| self.err(e))?;
-                        true
+                let is_fresh = match old {
+                    Some(exp) if exp > now => {
+                        // Still spent: put the original expiry back.
+                        spent.insert(key.as_slice(), exp).map_err(|e| self.err(e))?;
+                        false
                     }
-                    None => true,
+                    _ => true,
                 };
-                if is_fresh {
-                    spent
-                        .insert(key.as_slice(), *expires_at)
-                        .map_err(|e| self.err(e))?;
-                    index
-                        .insert((*expires_at, key.as_slice()), ())
-                        .map_err(|e| self.err(e))?;
-                }
                 fresh[i] = is_fresh;
             }
-            purge_expired(&mut spent, &mut index, now, items.len() + PURGE_STEP)
-                .map_err(|e| self.err(e))?;
+            sweep(&mut spent, &mut meta, now, items.len() + PURGE_STEP).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(fresh)
@@ -190,8 +209,9 @@ impl SpentStore for FileStore {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let removed = {
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let mut index = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
-            purge_expired(&mut spent, &mut index, now, usize::MAX).map_err(|e| self.err(e))?
+            let before = spent.len().map_err(|e| self.err(e))?;
+            spent.retain(|_, exp| exp > now).map_err(|e| self.err(e))?;
+            before - spent.len().map_err(|e| self.err(e))?
         };
         tx.commit().map_err(|e| self.err(e))?;
         Ok(removed)

@@ -51,7 +51,8 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
         }
     });
 
-    let mut out = std::io::stdout().lock();
+    // Buffered: one write per batch, not per line (stdout alone is line-buffered).
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut exit = Exit::Ok;
     let mut seen = 0usize;
     let mut batch: Vec<String> = Vec::with_capacity(a.batch.min(1 << 16));
@@ -129,18 +130,31 @@ fn unchecked_names(v: &Verdict) -> Vec<&'static str> {
     v.unchecked.iter().map(|u| u.name()).collect()
 }
 
+/// `value` with two decimals, as `{:.2}` prints it for the values stamps have (0 to a few
+/// hundred bits), without the float formatter's exact (slow) path.
+fn bits2(value: f64) -> String {
+    let scaled = value * 100.0;
+    let hundredths = scaled.round();
+    // Near a tie the exact decimal expansion decides: leave those to the formatter.
+    if !(0.0..1e15).contains(&hundredths) || ((scaled - scaled.trunc()) - 0.5).abs() < 1e-6 {
+        return format!("{value:.2}");
+    }
+    let h = hundredths as u64;
+    format!("{}.{:02}", h / 100, h % 100)
+}
+
 fn text_line(v: &Verdict) -> String {
     match &v.result {
-        Ok(()) if v.fully_checked() => format!("valid ({:.2} bits): {}", v.value, v.stamp()),
+        Ok(()) if v.fully_checked() => format!("valid ({} bits): {}", bits2(v.value), v.stamp()),
         Ok(()) if v.store_error.is_some() => format!(
-            "valid ({:.2} bits; not checked: {}; spent store unavailable, accepted without a replay check): {}",
-            v.value,
+            "valid ({} bits; not checked: {}; spent store unavailable, accepted without a replay check): {}",
+            bits2(v.value),
             unchecked_names(v).join(", "),
             v.stamp()
         ),
         Ok(()) => format!(
-            "valid ({:.2} bits; not checked: {}): {}",
-            v.value,
+            "valid ({} bits; not checked: {}): {}",
+            bits2(v.value),
             unchecked_names(v).join(", "),
             v.stamp()
         ),
@@ -192,5 +206,22 @@ pub fn default_spent_path() -> Result<PathBuf> {
         None => bail!(
             "no HOME or XDG_DATA_HOME to keep spent stamps in: give --spent PATH or --no-spent"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bits2_prints_as_the_float_formatter() {
+        for k in 0..200_000u32 {
+            let v = f64::from(k) * 0.001_37 + (f64::from(k % 7)).sqrt() / 1000.0;
+            assert_eq!(super::bits2(v), format!("{v:.2}"), "{v}");
+        }
+        for k in 0..=512u32 {
+            let v = f64::from(k);
+            assert_eq!(super::bits2(v), format!("{v:.2}"));
+            let l = (f64::from(k) + 1.0).log2() + 16.0;
+            assert_eq!(super::bits2(l), format!("{l:.2}"));
+        }
     }
 }
