@@ -106,6 +106,8 @@ pub struct Config {
     pub max_size: usize,
     /// Log one line per message to standard error.
     pub log: bool,
+    /// Permissions of a Unix socket (the MTA's user must be able to write to it).
+    pub socket_mode: u32,
 }
 
 impl Config {
@@ -657,7 +659,13 @@ pub async fn serve(
         Listen::Inet(a) => L::Tcp(tokio::net::TcpListener::bind(a).await?),
         Listen::Unix(p) => {
             remove_stale_socket(p)?;
-            L::Unix(tokio::net::UnixListener::bind(p)?)
+            let l = tokio::net::UnixListener::bind(p)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                p,
+                std::fs::Permissions::from_mode(shared.config.socket_mode),
+            )?;
+            L::Unix(l)
         }
     };
     ready();
@@ -778,5 +786,29 @@ mod tests {
         assert_eq!(envelope_address(" <Bob@Example.org> "), "Bob@Example.org");
         assert_eq!(envelope_address("bob@example.org"), "bob@example.org");
         assert_eq!(envelope_address("<>"), "");
+    }
+}
+
+#[cfg(all(test, feature = "dns"))]
+mod dns_in_runtime {
+    /// The milter looks DKIM keys up from `spawn_blocking` threads of its own runtime, while
+    /// `DnsLookup` drives a runtime of its own: that must answer (here: fail cleanly, no server),
+    /// not panic with "cannot start a runtime from within a runtime".
+    #[test]
+    fn dns_lookup_works_from_a_blocking_thread_of_another_runtime() {
+        use crate::dkim::{DnsLookup, KeyLookup};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = silent.local_addr().unwrap();
+        let lookup = DnsLookup::with_server(server, std::time::Duration::from_millis(200)).unwrap();
+        let answer = rt.block_on(async move {
+            tokio::task::spawn_blocking(move || lookup.txt("s1._domainkey.example.org").is_err())
+                .await
+        });
+        assert!(answer.unwrap(), "a silent server must give an error");
     }
 }

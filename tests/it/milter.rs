@@ -37,23 +37,43 @@ fn wait_for_port(port: u16, what: &str, log: &Path) {
 /// A `pennyblack milter` process, stopped by PID.
 struct Milter {
     child: Child,
-    port: u16,
+    /// Where it listens, in Postfix's notation.
+    addr: String,
     log: PathBuf,
 }
 
 impl Milter {
+    /// On a loopback TCP port.
     fn start(dir: &Path, name: &str, args: &[&str]) -> Milter {
         let port = free_port();
+        let m = Milter::spawn(dir, name, format!("inet:127.0.0.1:{port}"), args);
+        wait_for_port(port, name, &m.log);
+        m
+    }
+
+    /// On a Unix socket in `dir`, writable by Postfix's `postfix` user.
+    fn start_unix(dir: &Path, name: &str, args: &[&str]) -> Milter {
+        let sock = dir.join(format!("{name}.sock"));
+        let args = [args, &["--socket-mode", "666"]].concat();
+        let m = Milter::spawn(dir, name, format!("unix:{}", sock.display()), &args);
+        let started = Instant::now();
+        while !m.log().contains("listening") {
+            assert!(started.elapsed() < Duration::from_secs(20), "{}", m.log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        m
+    }
+
+    fn spawn(dir: &Path, name: &str, addr: String, args: &[&str]) -> Milter {
         let log = dir.join(format!("{name}.log"));
         let child = pennyblack()
-            .args(["milter", "--listen", &format!("inet:127.0.0.1:{port}")])
+            .args(["milter", "--listen", &addr])
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait_for_port(port, name, &log);
-        Milter { child, port, log }
+        Milter { child, addr, log }
     }
 
     fn log(&self) -> String {
@@ -102,8 +122,8 @@ struct Postfix {
 }
 
 impl Postfix {
-    /// `services`: (port, milter port, extra `-o` options) per SMTP listener.
-    fn start(dir: &Path, services: &[(u16, u16, &str)]) -> Postfix {
+    /// `services`: (port, milter address, extra `-o` options) per SMTP listener.
+    fn start(dir: &Path, services: &[(u16, &str, &str)]) -> Postfix {
         let ok = Command::new("postconf")
             .arg("-d")
             .arg("mail_version")
@@ -139,7 +159,7 @@ impl Postfix {
         let mut master_cf = String::new();
         for (port, milter, extra) in services {
             master_cf.push_str(&format!(
-                "127.0.0.1:{port} inet n - n - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:{milter}\n"
+                "127.0.0.1:{port} inet n - n - - smtpd\n  -o smtpd_milters={milter}\n"
             ));
             for o in extra.split_whitespace() {
                 master_cf.push_str(&format!("  -o {o}\n"));
@@ -448,15 +468,28 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         ]
         .concat(),
     );
+    // Milter C, on a Unix socket: inbound only, tempfails mail without a 16-bit stamp.
+    let c = Milter::start_unix(
+        dir,
+        "milter-c",
+        &[
+            &common[..],
+            &["--inbound-only", "--no-spent"],
+            &["--reject-below", "16", "--reject-with", "tempfail"],
+        ]
+        .concat(),
+    );
     let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
+    let mx_tempfail = free_port();
     let originating = "milter_macro_daemon_name=ORIGINATING";
     let mut postfix = Postfix::start(
         dir,
         &[
-            (sub, a.port, originating),
-            (mx, a.port, ""),
-            (sub_slow, b.port, originating),
-            (mx_strict, b.port, ""),
+            (sub, &a.addr, originating),
+            (mx, &a.addr, ""),
+            (sub_slow, &b.addr, originating),
+            (mx_strict, &b.addr, ""),
+            (mx_tempfail, &c.addr, ""),
         ],
     );
 
@@ -598,6 +631,25 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     assert!(r.starts_with("550 5.7.1"), "{r}");
     send_ok(
         mx_strict,
+        "alice@example.org",
+        &["bob@example.net"],
+        &outbound,
+    );
+    let passed = postfix.take("in-1@example.org");
+    let ar = header_values(&passed, "Authentication-Results");
+    assert!(ar.iter().any(|v| v.contains("x-hashcash=pass")), "{ar:?}");
+
+    // 6b. The same through milter C (Unix socket, --reject-with tempfail): 451 4.7.1, and a good
+    // stamp passes.
+    let r = send(
+        mx_tempfail,
+        "mallory@example.com",
+        &["bob@example.net"],
+        &message("plain-3@example.com", "bob@example.net"),
+    );
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+    send_ok(
+        mx_tempfail,
         "alice@example.org",
         &["bob@example.net"],
         &outbound,

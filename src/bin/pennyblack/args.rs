@@ -379,6 +379,18 @@ pub struct MilterArgs {
     /// No log line per message on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Permissions of a unix: socket, octal. The MTA's user must be able to write to it
+    /// (Postfix's smtpd runs as `postfix`: run the milter in its group, or use 666).
+    #[arg(long, default_value = "660", value_parser = parse_mode)]
+    pub socket_mode: u32,
+}
+
+#[cfg(feature = "milter")]
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode such as 660"))
 }
 
 /// How `milter --reject-below` refuses.

@@ -88,6 +88,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         originating: a.originating,
         max_size: a.max_size,
         log: !a.quiet,
+        socket_mode: a.socket_mode,
     };
     let shared = config.into_shared();
     let runtime = tokio::runtime::Builder::new_multi_thread()
