@@ -1,0 +1,211 @@
+//! Listening: TCP or Unix socket, one task per connection, graceful stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Session, Shared};
+
+/// Where the filter listens: `inet:HOST:PORT` or `unix:PATH` (Postfix's notation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address.
+    Inet(std::net::SocketAddr),
+    /// A Unix-domain socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(p) = s.strip_prefix("unix:").or_else(|| s.strip_prefix("local:")) {
+            if p.is_empty() {
+                return Err("unix: needs a socket path".into());
+            }
+            return Ok(Listen::Unix(p.into()));
+        }
+        let a = s.strip_prefix("inet:").unwrap_or(s);
+        // Sendmail writes inet:PORT@HOST.
+        let a = match a.split_once('@') {
+            Some((port, host)) => format!("{host}:{port}"),
+            None => a.to_owned(),
+        };
+        use std::net::ToSocketAddrs;
+        a.to_socket_addrs()
+            .ok()
+            .and_then(|mut it| it.next())
+            .map(Listen::Inet)
+            .ok_or_else(|| format!("{s:?} is not inet:HOST:PORT or unix:PATH"))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Inet(a) => write!(f, "inet:{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Serves connections until `shutdown` completes, then stops accepting and waits up to
+/// `grace` for the connections in progress (a message being minted or checked) to finish.
+/// Connections still open after that are closed; the MTA then applies its default action
+/// for them (Postfix: `milter_default_action`, tempfail unless configured otherwise), so no
+/// message is lost. Returns when everything has stopped; a Unix socket file is removed.
+pub async fn serve(
+    listen: &Listen,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+    ready: impl FnOnce(),
+) -> std::io::Result<()> {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let mut tasks = tokio::task::JoinSet::new();
+    enum L {
+        Tcp(tokio::net::TcpListener),
+        Unix(tokio::net::UnixListener),
+    }
+    let listener = match listen {
+        Listen::Inet(a) => L::Tcp(tokio::net::TcpListener::bind(a).await?),
+        Listen::Unix(p) => {
+            remove_stale_socket(p)?;
+            let l = tokio::net::UnixListener::bind(p)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                p,
+                std::fs::Permissions::from_mode(shared.config.socket_mode),
+            )?;
+            L::Unix(l)
+        }
+    };
+    ready();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = match &listener {
+            L::Tcp(l) => tokio::select! {
+                () = &mut shutdown => break,
+                r = l.accept() => r.map(|(s, _)| Conn::Tcp(s)),
+            },
+            L::Unix(l) => tokio::select! {
+                () = &mut shutdown => break,
+                r = l.accept() => r.map(|(s, _)| Conn::Unix(s)),
+            },
+        };
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: say so, breathe, go on.
+                eprintln!("pennyblack milter: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        tasks.spawn(async move {
+            let mut session = Session::new(shared);
+            let mut server = miltr_server::Server::default_postfix(&mut session);
+            let r = match stream {
+                Conn::Tcp(s) => server.handle_connection(&mut s.compat()).await,
+                Conn::Unix(s) => server.handle_connection(&mut s.compat()).await,
+            };
+            if let Err(e) = r {
+                eprintln!("pennyblack milter: connection ended: {e}");
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    if let Listen::Unix(p) = listen {
+        let _ = std::fs::remove_file(p);
+    }
+    if !tasks.is_empty() {
+        eprintln!(
+            "pennyblack milter: stopping: waiting up to {}s for {} connection(s)",
+            grace.as_secs(),
+            tasks.len()
+        );
+    }
+    let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if !tasks.is_empty() {
+        eprintln!(
+            "pennyblack milter: closing {} idle or slow connection(s)",
+            tasks.len()
+        );
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Removes a socket file left by a process that is gone; refuses to touch anything else or a
+/// socket someone still listens on.
+fn remove_stale_socket(p: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(p).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{}: another process listens there", p.display()),
+                ));
+            }
+            std::fs::remove_file(p)
+        }
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{}: exists and is not a socket", p.display()),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_notations() {
+        assert_eq!(
+            "inet:127.0.0.1:8891".parse::<Listen>().unwrap(),
+            Listen::Inet("127.0.0.1:8891".parse().unwrap())
+        );
+        assert_eq!(
+            "inet:8891@127.0.0.1".parse::<Listen>().unwrap(),
+            Listen::Inet("127.0.0.1:8891".parse().unwrap())
+        );
+        assert_eq!(
+            "unix:/run/pb.sock".parse::<Listen>().unwrap(),
+            Listen::Unix("/run/pb.sock".into())
+        );
+        assert!("unix:".parse::<Listen>().is_err());
+        assert!("inet:nohost".parse::<Listen>().is_err());
+    }
+}
+
+#[cfg(all(test, feature = "dns"))]
+mod dns_in_runtime {
+    /// The milter looks DKIM keys up from `spawn_blocking` threads of its own runtime, while
+    /// `DnsLookup` drives a runtime of its own: that must answer (here: fail cleanly, no server),
+    /// not panic with "cannot start a runtime from within a runtime".
+    #[test]
+    fn dns_lookup_works_from_a_blocking_thread_of_another_runtime() {
+        use crate::dkim::{DnsLookup, KeyLookup};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = silent.local_addr().unwrap();
+        let lookup = DnsLookup::with_server(server, std::time::Duration::from_millis(200)).unwrap();
+        let answer = rt.block_on(async move {
+            tokio::task::spawn_blocking(move || lookup.txt("s1._domainkey.example.org").is_err())
+                .await
+        });
+        assert!(answer.unwrap(), "a silent server must give an error");
+    }
+}

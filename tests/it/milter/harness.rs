@@ -1,0 +1,412 @@
+//! The harness of the milter test: a Postfix instance of its own, milter processes, an SMTP
+//! client, and helpers to read the held messages.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{hashcash, pennyblack};
+
+pub(super) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+/// `program` as root: directly when we are root, else through `sudo -n` (as `.ci/run`'s apt).
+pub(super) fn as_root(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", program]);
+        c
+    }
+}
+
+pub(super) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(super) fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {port}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A `pennyblack milter` process, stopped by PID.
+pub(super) struct Milter {
+    pub(super) child: Child,
+    /// Where it listens, in Postfix's notation.
+    pub(super) addr: String,
+    pub(super) log: PathBuf,
+}
+
+impl Milter {
+    /// On a loopback TCP port.
+    pub(super) fn start(dir: &Path, name: &str, args: &[&str]) -> Milter {
+        let port = free_port();
+        let m = Milter::spawn(dir, name, format!("inet:127.0.0.1:{port}"), args);
+        wait_for_port(port, name, &m.log);
+        m
+    }
+
+    /// On a Unix socket in `dir`, writable by Postfix's `postfix` user.
+    pub(super) fn start_unix(dir: &Path, name: &str, args: &[&str]) -> Milter {
+        let sock = dir.join(format!("{name}.sock"));
+        let args = [args, &["--socket-mode", "666"]].concat();
+        let m = Milter::spawn(dir, name, format!("unix:{}", sock.display()), &args);
+        let started = Instant::now();
+        while !m.log().contains("listening") {
+            assert!(started.elapsed() < Duration::from_secs(20), "{}", m.log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        m
+    }
+
+    pub(super) fn spawn(dir: &Path, name: &str, addr: String, args: &[&str]) -> Milter {
+        let log = dir.join(format!("{name}.log"));
+        let child = pennyblack()
+            .args(["milter", "--listen", &addr])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Milter { child, addr, log }
+    }
+
+    pub(super) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// SIGTERM by PID.
+    pub(super) fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub(super) fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the milter did not stop within {within:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Milter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Postfix instance of its own (config, queue and log under `dir`), loopback only, holding
+/// every message it accepts.
+pub(super) struct Postfix {
+    pub(super) conf: PathBuf,
+    pub(super) queue: PathBuf,
+    pub(super) maillog: PathBuf,
+    pub(super) running: bool,
+}
+
+impl Postfix {
+    /// `services`: (port, milter address, extra `-o` options) per SMTP listener.
+    pub(super) fn start(dir: &Path, services: &[(u16, &str, &str)]) -> Postfix {
+        let ok = Command::new("postconf")
+            .arg("-d")
+            .arg("mail_version")
+            .output();
+        assert!(
+            ok.is_ok_and(|o| o.status.success()),
+            "the milter test needs Debian's postfix (run `bash .ci/run`, which installs it)"
+        );
+        let conf = dir.join("etc");
+        let queue = dir.join("queue");
+        let data = dir.join("data");
+        let maillog = dir.join("maillog");
+        for d in [&conf, &queue, &data] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // Postfix's daemons run as the postfix user: it must reach the queue and own `data`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let chown = as_root("chown")
+            .args(["postfix:postfix", data.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let main_cf = format!(
+            include_str!("../../data/postfix-main.cf"),
+            queue = queue.display(),
+            data = data.display(),
+            maillog = maillog.display(),
+            prefix = dir.display(),
+            milter = services[0].1,
+        );
+        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+        let mut master_cf = String::new();
+        for (port, milter, extra) in services {
+            master_cf.push_str(&format!(
+                "127.0.0.1:{port} inet n - n - - smtpd\n  -o smtpd_milters={milter}\n"
+            ));
+            for o in extra.split_whitespace() {
+                master_cf.push_str(&format!("  -o {o}\n"));
+            }
+        }
+        master_cf.push_str(include_str!("../../data/postfix-master.cf"));
+        std::fs::write(conf.join("master.cf"), master_cf).unwrap();
+        let pf = Postfix {
+            conf,
+            queue,
+            maillog,
+            running: true,
+        };
+        let out = pf.postfix(&["start"]);
+        assert!(
+            out.status.success(),
+            "postfix start failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&pf.maillog).unwrap_or_default()
+        );
+        for (port, _, _) in services {
+            wait_for_port(*port, "postfix smtpd", &pf.maillog);
+        }
+        pf
+    }
+
+    pub(super) fn postfix(&self, args: &[&str]) -> std::process::Output {
+        as_root("postfix")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub(super) fn master_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.queue.join("pid/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Every held message, as (queue id, header and body with CRLF line endings).
+    pub(super) fn held(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        // The hold folder belongs to the postfix user (mode 0700): list it as root.
+        let hold = self.queue.join("hold");
+        let ls = as_root("ls").arg(&hold).output().unwrap();
+        assert!(ls.status.success(), "cannot list {}", hold.display());
+        for id in String::from_utf8(ls.stdout).unwrap().split_whitespace() {
+            let o = as_root("postcat")
+                .arg("-c")
+                .arg(&self.conf)
+                .args(["-b", "-h"])
+                .arg(hold.join(id))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "postcat failed");
+            let crlf = String::from_utf8(o.stdout).unwrap().replace('\n', "\r\n");
+            out.push((id.to_owned(), crlf.into_bytes()));
+        }
+        out
+    }
+
+    /// Takes the held message whose Message-ID is `id` off the queue (waiting briefly for it)
+    /// and returns it; a second copy held at the same time is an error.
+    pub(super) fn take(&self, id: &str) -> Vec<u8> {
+        let needle = format!("Message-ID: <{id}>");
+        let started = Instant::now();
+        loop {
+            let found: Vec<_> = self
+                .held()
+                .into_iter()
+                .filter(|(_, m)| String::from_utf8_lossy(m).contains(&needle))
+                .collect();
+            assert!(found.len() < 2, "{id} held twice");
+            if let Some((qid, m)) = found.into_iter().next() {
+                let del = as_root("postsuper")
+                    .arg("-c")
+                    .arg(&self.conf)
+                    .args(["-d", &qid, "hold"])
+                    .output()
+                    .unwrap();
+                assert!(del.status.success(), "postsuper -d {qid}");
+                return m;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{id} is not on hold; maillog:\n{}",
+                std::fs::read_to_string(&self.maillog).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the master by PID and waits until it is gone.
+    pub(super) fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        let Some(pid) = self.master_pid() else { return };
+        let _ = as_root("kill").args(["-TERM", &pid.to_string()]).status();
+        let started = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && started.elapsed() < Duration::from_secs(15)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "postfix master {pid} did not stop"
+        );
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        if self.running {
+            self.running = false;
+            if let Some(pid) = self.master_pid() {
+                let _ = as_root("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+            let _ = self.postfix(&["stop"]);
+        }
+    }
+}
+
+/// A minimal SMTP client: returns the reply to the end of DATA (or to the first command that
+/// was refused), as "CODE text".
+pub(super) fn send(port: u16, from: &str, rcpts: &[&str], message: &str) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed; so far: {all}");
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all.trim_end().to_owned();
+            }
+        }
+    };
+    let greeting = reply();
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let cmd = |w: &mut TcpStream, c: &str| w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
+    cmd(&mut w, "EHLO client.test.example");
+    let r1 = reply();
+    assert!(r1.starts_with("250"), "{r1}");
+    cmd(&mut w, &format!("MAIL FROM:<{from}>"));
+    let r2 = reply();
+    if !r2.starts_with("250") {
+        return r2;
+    }
+    for rc in rcpts {
+        cmd(&mut w, &format!("RCPT TO:<{rc}>"));
+        let r3 = reply();
+        if !r3.starts_with("250") {
+            return r3;
+        }
+    }
+    cmd(&mut w, "DATA");
+    let r4 = reply();
+    if !r4.starts_with("354") {
+        return r4;
+    }
+    let mut body = String::new();
+    for line in message.replace("\r\n", "\n").split_terminator('\n') {
+        if line.starts_with('.') {
+            body.push('.');
+        }
+        body.push_str(line);
+        body.push_str("\r\n");
+    }
+    body.push_str(".\r\n");
+    w.write_all(body.as_bytes()).unwrap();
+    let end = reply();
+    cmd(&mut w, "QUIT");
+    let _ = r.read_to_end(&mut Vec::new());
+    end
+}
+
+/// `send`, which must be accepted (250).
+pub(super) fn send_ok(port: u16, from: &str, rcpts: &[&str], message: &str) {
+    let r = send(port, from, rcpts, message);
+    assert!(r.starts_with("250"), "{r}");
+}
+
+pub(super) fn message(id: &str, to: &str) -> String {
+    format!(
+        "From: Alice <alice@example.org>\r\nTo: {to}\r\nSubject: milter test {id}\r\n\
+         Date: Fri, 27 Nov 2026 08:00:00 +0000\r\nMessage-ID: <{id}>\r\n\r\n\
+         Hello,\r\n.a line that starts with a dot\r\n\r\nbye\r\n"
+    )
+}
+
+pub(super) fn header_values(msg: &[u8], name: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(msg);
+    let head = text.split("\r\n\r\n").next().unwrap();
+    let mut out: Vec<String> = Vec::new();
+    let mut current = false;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if current {
+                // Unfold: the line break goes, its white space stays (as RFC 5322 says).
+                out.last_mut().unwrap().push_str(&line.replace('\t', " "));
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            current = n.eq_ignore_ascii_case(name);
+            if current {
+                out.push(v.trim().to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `hashcash -c` with its own double-spend database: 0 valid, 1 invalid.
+pub(super) fn hashcash_check(db: &Path, bits: u32, rcpt: &str, stamp: &str) -> i32 {
+    hashcash()
+        .args(["-c", "-q", "-d", "-f"])
+        .arg(db)
+        .args(["-b", &bits.to_string(), "-r", rcpt, stamp])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
