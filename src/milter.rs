@@ -57,6 +57,7 @@ pub struct Outbound {
 
 /// What the filter does when a check finds no good enough stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RejectWith {
     /// A permanent failure (550 5.7.1): the sender gets a bounce.
     Reject,
@@ -160,6 +161,7 @@ struct Msg {
 
 /// Errors end the connection (the MTA then applies its default action, e.g. tempfail).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// A worker thread died.
     #[error("a worker thread failed: {0}")]
