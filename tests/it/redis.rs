@@ -161,29 +161,7 @@ fn cli_shares_one_spent_set_and_races_have_one_winner() {
         let stamp = pennyblack::mint(&MintRequest::hashcash(format!("r{round}@example.org"), 4))
             .unwrap()
             .to_string();
-        let children: Vec<_> = (0..3)
-            .map(|_| {
-                pennyblack()
-                    .args([
-                        "verify",
-                        "--bits",
-                        "4",
-                        "-r",
-                        "*@example.org",
-                        "--spent",
-                        &url,
-                        &stamp,
-                    ])
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let mut codes: Vec<i32> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
-            .collect();
-        codes.sort();
+        let codes = crate::support::race_verify(url.as_ref(), &stamp, 3);
         assert_eq!(codes, vec![0, 1, 1], "round {round}");
     }
 }

@@ -118,3 +118,25 @@ pub fn pipe(mut cmd: Command, input: &[u8]) -> Output {
     let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
+
+/// Starts `n` `pennyblack verify` processes at once on the same `stamp` and spent store
+/// (`spent`: a file or a redis:// URL) and returns their exit codes, sorted.
+pub fn race_verify(spent: &std::ffi::OsStr, stamp: &str, n: usize) -> Vec<i32> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            pennyblack()
+                .args(["verify", "--bits", "4", "-r", "*@example.org", "--spent"])
+                .arg(spent)
+                .arg(stamp)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    codes.sort();
+    codes
+}
