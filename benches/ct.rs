@@ -3,10 +3,12 @@
 //! bits they have, or where they differ from it; only on the stamp's length and number of parts.
 //!
 //! Each test times `Verifier::check` on two classes of stamps of exactly the same shape (same
-//! algorithm, parts, bits, date, resource and length), drawn at random, 100,000 samples:
-//! `*_valid_vs_invalid`: valid stamps against the same stamps with the last counter replaced so
-//! that its hash has one zero bit too few; `*_near_vs_far`: that near miss against a last counter
-//! whose hash starts with a one bit. dudect's rule: |t| above 5 is evidence of a timing
+//! algorithm, parts, bits, date, resource and length), drawn at random, 100,000 samples. From
+//! each minted stamp, the last counter is replaced by the same search three times over: one whose
+//! hash meets the claim (valid), one with exactly one zero bit too few (near miss), one whose hash
+//! starts with a one bit (far miss). `*_valid_vs_invalid` compares valid with near misses,
+//! `*_near_vs_far` the two misses. Each text sits at the start of its own cache-line-aligned
+//! buffer, so where the heap happened to put a class is no difference. dudect's rule: |t| above 5 is evidence of a timing
 //! difference; below, none was found in that many samples.
 //!
 //! Run: `cargo bench --bench ct` (every test), `cargo bench --bench ct -- sha1` (a filter), or

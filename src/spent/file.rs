@@ -14,11 +14,11 @@ use crate::error::Error;
 /// keys half the size of the full digest make the B-tree insert, the cost of a fresh stamp, about
 /// a third cheaper; 128 bits keep an accidental collision out of reach (2^-64 at 2^32 entries).
 const SPENT: TableDefinition<[u8; 16], i64> = TableDefinition::new("spent16");
-/// The table of versions before 0.3, keyed by the whole 256-bit key; moved into `SPENT` on open.
+/// The table of earlier builds, keyed by the whole 256-bit key; moved into `SPENT` on open.
 const OLD_SPENT: TableDefinition<&[u8], i64> = TableDefinition::new("spent");
 /// Small values of the store's own: the purge cursor.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// An index by expiry that versions before 0.2 kept; dropped on open (it cost a second B-tree
+/// An index by expiry that earlier builds kept; dropped on open (it cost a second B-tree
 /// insert per stamp).
 const OLD_BY_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("spent_by_expiry");
 /// The key after which the next purge sweep starts.
@@ -91,7 +91,7 @@ impl FileStore {
     }
 }
 
-/// Moves the entries of a file written by a version before 0.3 into the current table, in the
+/// Moves the entries of a file written by an earlier build into the current table, in the
 /// transaction that opens the file, so that no spent stamp is forgotten on the way.
 fn migrate(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
     let had_old = tx
