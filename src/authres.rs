@@ -74,7 +74,7 @@ pub fn hashcash_field(
             }
         }
         (None, Some(first)) => {
-            if let Err(e) = &first.verdict.result {
+            if let Err(e) = &first.verdict.result() {
                 let msg = clean(&e.to_string()).replace('_', " ");
                 r.push_str(&format!(" ({})", msg.chars().take(120).collect::<String>()));
             }

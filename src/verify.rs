@@ -160,8 +160,14 @@ pub struct Verdict {
     pub parsed: Option<Stamp>,
     /// Bits of work found (0 when the hashes miss their claim or were not reached).
     pub value: f64,
-    /// `Ok` for an acceptable stamp, otherwise the reason it is not.
-    pub result: Result<(), VerifyError>,
+    /// Why the stamp failed a check other than its work (form, dates, resource, spent).
+    failure: Option<VerifyError>,
+    /// Whether the work was enough; meaningful when `failure` is `None`. Kept as data, with
+    /// `required`, rather than as an `Err` built on the spot, so that a valid stamp and one
+    /// short of work leave the verifier by the same path (see `benches/ct.rs`).
+    work_ok: bool,
+    /// The bits the work needed (the policy's or the stamp's own claim, the larger).
+    required: u32,
     /// Checks the policy left out; a valid stamp with any of these is "not fully checked".
     pub unchecked: UncheckedSet,
     /// Set when the spent store failed and the verifier fails open: the stamp was accepted
@@ -179,15 +185,39 @@ impl Verdict {
         }
     }
 
+    /// `Ok` for an acceptable stamp, otherwise the reason it is not.
+    pub fn result(&self) -> Result<(), VerifyError> {
+        match &self.failure {
+            Some(e) => Err(e.clone()),
+            None if self.work_ok => Ok(()),
+            None => Err(VerifyError::InsufficientWork {
+                value: self.value,
+                required: self.required,
+            }),
+        }
+    }
+
     /// Whether the stamp is acceptable under the policy.
     pub fn is_valid(&self) -> bool {
-        self.result.is_ok()
+        self.failure.is_none() & self.work_ok
     }
 
     /// Whether every check was made (a policy with bits, resources and a spent store).
     pub fn fully_checked(&self) -> bool {
         self.unchecked.is_empty()
     }
+}
+
+/// The outcome of the work check of a stamp whose visible fields passed.
+struct Work {
+    /// Bits of work found.
+    value: f64,
+    /// The bits it needed (the policy's or its own claim, whichever is larger).
+    required: u32,
+    /// Whether the work is enough.
+    pass: bool,
+    /// When the stamp expires.
+    expires_at: i64,
 }
 
 /// Checks stamps against a policy, a clock and (optionally) a spent store.
@@ -277,7 +307,7 @@ impl Verifier {
                 Ok(fresh) => {
                     for (&(i, _, _), f) in pending.iter().zip(fresh) {
                         if !f {
-                            verdicts[i].result = Err(VerifyError::Spent);
+                            verdicts[i].failure = Some(VerifyError::Spent);
                         }
                     }
                 }
@@ -310,23 +340,32 @@ impl Verifier {
             malformed_text: None,
             parsed: None,
             value: 0.0,
-            result: Ok(()),
+            failure: None,
+            work_ok: false,
+            required: 0,
             unchecked,
             store_error: None,
         };
         match text.parse::<Stamp>() {
             Err(e) => {
-                verdict.result = Err(VerifyError::Malformed(e));
+                verdict.failure = Some(VerifyError::Malformed(e));
                 verdict.malformed_text = Some(shorten(text));
                 (verdict, None)
             }
             Ok(stamp) => {
-                let outcome = self.check_parsed(&stamp, now, &mut verdict.value);
+                let outcome = self.check_parsed(&stamp, now);
                 verdict.parsed = Some(stamp);
                 match outcome {
-                    Ok(exp) => (verdict, Some(exp)),
+                    Ok(work) => {
+                        // The work's outcome is stored as data, the same stores either way.
+                        verdict.value = work.value;
+                        verdict.required = work.required;
+                        verdict.work_ok = work.pass;
+                        let expiry = [None, Some(work.expires_at)][usize::from(work.pass)];
+                        (verdict, expiry)
+                    }
                     Err(e) => {
-                        verdict.result = Err(e);
+                        verdict.failure = Some(e);
                         (verdict, None)
                     }
                 }
@@ -334,8 +373,9 @@ impl Verifier {
         }
     }
 
-    /// Every check but the spent store, cheapest first. On success, returns when the stamp expires.
-    fn check_parsed(&self, stamp: &Stamp, now: i64, value: &mut f64) -> Result<i64, VerifyError> {
+    /// Every check but the spent store, cheapest first: `Err` for the checks on the stamp's
+    /// visible fields (date, resource), then the work, whose outcome is data rather than a branch.
+    fn check_parsed(&self, stamp: &Stamp, now: i64) -> Result<Work, VerifyError> {
         let date = stamp.date().to_unix(now)?;
         let grace = self.policy.grace.as_secs() as i64;
         if date > now.saturating_add(grace) {
@@ -367,7 +407,7 @@ impl Verifier {
                 resource: stamp.resource().to_owned(),
             });
         }
-        *value = work::value(stamp);
+        let value = work::value(stamp);
         // A stamp that misses its own claim is worth nothing whatever the policy says.
         let claimed = match stamp.version() {
             Version::V0 => 0,
@@ -375,15 +415,52 @@ impl Verifier {
         };
         let required = self.policy.min_bits.unwrap_or(0);
         // One decision on the outcome, made without short-circuits on the digest's value.
-        let honest = (stamp.version() == Version::V0) | (*value > 0.0) | (claimed == 0);
-        let enough = *value + 1e-9 >= f64::from(required);
-        if honest & enough {
-            Ok(expires_at)
-        } else {
-            Err(VerifyError::InsufficientWork {
-                value: *value,
-                required: required.max(claimed),
-            })
+        let honest = (stamp.version() == Version::V0) | (value > 0.0) | (claimed == 0);
+        let enough = value + 1e-9 >= f64::from(required);
+        Ok(Work {
+            value,
+            required: required.max(claimed),
+            pass: honest & enough,
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MintRequest, Minter};
+
+    /// The structural half of the valid-against-invalid timing claim: a stamp with enough work
+    /// and the same stamp one bit short leave the verifier with the same fields set (no error
+    /// built for either); only `work_ok` differs, and `result()` builds the reason on request.
+    #[test]
+    fn enough_and_short_work_differ_only_in_data() {
+        let now = 1_795_780_800;
+        let req = MintRequest::new("bob@example.org")
+            .alg(crate::Algorithm::Sha1)
+            .bits(8)
+            .parts(1)
+            .date(crate::StampDate::from_unix(now, 6).unwrap());
+        let stamp = Minter::new().mint(&req).unwrap();
+        let at = |bits: u32| {
+            Verifier::new(Policy::new(bits, ["bob@example.org"]))
+                .with_clock(FixedClock(now))
+                .check(stamp.as_str())
+                .unwrap()
+        };
+        let (enough, short) = (at(8), at(stamp.bits() + 1));
+        for v in [&enough, &short] {
+            assert!(v.failure.is_none() && v.parsed.is_some() && v.value == 8.0);
         }
+        assert!(enough.work_ok && enough.is_valid() && enough.result().is_ok());
+        assert!(!short.work_ok && !short.is_valid());
+        assert_eq!(
+            short.result(),
+            Err(VerifyError::InsufficientWork {
+                value: 8.0,
+                required: 9
+            })
+        );
     }
 }

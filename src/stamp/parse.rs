@@ -1,7 +1,9 @@
 //! Stamp grammar, reading side. The grammar is written down in the README's "Stamp formats"
 //! section; this file and `format.rs` are the only places that know it.
 
-use super::{Algorithm, MAX_PARTS, MAX_STAMP_LEN, Span, Stamp, StampDate, Version, is_alphabet};
+use super::{
+    Algorithm, MAX_PARTS, MAX_STAMP_LEN, Span, Stamp, StampDate, Version, is_alphabet, split_commas,
+};
 use crate::error::ParseError;
 
 /// The most fields any version has.
@@ -141,20 +143,29 @@ fn alphabet(field: &'static str, s: &str) -> Result<(), ParseError> {
 }
 
 fn counters(field: &str, declared: usize) -> Result<(), ParseError> {
-    let found = field.split(',').count();
+    // One pass into a list on the stack (at most MAX_PARTS pieces are kept; more only count).
+    let mut list = [""; MAX_PARTS as usize];
+    let mut found = 0;
+    for c in split_commas(field) {
+        if let Some(slot) = list.get_mut(found) {
+            *slot = c;
+        }
+        found += 1;
+    }
     if found != declared {
         return Err(ParseError::PartsMismatch { declared, found });
     }
-    for c in field.split(',') {
+    let list = &mut list[..found];
+    for c in list.iter() {
         if c.is_empty() || c.len() > 64 {
             return Err(ParseError::BadCounterLength(c.chars().take(80).collect()));
         }
         alphabet("counter", c)?;
     }
-    if declared > 1 {
-        let mut sorted: Vec<&str> = field.split(',').collect();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+    // Minted lists are in increasing order already; any other order is sorted to find repeats.
+    if !list.windows(2).all(|w| w[0] < w[1]) {
+        list.sort_unstable();
+        if let Some(w) = list.windows(2).find(|w| w[0] == w[1]) {
             return Err(ParseError::DuplicateCounter(w[0].to_owned()));
         }
     }

@@ -109,12 +109,41 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
             f64::from(u32::conditional_select(&0, &stamp.bits(), ok))
         }
         Version::V2 => {
+            // The parts share the prefix: its whole blocks are hashed once and each part
+            // finishes from that state (the same work for every part, whatever its digest).
             let prefix = stamp.prefix().as_bytes();
             let mut all = Choice::from(1);
-            for counter in stamp.counters() {
-                let d = digest(stamp.algorithm(), &[prefix, counter.as_bytes()]);
+            let mut check = |d: Digest| {
                 let b = d.as_bytes();
                 all &= ct_zero_prefix(b.len(), stamp.bits(), |i| b[i]);
+            };
+            match stamp.algorithm() {
+                Algorithm::Sha256 => {
+                    let mut h = sha2::Sha256::new();
+                    h.update(prefix);
+                    for counter in stamp.counters() {
+                        let mut bytes = [0u8; 32];
+                        bytes.copy_from_slice(&h.clone().chain_update(counter).finalize());
+                        check(Digest { bytes, len: 32 });
+                    }
+                }
+                Algorithm::Blake3 => {
+                    let mut h = blake3::Hasher::new();
+                    h.update(prefix);
+                    for counter in stamp.counters() {
+                        let mut p = h.clone();
+                        p.update(counter.as_bytes());
+                        check(Digest {
+                            bytes: *p.finalize().as_bytes(),
+                            len: 32,
+                        });
+                    }
+                }
+                Algorithm::Sha1 => {
+                    for counter in stamp.counters() {
+                        check(digest(Algorithm::Sha1, &[prefix, counter.as_bytes()]));
+                    }
+                }
             }
             let worth = f64::from(stamp.bits()) + (stamp.parts() as f64).log2();
             if bool::from(all) { worth } else { 0.0 }

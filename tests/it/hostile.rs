@@ -59,7 +59,7 @@ fn bad_stamps_are_malformed_verdicts_not_crashes() {
     ];
     for (text, want) in cases {
         let v = pennyblack::verify(text, &Policy::new(8, ["*"]));
-        match &v.result {
+        match &v.result() {
             Err(VerifyError::Malformed(e)) => assert!(want(e), "{text:?}: {e:?}"),
             other => panic!("{text:?}: {other:?}"),
         }
@@ -67,7 +67,7 @@ fn bad_stamps_are_malformed_verdicts_not_crashes() {
     let long = format!("1:8:250101:{}::a:b", "x".repeat(20_000));
     let v = pennyblack::verify(&long, &Policy::new(8, ["*"]));
     assert!(matches!(
-        v.result,
+        v.result(),
         Err(VerifyError::Malformed(ParseError::TooLong(_)))
     ));
 }

@@ -26,7 +26,7 @@ fn hashcash_mints_we_verify() {
         assert!(out.status.success());
         let stamp = String::from_utf8(out.stdout).unwrap();
         let v = pennyblack::verify(&stamp, &Policy::new(bits, [&res]));
-        assert!(v.is_valid(), "{stamp}: {:?}", v.result);
+        assert!(v.is_valid(), "{stamp}: {:?}", v.result());
         assert_eq!(v.value, f64::from(bits));
         // One bit more than it claims is refused.
         let v = pennyblack::verify(&stamp, &Policy::new(bits + 1, [&res]));
@@ -113,7 +113,7 @@ fn same_verdicts_on_our_stamps() {
             ours.is_valid(),
             theirs == 0,
             "{stamp} at {now} -b {required} -r {pattern}: hashcash exit {theirs}, ours {:?}",
-            ours.result
+            ours.result()
         );
     }
 }
@@ -130,7 +130,7 @@ fn colon_in_resource_is_refused_where_hashcash_is_lax() {
     let minted = String::from_utf8(out.stdout).unwrap();
     assert!(
         pennyblack::verify(&minted, &Policy::new(8, ["a:b"]))
-            .result
+            .result()
             .is_err()
     );
     let err = pennyblack::mint(&MintRequest::hashcash("a:b", 8)).unwrap_err();

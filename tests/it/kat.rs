@@ -25,7 +25,7 @@ fn every_hashcash_verdict_is_ours() {
             theirs,
             "{stamp} at {now}, -b {bits} -r {resource}: hashcash says {}, we say {:?}",
             if theirs { "valid" } else { "invalid" },
-            v.result
+            v.result()
         );
         rows += 1;
         if theirs { valid += 1 } else { invalid += 1 }

@@ -61,7 +61,7 @@ fn every_thread_count_and_backend_mints_valid_stamps() {
                 assert!(
                     v.is_valid(),
                     "{threads} threads, {backend}: {s}: {:?}",
-                    v.result
+                    v.result()
                 );
             }
         }

@@ -133,7 +133,7 @@ fn load_every_store_accepts_each_stamp_once() {
                         let mut ok = 0;
                         for batch in order.chunks(32) {
                             for verdict in v.check_batch(batch).unwrap() {
-                                match verdict.result {
+                                match verdict.result() {
                                     Ok(()) => ok += 1,
                                     Err(VerifyError::Spent) => {}
                                     Err(e) => panic!("{e}"),

@@ -200,7 +200,7 @@ fn sigkill_mid_stream_loses_no_acknowledged_stamp() {
         let texts: Vec<&str> = accepted.iter().map(String::as_str).collect();
         for verdict in v.check_batch(&texts).unwrap() {
             assert_eq!(
-                verdict.result,
+                verdict.result(),
                 Err(pennyblack::VerifyError::Spent),
                 "round {round}: {}",
                 verdict.stamp()

@@ -39,7 +39,7 @@ fn valid_stamps_of_every_version_and_algorithm() {
             .with_store(MemoryStore::new())
             .check(&s)
             .unwrap();
-        assert!(v.is_valid() && v.fully_checked(), "{s}: {:?}", v.result);
+        assert!(v.is_valid() && v.fully_checked(), "{s}: {:?}", v.result());
         assert!(v.value >= 14.0);
     }
     // a version 0 stamp (from the hashcash table)
@@ -47,7 +47,7 @@ fn valid_stamps_of_every_version_and_algorithm() {
     let v = at("250102", Policy::new(8, ["v0@example.org"]))
         .check(&v0)
         .unwrap();
-    assert_eq!(v.result, Ok(()));
+    assert_eq!(v.result(), Ok(()));
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn malformed() {
         .check("1:8:250101:x::abc")
         .unwrap();
     assert!(matches!(
-        v.result,
+        v.result(),
         Err(VerifyError::Malformed(ParseError::FieldCount { .. }))
     ));
     for bad in [
@@ -75,9 +75,9 @@ fn malformed() {
     ] {
         let v = at("250102", Policy::new(8, ["x"])).check(bad).unwrap();
         assert!(
-            matches!(v.result, Err(VerifyError::Malformed(_))),
+            matches!(v.result(), Err(VerifyError::Malformed(_))),
             "{bad:?}: {:?}",
-            v.result
+            v.result()
         );
     }
 }
@@ -98,9 +98,9 @@ fn expired_and_future_follow_hashcash_arithmetic() {
         .check(&s)
         .unwrap();
     assert!(
-        matches!(v.result, Err(VerifyError::Expired { .. })),
+        matches!(v.result(), Err(VerifyError::Expired { .. })),
         "{:?}",
-        v.result
+        v.result()
     );
     // future: more than the 2-day grace ahead
     let v = Verifier::new(p())
@@ -113,9 +113,9 @@ fn expired_and_future_follow_hashcash_arithmetic() {
         .check(&s)
         .unwrap();
     assert!(
-        matches!(v.result, Err(VerifyError::Future { .. })),
+        matches!(v.result(), Err(VerifyError::Future { .. })),
         "{:?}",
-        v.result
+        v.result()
     );
     // validity 0 = forever
     let mut forever = p();
@@ -124,7 +124,7 @@ fn expired_and_future_follow_hashcash_arithmetic() {
         .with_clock(FixedClock(utc("450101")))
         .check(&s)
         .unwrap();
-    assert!(v.is_valid(), "{:?}", v.result);
+    assert!(v.is_valid(), "{:?}", v.result());
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn wrong_resource() {
     )
     .check(&s)
     .unwrap();
-    assert!(matches!(v.result, Err(VerifyError::WrongResource { .. })));
+    assert!(matches!(v.result(), Err(VerifyError::WrongResource { .. })));
     let v = at(
         "250102",
         Policy::new(8, ["alice@example.org", "BOB@EXAMPLE.ORG"]),
@@ -154,7 +154,7 @@ fn insufficient_work() {
         .check(&s)
         .unwrap();
     assert!(matches!(
-        v.result,
+        v.result(),
         Err(VerifyError::InsufficientWork { required: 9, .. })
     ));
     // over-claimed: a v1 stamp claiming more than its hash shows is worth 0, even with no policy bits
@@ -164,7 +164,7 @@ fn insufficient_work() {
     let v = at("250102", p).check(&forged).unwrap();
     assert_eq!(v.value, 0.0);
     assert!(matches!(
-        v.result,
+        v.result(),
         Err(VerifyError::InsufficientWork { .. })
     ));
 }
@@ -192,9 +192,9 @@ fn a_multi_part_stamp_needs_every_part() {
         .check(&broken)
         .unwrap();
     assert!(
-        matches!(v.result, Err(VerifyError::InsufficientWork { .. })),
+        matches!(v.result(), Err(VerifyError::InsufficientWork { .. })),
         "{:?}",
-        v.result
+        v.result()
     );
     assert_eq!(v.value, 0.0);
 }
@@ -215,7 +215,10 @@ fn spent_only_after_every_other_check_and_reordering_does_not_help() {
     assert_eq!(pennyblack::SpentStore::len(&*store).unwrap(), 0);
 
     assert!(verifier.check(&s).unwrap().is_valid());
-    assert_eq!(verifier.check(&s).unwrap().result, Err(VerifyError::Spent));
+    assert_eq!(
+        verifier.check(&s).unwrap().result(),
+        Err(VerifyError::Spent)
+    );
     // the same parts in another order are the same work: still spent
     let (head, counters) = s.rsplit_once(':').unwrap();
     let mut cs: Vec<&str> = counters.split(',').collect();
@@ -223,7 +226,7 @@ fn spent_only_after_every_other_check_and_reordering_does_not_help() {
     let reordered = format!("{head}:{}", cs.join(","));
     assert_ne!(reordered, s);
     assert_eq!(
-        verifier.check(&reordered).unwrap().result,
+        verifier.check(&reordered).unwrap().result(),
         Err(VerifyError::Spent)
     );
 }

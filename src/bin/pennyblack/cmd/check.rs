@@ -56,7 +56,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             })).collect::<Vec<_>>(),
             "stamps": v.stamps.iter().map(|s| serde_json::json!({
                 "stamp": s.verdict.stamp(), "valid": s.verdict.is_valid(),
-                "reason": s.verdict.result.as_ref().err().map(|e| e.to_string()),
+                "reason": s.verdict.result().err().map(|e| e.to_string()),
                 "value_bits": s.verdict.value, "bound_to": s.bound_to,
             })).collect::<Vec<_>>(),
             "skipped_stamps": v.skipped,

@@ -89,7 +89,7 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
         // A batch is recorded in the spent store in one commit, and reported only after it.
         let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
         for verdict in verifier.check_batch(&texts)? {
-            let code = match (&verdict.result, verdict.fully_checked()) {
+            let code = match (&verdict.result(), verdict.fully_checked()) {
                 (Err(_), _) => Exit::Invalid,
                 (Ok(()), false) => Exit::NotFullyChecked,
                 (Ok(()), true) => Exit::Ok,
@@ -144,7 +144,7 @@ fn bits2(value: f64) -> String {
 }
 
 fn text_line(v: &Verdict) -> String {
-    match &v.result {
+    match &v.result() {
         Ok(()) if v.fully_checked() => format!("valid ({} bits): {}", bits2(v.value), v.stamp()),
         Ok(()) if v.store_error.is_some() => format!(
             "valid ({} bits; not checked: {}; spent store unavailable, accepted without a replay check): {}",
@@ -163,7 +163,7 @@ fn text_line(v: &Verdict) -> String {
 }
 
 fn json(v: &Verdict) -> serde_json::Value {
-    let reason = v.result.as_ref().err().map(|e| {
+    let reason = v.result().err().map(|e| {
         use pennyblack::VerifyError as E;
         match e {
             E::Malformed(_) => "malformed",
@@ -179,7 +179,7 @@ fn json(v: &Verdict) -> serde_json::Value {
         "stamp": v.stamp(),
         "valid": v.is_valid(),
         "reason": reason,
-        "message": v.result.as_ref().err().map(|e| e.to_string()),
+        "message": v.result().err().map(|e| e.to_string()),
         "value_bits": v.value,
         "version": v.parsed.as_ref().map(|s| s.version().number()),
         "alg": v.parsed.as_ref().map(|s| s.algorithm().name()),
