@@ -29,7 +29,7 @@ const CURSOR: &str = "purge_cursor";
 /// check, so an expired entry is gone after at most one lap.
 const PURGE_STEP: usize = 16;
 
-/// How long `open` waits for another process that holds the file.
+/// How long `open` waits for a process that locks the whole file (an earlier build).
 const OPEN_WAIT: Duration = Duration::from_secs(10);
 
 /// A spent store in one file, safe against crashes.
@@ -51,16 +51,21 @@ fn store_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl FileStore {
-    /// Opens the store at `path`, creating it (and its parent folder) if needed. Another process
-    /// holding the file is waited for, up to 10 seconds.
+    /// Opens the store at `path`, creating it (and its parent folder) if needed. Any number of
+    /// processes may have it open at once; their write transactions take turns. A process that
+    /// locks the whole file (an earlier build) is waited for, up to 10 seconds.
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, Error> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| store_err(dir, e))?;
         }
         let started = Instant::now();
+        // Any number of processes keep the file open and write to it, one write transaction at
+        // a time (redb's byte-range locks); an older build holding the whole file is waited for.
+        let mut builder = Database::builder();
+        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
         let db = loop {
-            match Database::create(path) {
+            match builder.create(path) {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < OPEN_WAIT => {
                     thread::sleep(Duration::from_millis(5));
@@ -68,6 +73,27 @@ impl FileStore {
                 Err(e) => return Err(store_err(path, e)),
             }
         };
+        // A file already in the current layout opens without a write transaction (and its
+        // fsync): one check per process, as a pipe filter runs, costs one commit, not two.
+        let current = {
+            let tx = db.begin_read().map_err(|e| store_err(path, e))?;
+            let names: Vec<String> = tx
+                .list_tables()
+                .map_err(|e| store_err(path, e))?
+                .map(|t| redb::TableHandle::name(&t).to_owned())
+                .collect();
+            let has = |t: &str| names.iter().any(|n| n == t);
+            has(redb::TableHandle::name(&SPENT))
+                && has(redb::TableHandle::name(&META))
+                && !has(redb::TableHandle::name(&OLD_SPENT))
+                && !has(redb::TableHandle::name(&OLD_BY_EXPIRY))
+        };
+        if current {
+            return Ok(FileStore {
+                db,
+                path: path.to_owned(),
+            });
+        }
         let tx = db.begin_write().map_err(|e| store_err(path, e))?;
         tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
         tx.open_table(META).map_err(|e| store_err(path, e))?;

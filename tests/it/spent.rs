@@ -131,6 +131,54 @@ fn racing_processes_accept_a_stamp_once() {
     }
 }
 
+/// A process that keeps the file open (as the milter does) does not lock others out: while this
+/// test holds a `FileStore`, `pennyblack verify` on the same file runs at once, refuses what the
+/// holder spent, and what it accepts is spent for the holder.
+#[test]
+fn a_process_holding_the_file_does_not_lock_others_out() {
+    use pennyblack::{FileStore, FixedClock, Policy, Verifier};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spent.redb");
+    let mint = |r: &str| {
+        pennyblack::mint(&pennyblack::MintRequest::hashcash(r, 4))
+            .unwrap()
+            .to_string()
+    };
+    let (ours, theirs) = (mint("held@example.org"), mint("cli@example.org"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let holder = Verifier::new(Policy::new(4, ["*@example.org"]))
+        .with_clock(FixedClock(now))
+        .with_store(FileStore::open(&db).unwrap());
+    assert!(holder.check(&ours).unwrap().is_valid());
+    // An older build waited up to 10 s for the holder here and then failed with exit 3.
+    let verify = |stamp: &str| {
+        let out = crate::support::pennyblack()
+            .args(["verify", "--bits", "4", "-r", "*@example.org", "--spent"])
+            .arg(&db)
+            .arg(stamp)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = verify(&ours);
+    assert_eq!(
+        code,
+        Some(1),
+        "the holder's stamp is spent for the CLI too: {err}"
+    );
+    assert_eq!(verify(&theirs).0, Some(0));
+    assert_eq!(
+        holder.check(&theirs).unwrap().result(),
+        Err(pennyblack::VerifyError::Spent)
+    );
+}
+
 /// A verifier killed with SIGKILL in the middle of a stream loses no stamp it reported accepted,
 /// and leaves a file that opens.
 #[test]
