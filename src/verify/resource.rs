@@ -16,14 +16,22 @@ pub struct ResourcePattern {
     pattern: String,
     case_sensitive: bool,
     wild: bool,
+    /// Where the pattern's first `@` is, if it has one.
+    at: Option<usize>,
+    /// Whether the domain after that `@` has no wildcard: then matching it label by label is
+    /// comparing it whole (`*@example.org`, the usual shape, costs one comparison).
+    literal_domain: bool,
 }
 
 impl ResourcePattern {
     /// A pattern, matched ASCII case-insensitively (hashcash's default).
     pub fn new(pattern: impl Into<String>) -> Self {
         let pattern = pattern.into();
+        let at = pattern.find('@');
         ResourcePattern {
             wild: pattern.contains(['*', '?']),
+            literal_domain: at.is_some_and(|i| !pattern[i + 1..].contains(['*', '?'])),
+            at,
             pattern,
             case_sensitive: false,
         }
@@ -54,15 +62,23 @@ impl ResourcePattern {
         let split = |b: &'_ [u8]| -> Option<(usize, usize)> {
             b.iter().position(|&c| c == b'@').map(|i| (i, i + 1))
         };
-        match (split(pat), split(res)) {
+        match (self.at.map(|i| (i, i + 1)), split(res)) {
             (Some((pu, pd)), Some((ru, rd))) => {
                 let (pdom, rdom) = (&pat[pd..], &res[rd..]);
-                wild(&pat[..pu], &res[..ru], cs)
-                    && pdom.split(|&c| c == b'.').count() == rdom.split(|&c| c == b'.').count()
-                    && pdom
-                        .split(|&c| c == b'.')
-                        .zip(rdom.split(|&c| c == b'.'))
-                        .all(|(p, r)| wild(p, r, cs))
+                let domain = if self.literal_domain {
+                    if cs {
+                        pdom == rdom
+                    } else {
+                        pdom.eq_ignore_ascii_case(rdom)
+                    }
+                } else {
+                    pdom.split(|&c| c == b'.').count() == rdom.split(|&c| c == b'.').count()
+                        && pdom
+                            .split(|&c| c == b'.')
+                            .zip(rdom.split(|&c| c == b'.'))
+                            .all(|(p, r)| wild(p, r, cs))
+                };
+                domain && wild(&pat[..pu], &res[..ru], cs)
             }
             (Some(_), None) => false,
             (None, _) => wild(pat, res, cs),
@@ -149,6 +165,41 @@ mod tests {
         for p in &patterns {
             for s in &subjects {
                 assert_eq!(wild(p, s, false), glob(p, s), "{p:?} {s:?}");
+            }
+        }
+    }
+
+    /// A domain without wildcards compared whole agrees with the label-by-label rule.
+    #[test]
+    fn literal_domain_shortcut_agrees_with_label_matching() {
+        let resources = [
+            "bob@example.org",
+            "bob@EXAMPLE.org",
+            "bob@example.org.",
+            "bob@mail.example.org",
+            "bob@exampleorg",
+            "bob@example",
+            "@example.org",
+            "bob@",
+            "bob",
+            "a@b@example.org",
+            "bob@example.org@x",
+        ];
+        for p in [
+            "*@example.org",
+            "b?b@Example.Org",
+            "*@example",
+            "*@",
+            "x*@a.b.c",
+        ] {
+            for cs in [false, true] {
+                let fast = ResourcePattern::new(p).case_sensitive(cs);
+                assert!(fast.literal_domain, "{p}");
+                let mut slow = fast.clone();
+                slow.literal_domain = false;
+                for r in resources {
+                    assert_eq!(fast.matches(r), slow.matches(r), "{p} {r} cs={cs}");
+                }
             }
         }
     }
