@@ -146,7 +146,8 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
                 }
             }
             let worth = f64::from(stamp.bits()) + (stamp.parts() as f64).log2();
-            if bool::from(all) { worth } else { 0.0 }
+            // Selected without a branch on the outcome.
+            f64::from_bits(u64::conditional_select(&0, &worth.to_bits(), all))
         }
     }
 }
