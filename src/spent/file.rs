@@ -75,32 +75,27 @@ impl FileStore {
         };
         // A file already in the current layout opens without a write transaction (and its
         // fsync): one check per process, as a pipe filter runs, costs one commit, not two.
-        let current = {
+        let names = {
             let tx = db.begin_read().map_err(|e| store_err(path, e))?;
-            let names: Vec<String> = tx
-                .list_tables()
-                .map_err(|e| store_err(path, e))?
+            let tables = tx.list_tables().map_err(|e| store_err(path, e))?;
+            tables
                 .map(|t| redb::TableHandle::name(&t).to_owned())
-                .collect();
-            let has = |t: &str| names.iter().any(|n| n == t);
-            has(redb::TableHandle::name(&SPENT))
-                && has(redb::TableHandle::name(&META))
-                && !has(redb::TableHandle::name(&OLD_SPENT))
-                && !has(redb::TableHandle::name(&OLD_BY_EXPIRY))
+                .collect::<Vec<String>>()
         };
-        if current {
-            return Ok(FileStore {
-                db,
-                path: path.to_owned(),
-            });
+        let has = |t: &dyn redb::TableHandle| names.iter().any(|n| n == t.name());
+        let had_old = has(&OLD_SPENT);
+        let needs_write = !has(&SPENT) || !has(&META) || had_old || has(&OLD_BY_EXPIRY);
+        if needs_write {
+            let tx = db.begin_write().map_err(|e| store_err(path, e))?;
+            tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
+            tx.open_table(META).map_err(|e| store_err(path, e))?;
+            tx.delete_table(OLD_BY_EXPIRY)
+                .map_err(|e| store_err(path, e))?;
+            if had_old {
+                migrate(&tx).map_err(|e| store_err(path, e))?;
+            }
+            tx.commit().map_err(|e| store_err(path, e))?;
         }
-        let tx = db.begin_write().map_err(|e| store_err(path, e))?;
-        tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
-        tx.open_table(META).map_err(|e| store_err(path, e))?;
-        tx.delete_table(OLD_BY_EXPIRY)
-            .map_err(|e| store_err(path, e))?;
-        migrate(&tx).map_err(|e| store_err(path, e))?;
-        tx.commit().map_err(|e| store_err(path, e))?;
         Ok(FileStore {
             db,
             path: path.to_owned(),
@@ -120,12 +115,6 @@ impl FileStore {
 /// Moves the entries of a file written by an earlier build into the current table, in the
 /// transaction that opens the file, so that no spent stamp is forgotten on the way.
 fn migrate(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    let had_old = tx
-        .list_tables()?
-        .any(|t| redb::TableHandle::name(&t) == redb::TableHandle::name(&OLD_SPENT));
-    if !had_old {
-        return Ok(());
-    }
     {
         let old = tx.open_table(OLD_SPENT)?;
         let mut spent = tx.open_table(SPENT)?;
@@ -306,7 +295,7 @@ mod tests {
         let key = |n: u8| {
             let mut k = [0u8; 32];
             k[0] = n;
-            k[31] = 0xaa; // differs from the other keys only beyond the kept 128 bits
+            k[31] = 0xaa; // a byte beyond the kept 128 bits, dropped by the migration
             k
         };
         {
