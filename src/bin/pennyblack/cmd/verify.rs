@@ -35,7 +35,10 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
             for l in std::io::stdin().lock().split(b'\n') {
                 // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
                 let l = l
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .map(|b| {
+                        String::from_utf8(b)
+                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                    })
                     .context("reading standard input");
                 let stop = l.is_err();
                 if tx.send(l).is_err() || stop {
@@ -68,9 +71,8 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
                 }
                 Some(line) => {
                     let line = line?;
-                    let stamp = strip_header(&line);
-                    if !stamp.is_empty() {
-                        batch.push(stamp.to_owned());
+                    if !strip_header(&line).is_empty() {
+                        batch.push(line);
                     }
                 }
             }
@@ -87,7 +89,7 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
             continue;
         }
         // A batch is recorded in the spent store in one commit, and reported only after it.
-        let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let texts: Vec<&str> = batch.iter().map(|l| strip_header(l)).collect();
         for verdict in verifier.check_batch(&texts)? {
             let code = match (&verdict.result(), verdict.fully_checked()) {
                 (Err(_), _) => Exit::Invalid,
@@ -102,7 +104,7 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
             if a.json {
                 writeln!(out, "{}", json(&verdict))?;
             } else {
-                writeln!(out, "{}", text_line(&verdict))?;
+                write_text_line(&mut out, &verdict)?;
             }
         }
         out.flush()?;
@@ -143,22 +145,27 @@ fn bits2(value: f64) -> String {
     format!("{}.{:02}", h / 100, h % 100)
 }
 
-fn text_line(v: &Verdict) -> String {
+/// The verdict as one line of text, written straight into `out`.
+fn write_text_line(out: &mut impl Write, v: &Verdict) -> std::io::Result<()> {
     match &v.result() {
-        Ok(()) if v.fully_checked() => format!("valid ({} bits): {}", bits2(v.value), v.stamp()),
-        Ok(()) if v.store_error.is_some() => format!(
+        Ok(()) if v.fully_checked() => {
+            writeln!(out, "valid ({} bits): {}", bits2(v.value), v.stamp())
+        }
+        Ok(()) if v.store_error.is_some() => writeln!(
+            out,
             "valid ({} bits; not checked: {}; spent store unavailable, accepted without a replay check): {}",
             bits2(v.value),
             unchecked_names(v).join(", "),
             v.stamp()
         ),
-        Ok(()) => format!(
+        Ok(()) => writeln!(
+            out,
             "valid ({} bits; not checked: {}): {}",
             bits2(v.value),
             unchecked_names(v).join(", "),
             v.stamp()
         ),
-        Err(e) => format!("invalid ({e}): {}", v.stamp()),
+        Err(e) => writeln!(out, "invalid ({e}): {}", v.stamp()),
     }
 }
 
