@@ -22,7 +22,9 @@ pub use error::{Error, MintError, ParseError, VerifyError};
 pub use mint::{MintRequest, Minter, Progress};
 pub use spent::{FileStore, MemoryStore, SpentStore};
 pub use stamp::{Algorithm, MAX_STAMP_LEN, Stamp, StampDate, Version};
-pub use verify::{Clock, FixedClock, Policy, ResourcePattern, SystemClock, Verdict, Verifier};
+pub use verify::{
+    Clock, FixedClock, PARALLEL_BATCH, Policy, ResourcePattern, SystemClock, Verdict, Verifier,
+};
 
 /// Mints one stamp with every core and the fastest backend.
 ///

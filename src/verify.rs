@@ -220,6 +220,9 @@ struct Work {
     expires_at: i64,
 }
 
+/// From this many stamps on, [`Verifier::check_batch`] checks them on every core.
+pub const PARALLEL_BATCH: usize = 256;
+
 /// Checks stamps against a policy, a clock and (optionally) a spent store.
 pub struct Verifier {
     policy: Policy,
@@ -288,14 +291,30 @@ impl Verifier {
     /// store for all that passed (for a durable store, one commit, so a large batch costs hashing,
     /// not fsyncs). A stamp repeated within the batch is accepted once. `Err` only when the store
     /// failed, in which case none of the batch was recorded.
+    ///
+    /// A batch of [`PARALLEL_BATCH`] stamps or more is checked on every core (rayon's global
+    /// pool; `RAYON_NUM_THREADS` sets its size); the store is still called once, in order.
     pub fn check_batch(&self, texts: &[&str]) -> Result<Vec<Verdict>, Error> {
+        use rayon::prelude::*;
         let now = self.clock.now();
+        let one = |text: &&str| {
+            let (verdict, expires_at) = self.check_without_store(text, now);
+            let key = match (expires_at, &verdict.parsed, &self.store) {
+                (Some(exp), Some(stamp), Some(_)) => Some((spent_key(stamp), exp)),
+                _ => None,
+            };
+            (verdict, key)
+        };
+        let checked: Vec<(Verdict, Option<(SpentKey, i64)>)> = if texts.len() >= PARALLEL_BATCH {
+            texts.par_iter().with_min_len(64).map(one).collect()
+        } else {
+            texts.iter().map(one).collect()
+        };
         let mut verdicts = Vec::with_capacity(texts.len());
         let mut pending: Vec<(usize, SpentKey, i64)> = Vec::new();
-        for (i, text) in texts.iter().enumerate() {
-            let (verdict, expires_at) = self.check_without_store(text, now);
-            if let (Some(exp), Some(stamp), Some(_)) = (expires_at, &verdict.parsed, &self.store) {
-                pending.push((i, spent_key(stamp), exp));
+        for (i, (verdict, key)) in checked.into_iter().enumerate() {
+            if let Some((key, exp)) = key {
+                pending.push((i, key, exp));
             }
             verdicts.push(verdict);
         }

@@ -256,3 +256,59 @@ fn sigkill_mid_stream_loses_no_acknowledged_stamp() {
         }
     }
 }
+
+/// A batch large enough to be checked on every core gives, stamp by stamp and in order, the
+/// verdicts that checking the same texts one at a time gives: repeats within the batch are
+/// accepted once (the first), malformed, short and wrong-resource stamps are refused.
+#[test]
+fn a_parallel_batch_matches_one_at_a_time() {
+    use pennyblack::{FixedClock, MemoryStore, PARALLEL_BATCH, Policy, Verifier};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let verifier = || {
+        Verifier::new(Policy::new(6, ["*@example.org"]))
+            .with_clock(FixedClock(now))
+            .with_store(MemoryStore::new())
+    };
+    let mut texts: Vec<String> = Vec::new();
+    for i in 0..PARALLEL_BATCH + 100 {
+        let text = match i % 5 {
+            0 => pennyblack::mint(&pennyblack::MintRequest::hashcash(
+                format!("u{i}@example.org"),
+                6,
+            ))
+            .unwrap()
+            .to_string(),
+            1 => texts[i - 1].clone(), // a repeat of the stamp just before
+            2 => pennyblack::mint(&pennyblack::MintRequest::hashcash(
+                format!("u{i}@elsewhere.org"),
+                6,
+            ))
+            .unwrap()
+            .to_string(),
+            3 => pennyblack::mint(&pennyblack::MintRequest::hashcash(
+                format!("u{i}@example.org"),
+                2,
+            ))
+            .unwrap()
+            .to_string(),
+            _ => format!("1:6:{i}:not a stamp"),
+        };
+        texts.push(text);
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batch = verifier().check_batch(&refs).unwrap();
+    let single = verifier();
+    assert_eq!(batch.len(), texts.len());
+    let mut valid = 0;
+    for (i, (b, text)) in batch.iter().zip(&texts).enumerate() {
+        let s = single.check(text).unwrap();
+        assert_eq!(b.stamp(), text.as_str(), "{i}");
+        assert_eq!(b.result(), s.result(), "{i}: {text}");
+        valid += usize::from(b.is_valid());
+    }
+    // Exactly the fresh, well-made stamps for example.org: one in five.
+    assert_eq!(valid, texts.len().div_ceil(5));
+}
