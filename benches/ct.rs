@@ -8,8 +8,9 @@
 //! hash meets the claim (valid), one with exactly one zero bit too few (near miss), one whose hash
 //! starts with a one bit (far miss). `*_valid_vs_invalid` compares valid with near misses,
 //! `*_near_vs_far` the two misses. Every sample is copied into the same cache-line-aligned buffer
-//! just before it is timed, so where a text is stored is no difference between the classes. dudect's rule: |t| above 5 is evidence of a timing
-//! difference; below, none was found in that many samples.
+//! just before it is timed, so where a text is stored is no difference between the classes.
+//! dudect's rule: |t| above 5 is evidence of a timing difference; below, none was found in that
+//! many samples.
 //!
 //! Run: `cargo bench --bench ct` (every test), `cargo bench --bench ct -- sha1` (a filter), or
 //! `cargo bench --bench ct -- --continuous sha256_near_vs_far` to keep sampling (Ctrl-C stops).
