@@ -311,27 +311,28 @@ impl Verifier {
             texts.iter().map(one).collect()
         };
         let mut verdicts = Vec::with_capacity(texts.len());
-        let mut pending: Vec<(usize, SpentKey, i64)> = Vec::new();
+        // What goes to the store, and where each item's verdict is.
+        let (mut items, mut at): (Vec<(SpentKey, i64)>, Vec<usize>) = (Vec::new(), Vec::new());
         for (i, (verdict, key)) in checked.into_iter().enumerate() {
-            if let Some((key, exp)) = key {
-                pending.push((i, key, exp));
+            if let Some(item) = key {
+                items.push(item);
+                at.push(i);
             }
             verdicts.push(verdict);
         }
         if let Some(store) = &self.store
-            && !pending.is_empty()
+            && !items.is_empty()
         {
-            let items: Vec<(SpentKey, i64)> = pending.iter().map(|&(_, k, e)| (k, e)).collect();
             match store.spend_many(&items, now) {
                 Ok(fresh) => {
-                    for (&(i, _, _), f) in pending.iter().zip(fresh) {
+                    for (&i, f) in at.iter().zip(fresh) {
                         if !f {
                             verdicts[i].failure = Some(VerifyError::Spent);
                         }
                     }
                 }
                 Err(e) if self.fail_open => {
-                    for &(i, _, _) in &pending {
+                    for &i in &at {
                         verdicts[i].unchecked.insert(Unchecked::Spent);
                         verdicts[i].store_error = Some(e.to_string());
                     }
