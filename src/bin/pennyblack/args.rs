@@ -563,7 +563,8 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// At most this many stamps per commit of the spent store. A batch takes the lines already
-    /// waiting on standard input (group commit); verdicts are printed after each commit.
+    /// waiting on standard input (group commit); verdicts are printed after each commit. A batch
+    /// of 256 stamps or more is checked on every core (RAYON_NUM_THREADS=N to use fewer).
     #[arg(long, default_value_t = 65536)]
     pub batch: usize,
     /// One JSON object per stamp (JSON Lines) instead of text.
