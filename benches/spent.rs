@@ -12,13 +12,13 @@ use pennyblack::{FileStore, MemoryStore, SpentStore};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-fn fresh_keys(n: usize, expires: i64) -> Vec<([u8; 32], i64)> {
+fn fresh_keys(n: usize, expires: i64) -> Vec<pennyblack::spent::Spend> {
     (0..n)
         .map(|_| {
             let i = NEXT.fetch_add(1, Ordering::Relaxed);
             let mut k = [0u8; 32];
             k[..8].copy_from_slice(&i.to_be_bytes());
-            (k, expires)
+            (k, expires).into()
         })
         .collect()
 }

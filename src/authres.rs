@@ -2,7 +2,7 @@
 //! consumers drop a whole field when it holds a method they do not know).
 
 use crate::mail::{Eol, format_field};
-use crate::message::{MessageVerdict, Outcome};
+use crate::message::{MessageVerdict, Outcome, StampVerdict};
 
 /// Keeps a value safe inside a comment or property: printable ASCII only, no parentheses,
 /// backslashes or semicolons (which would end the comment or the result).
@@ -43,50 +43,66 @@ pub fn dkim_field(authserv_id: &str, v: &MessageVerdict, eol: Eol) -> String {
     format_field("Authentication-Results", &parts.join("; "), eol)
 }
 
-/// The stamp field: `x-hashcash=pass|fail|none` with the best stamp's bits, whether it is bound
-/// to a signing domain, and the policy's minimum.
+/// What one result says of a stamp: its bits, whether a signature covers it, its resource, or
+/// why it is not valid, or which checks were not made.
+fn stamp_result(outcome: Outcome, s: &StampVerdict) -> String {
+    let mut r = format!("x-hashcash={}", outcome.keyword());
+    if s.verdict.is_valid() {
+        let bound = match &s.bound_to {
+            Some(d) => format!("signed by {}", clean(d)),
+            None => "unsigned".to_owned(),
+        };
+        let unchecked: Vec<&str> = s.verdict.unchecked.iter().map(|u| u.name()).collect();
+        let note = if unchecked.is_empty() {
+            String::new()
+        } else {
+            format!(", not checked: {}", unchecked.join(" "))
+        };
+        r.push_str(&format!(" ({:.2} bits, {bound}{note})", s.verdict.value));
+    } else if let Err(e) = &s.verdict.result() {
+        let msg = clean(&e.to_string()).replace('_', " ");
+        r.push_str(&format!(" ({})", msg.chars().take(120).collect::<String>()));
+    }
+    if let Some(p) = &s.verdict.parsed {
+        r.push_str(&format!(" header.resource={}", clean(p.resource())));
+    }
+    r
+}
+
+/// The stamp field: one `x-hashcash=pass|neutral|fail|none` result per recipient (a recipient
+/// not named in the message's header is not named here either), or without recipients one for
+/// the best stamp; each with its stamp's bits, whether a signature covers it, and the policy's
+/// minimum. Neutral: valid, but a check was not made (never pass).
 pub fn hashcash_field(
     authserv_id: &str,
     v: &MessageVerdict,
     required_bits: Option<u32>,
     eol: Eol,
 ) -> String {
-    let result = match v.hashcash() {
-        Outcome::Pass => "pass",
-        Outcome::Fail => "fail",
-        Outcome::None => "none",
-    };
-    let best = v
-        .stamps
-        .iter()
-        .filter(|s| s.verdict.is_valid())
-        .max_by(|a, b| a.verdict.value.total_cmp(&b.verdict.value));
-    let mut r = format!("x-hashcash={result}");
-    match (best, v.stamps.first()) {
-        (Some(s), _) => {
-            let bound = match &s.bound_to {
-                Some(d) => format!("signed by {}", clean(d)),
-                None => "unsigned".to_owned(),
-            };
-            r.push_str(&format!(" ({:.2} bits, {bound})", s.verdict.value));
-            if let Some(p) = &s.verdict.parsed {
-                r.push_str(&format!(" header.resource={}", clean(p.resource())));
-            }
-        }
-        (None, Some(first)) => {
-            if let Err(e) = &first.verdict.result() {
-                let msg = clean(&e.to_string()).replace('_', " ");
-                r.push_str(&format!(" ({})", msg.chars().take(120).collect::<String>()));
-            }
-        }
-        (None, None) => {}
+    let policy = required_bits.map_or(String::new(), |b| format!(" policy.bits={b}"));
+    let mut results = Vec::new();
+    if v.recipients.is_empty() {
+        let best = v
+            .stamps
+            .iter()
+            .filter(|s| s.verdict.is_valid())
+            .max_by(|a, b| a.verdict.value.total_cmp(&b.verdict.value));
+        results.push(match best.or(v.stamps.first()) {
+            Some(s) => stamp_result(v.hashcash(), s),
+            None => "x-hashcash=none".to_owned(),
+        });
     }
-    if let Some(b) = required_bits {
-        r.push_str(&format!(" policy.bits={b}"));
+    for (n, r) in v.recipients.iter().enumerate() {
+        results.push(match r.stamp {
+            Some(i) => stamp_result(r.outcome, &v.stamps[i]),
+            None if r.visible => format!("x-hashcash=none (no stamp for {})", clean(&r.address)),
+            None => format!("x-hashcash=none (no stamp for recipient {})", n + 1),
+        });
     }
+    let results: Vec<String> = results.into_iter().map(|r| r + &policy).collect();
     format_field(
         "Authentication-Results",
-        &format!("{}; {r}", clean(authserv_id)),
+        &format!("{}; {}", clean(authserv_id), results.join("; ")),
         eol,
     )
 }

@@ -4,6 +4,7 @@
 
 pub mod authres;
 pub mod backend;
+pub mod bind;
 pub mod calibrate;
 pub mod dkim;
 pub mod error;
@@ -23,7 +24,7 @@ pub use mint::{MintRequest, Minter, Progress};
 pub use spent::{FileStore, MemoryStore, SpentStore};
 pub use stamp::{Algorithm, MAX_STAMP_LEN, Stamp, StampDate, Version};
 pub use verify::{
-    Clock, FixedClock, PARALLEL_BATCH, Policy, ResourcePattern, SystemClock, Verdict, Verifier,
+    Clock, FixedClock, PARALLEL_BATCH, Pending, Policy, ResourcePattern, SystemClock, Verdict, Verifier,
 };
 
 /// Mints one stamp with every core and the fastest backend.

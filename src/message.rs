@@ -2,6 +2,7 @@
 //! one and say what was found. The `stamp` and `check` commands (and, later, the milter) are thin
 //! layers over these two functions.
 
+use crate::bind::{BodyBinding, normalize_address, same_address};
 use crate::dkim::{self, DkimResult, DkimStatus, KeyLookup, SignRequest};
 use crate::error::{Error, MintError};
 use crate::mail::{Message, format_field};
@@ -50,6 +51,12 @@ pub fn stamp_message(
 /// `X-Hashcash` field per recipient), each ending in the message's line ending. The stamps are
 /// minted one after another with `minter`, each on all of its threads, so its deadline and
 /// cancel flag bound the whole message. Every request is validated before any work starts.
+///
+/// Every stamp is bound to the message's body (`body=` in its extension field, added in front
+/// of `request.ext`), so it is worth nothing in another message. A recipient not named in the
+/// message's `To` or `Cc` (a Bcc or envelope-only recipient) gets a stamp whose resource is the
+/// hidden form of the address, so the header every recipient receives names no one it did not
+/// already name. Recipients are stamped once per address (compared as mail addresses).
 pub fn stamp_fields(
     msg: &Message,
     recipients: &[String],
@@ -60,23 +67,33 @@ pub fn stamp_fields(
     if recipients.is_empty() {
         return Err(StampError::NoRecipients);
     }
-    let reqs: Vec<MintRequest> = recipients
-        .iter()
-        .map(|r| MintRequest {
+    let visible = msg.recipients();
+    let ext = BodyBinding::of_body(msg.body()).add_to_ext(&request.ext);
+    let mut seen: Vec<String> = Vec::with_capacity(recipients.len());
+    let mut reqs: Vec<MintRequest> = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        let norm = normalize_address(r);
+        if seen.contains(&norm) {
+            continue;
+        }
+        seen.push(norm);
+        reqs.push(MintRequest {
             resource: r.clone(),
+            ext: ext.clone(),
+            hidden: !visible.iter().any(|v| same_address(v, r)),
             ..request.clone()
-        })
-        .collect();
+        });
+    }
     for r in &reqs {
         r.validate().map_err(|error| StampError::Mint {
-            resource: r.resource.clone(),
+            resource: shown(r),
             error,
         })?;
     }
     let mut stamps = Vec::with_capacity(reqs.len());
     for r in &reqs {
         let stamp = minter.mint(r).map_err(|error| StampError::Mint {
-            resource: r.resource.clone(),
+            resource: shown(r),
             error,
         })?;
         stamps.push(format_field("X-Hashcash", &stamp.to_string(), msg.eol()));
@@ -88,6 +105,15 @@ pub fn stamp_fields(
     let mut fields = sign_fields(&stamped, signers)?;
     fields.extend(stamps);
     Ok(fields)
+}
+
+/// How an error names a request's recipient: hidden ones are not named (errors reach logs).
+fn shown(r: &MintRequest) -> String {
+    if r.hidden {
+        "a hidden (Bcc) recipient".to_owned()
+    } else {
+        r.resource.clone()
+    }
 }
 
 /// One `DKIM-Signature` field per signer, in order, for `msg` as it is.
@@ -105,6 +131,9 @@ pub struct MessageVerdict {
     pub dkim: Vec<DkimResult>,
     /// One verdict per stamp addressed to us, top to bottom.
     pub stamps: Vec<StampVerdict>,
+    /// One verdict per recipient the verifier's policy names (its addresses), in order; empty
+    /// when it names none.
+    pub recipients: Vec<RecipientVerdict>,
     /// Stamps skipped because they are addressed to someone else, or beyond the limit.
     pub skipped: usize,
 }
@@ -116,30 +145,87 @@ pub struct StampVerdict {
     pub verdict: Verdict,
     /// The domain of a passing signature that covers this stamp's field, if any.
     pub bound_to: Option<String>,
+    /// The recipient (index into [`MessageVerdict::recipients`]) this stamp names, if any.
+    pub pays: Option<usize>,
 }
 
-/// The overall result of a message check.
+/// Whether one recipient is paid for.
+#[derive(Debug, Clone)]
+pub struct RecipientVerdict {
+    /// The recipient's address as given.
+    pub address: String,
+    /// Whether the message's `To` or `Cc` names it (otherwise reports do not name it either).
+    pub visible: bool,
+    /// Pass: a valid, fully checked stamp names it; neutral: a valid stamp names it but some
+    /// check was not made; fail: stamps name it and none is valid; none: no stamp names it.
+    pub outcome: Outcome,
+    /// The stamp (index into [`MessageVerdict::stamps`]) that decided: the best valid one, else
+    /// the first that names it.
+    pub stamp: Option<usize>,
+    /// The value of the best valid stamp naming it, in bits (0 without one).
+    pub value: f64,
+}
+
+/// The result of a message check, for the message or for one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Outcome {
-    /// A valid stamp for us, and no failing signature.
+    /// Paid with valid, fully checked stamps, and no failing signature.
     Pass,
-    /// A signature failed, or every stamp for us is invalid.
+    /// A signature failed, or stamps were there and none is valid.
     Fail,
-    /// No stamp for us and nothing failed.
+    /// Valid stamps, but some check was not made (no minimum bits, no recipient, no spent store,
+    /// a binding that could not be checked): never reported as pass.
+    Neutral,
+    /// No stamp and nothing failed.
     None,
 }
 
+impl Outcome {
+    /// The result keyword of `Authentication-Results` and of the JSON output.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Neutral => "neutral",
+            Outcome::None => "none",
+        }
+    }
+}
+
+/// The outcome of a set of stamps for one recipient (or for the message without recipients).
+fn outcome_of<'a>(verdicts: impl Iterator<Item = &'a Verdict>) -> Outcome {
+    let mut out = Outcome::None;
+    for v in verdicts {
+        out = match (out, v.is_valid(), v.fully_checked()) {
+            (_, true, true) => return Outcome::Pass,
+            (_, true, false) => Outcome::Neutral,
+            (Outcome::Neutral, false, _) => Outcome::Neutral,
+            (_, false, _) => Outcome::Fail,
+        };
+    }
+    out
+}
+
 impl MessageVerdict {
-    /// The `x-hashcash` result: pass if any stamp for us is valid, fail if there were stamps for
-    /// us and none is, none if there were none.
+    /// The `x-hashcash` result. With recipients: pass when every recipient is paid by a valid,
+    /// fully checked stamp naming it; fail when some recipient's stamps are all invalid; none when
+    /// some recipient has no stamp; neutral when all are paid but some check was not made.
+    /// Without recipients: the best of the stamps for us.
     pub fn hashcash(&self) -> Outcome {
-        if self.stamps.iter().any(|s| s.verdict.is_valid()) {
-            Outcome::Pass
-        } else if self.stamps.is_empty() {
-            Outcome::None
-        } else {
+        if self.recipients.is_empty() {
+            return outcome_of(self.stamps.iter().map(|s| &s.verdict));
+        }
+        let has = |o: Outcome| self.recipients.iter().any(|r| r.outcome == o);
+        if has(Outcome::Fail) {
             Outcome::Fail
+        } else if has(Outcome::None) {
+            Outcome::None
+        } else if has(Outcome::Neutral) {
+            Outcome::Neutral
+        } else {
+            Outcome::Pass
         }
     }
 
@@ -153,6 +239,21 @@ impl MessageVerdict {
             (true, _) | (_, Outcome::Fail) => Outcome::Fail,
             (false, h) => h,
         }
+    }
+
+    /// Whether every recipient is paid by a valid stamp of at least `bits` (a receiver's
+    /// refusal policy); without recipients, whether any stamp for us is.
+    pub fn paid_at_least(&self, bits: u32) -> bool {
+        let enough = |v: f64| v + 1e-9 >= f64::from(bits);
+        if self.recipients.is_empty() {
+            return self
+                .stamps
+                .iter()
+                .any(|s| s.verdict.is_valid() && enough(s.verdict.value));
+        }
+        self.recipients
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Pass | Outcome::Neutral) && enough(r.value))
     }
 }
 
@@ -169,10 +270,18 @@ impl Default for CheckLimits {
     }
 }
 
-/// Verifies the DKIM signatures of `msg`, then the stamps addressed to the verifier's accepted
-/// resources (all stamps if it accepts any), recording valid ones as spent. A stamp counts as
-/// bound to a domain when a passing signature of that domain covers its field (signatures
-/// cover `X-Hashcash` fields bottom-up, as many as `h=` names).
+/// Verifies the DKIM signatures of `msg`, then the stamps for us, recording valid ones as spent,
+/// and judges each recipient on its own.
+///
+/// The recipients are the addresses among the verifier's accepted resources
+/// ([`ResourcePattern::address`](crate::ResourcePattern::address), e.g. the envelope
+/// recipients); its other resources are the operator's patterns. A stamp is for us when it names
+/// a recipient (literally, or in hidden form) or matches a pattern, or when the policy accepts
+/// any resource. A recipient is paid only by a valid stamp naming it. Each stamp is checked
+/// against this message's body binding before it is recorded, so a stamp lifted from another
+/// message is refused and not burnt. A stamp counts as bound to a domain when a passing
+/// signature of that domain covers its field (signatures cover `X-Hashcash` fields bottom-up,
+/// as many as `h=` names).
 pub fn check_message(
     msg: &Message,
     verifier: &Verifier,
@@ -180,21 +289,53 @@ pub fn check_message(
     dkim_opts: &dkim::VerifyOptions,
     limits: &CheckLimits,
 ) -> Result<MessageVerdict, Error> {
+    Ok(check_message_if(msg, verifier, keys, dkim_opts, limits, |_| true)?.0)
+}
+
+/// [`check_message`] for a receiver that may refuse the message: `accept` is shown the verdict
+/// as it will be if every valid stamp is fresh, before any stamp is recorded. Only when it says
+/// yes are the stamps recorded as spent (and the final verdict, with any replays found, is
+/// returned with `true`); otherwise nothing is recorded, so a refused message (one unpaid
+/// recipient among many, a tempfail the sender will retry) burns none of its stamps, and the
+/// provisional verdict is returned with `false`.
+pub fn check_message_if(
+    msg: &Message,
+    verifier: &Verifier,
+    keys: &dyn KeyLookup,
+    dkim_opts: &dkim::VerifyOptions,
+    limits: &CheckLimits,
+    accept: impl FnOnce(&MessageVerdict) -> bool,
+) -> Result<(MessageVerdict, bool), Error> {
     let dkim = dkim::verify(msg, keys, dkim_opts);
+    let body = BodyBinding::of_body(msg.body());
+    let policy = verifier.policy();
+    let visible = msg.recipients();
+    // The recipients, once per address.
+    let mut rcpts: Vec<&crate::ResourcePattern> = Vec::new();
+    for p in policy.resources.iter().filter(|p| p.is_address()) {
+        if !rcpts.iter().any(|r| same_address(r.as_str(), p.as_str())) {
+            rcpts.push(p);
+        }
+    }
+    let patterns: Vec<_> = policy.resources.iter().filter(|p| !p.is_address()).collect();
     let fields: Vec<_> = msg.fields_named("X-Hashcash").collect();
     let total = fields.len();
-    let mut stamps = Vec::new();
+    let mut pending = Vec::new();
+    let mut about = Vec::new(); // (bound_to, pays) per pending stamp
     let mut skipped = 0;
     for (i, f) in fields.iter().enumerate() {
         let text: String = f.value().chars().filter(|c| !c.is_whitespace()).collect();
-        let for_us = match text.parse::<crate::Stamp>() {
+        let (for_us, pays) = match text.parse::<crate::Stamp>() {
             Ok(s) => {
-                let pats = &verifier.policy().resources;
-                pats.is_empty() || pats.iter().any(|p| p.matches(s.resource()))
+                let pays = rcpts.iter().position(|r| r.accepts(&s));
+                let for_us = policy.resources.is_empty()
+                    || pays.is_some()
+                    || patterns.iter().any(|p| p.accepts(&s));
+                (for_us, pays)
             }
-            Err(_) => true,
+            Err(_) => (true, None),
         };
-        if !for_us || stamps.len() >= limits.max_stamps {
+        if !for_us || pending.len() >= limits.max_stamps {
             skipped += 1;
             continue;
         }
@@ -203,14 +344,64 @@ pub fn check_message(
             .iter()
             .find(|d| d.status == DkimStatus::Pass && d.covers("x-hashcash") >= from_bottom)
             .map(|d| d.domain.clone());
-        stamps.push(StampVerdict {
-            verdict: verifier.check(&text)?,
-            bound_to,
-        });
+        pending.push(verifier.check_pending(&text, Some(&body)));
+        about.push((bound_to, pays));
     }
-    Ok(MessageVerdict {
+    let judge = |verdicts: Vec<Verdict>, dkim: Vec<DkimResult>| {
+        let stamps: Vec<StampVerdict> = verdicts
+            .into_iter()
+            .zip(about.iter().cloned())
+            .map(|(verdict, (bound_to, pays))| StampVerdict {
+                verdict,
+                bound_to,
+                pays,
+            })
+            .collect();
+        let recipients = judge_recipients(&rcpts, &visible, &stamps);
+        MessageVerdict {
+            dkim,
+            stamps,
+            recipients,
+            skipped,
+        }
+    };
+    let provisional = judge(
+        pending.iter().map(|p| p.verdict().clone()).collect(),
         dkim,
-        stamps,
-        skipped,
-    })
+    );
+    if !accept(&provisional) {
+        return Ok((provisional, false));
+    }
+    let verdicts = verifier.record(pending)?;
+    Ok((judge(verdicts, provisional.dkim), true))
+}
+
+/// Each recipient's verdict from the stamps that name it.
+fn judge_recipients(
+    rcpts: &[&crate::ResourcePattern],
+    visible: &[String],
+    stamps: &[StampVerdict],
+) -> Vec<RecipientVerdict> {
+    rcpts
+        .iter()
+        .enumerate()
+        .map(|(r, p)| {
+            let naming = || {
+                stamps
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.pays == Some(r))
+            };
+            let best = naming()
+                .filter(|(_, s)| s.verdict.is_valid())
+                .max_by(|a, b| a.1.verdict.value.total_cmp(&b.1.verdict.value));
+            RecipientVerdict {
+                address: p.as_str().to_owned(),
+                visible: visible.iter().any(|v| same_address(v, p.as_str())),
+                outcome: outcome_of(naming().map(|(_, s)| &s.verdict)),
+                stamp: best.or_else(|| naming().next()).map(|(i, _)| i),
+                value: best.map_or(0.0, |(_, s)| s.verdict.value),
+            }
+        })
+        .collect()
 }

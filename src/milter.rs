@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 
 use crate::dkim::{self, Canon, KeyLookup, SignRequest, SigningKey};
 use crate::mail::{Eol, Message};
-use crate::message::{CheckLimits, Outcome, check_message, sign_fields, stamp_fields};
+use crate::message::{CheckLimits, Outcome, check_message_if, sign_fields, stamp_fields};
 use crate::verify::{Policy, ResourcePattern, Verifier};
 use crate::{MintRequest, Minter, SpentStore};
 
@@ -70,11 +70,11 @@ pub struct Inbound {
     /// The `authserv-id` of the Authentication-Results fields (usually this host's name).
     /// Fields already in the message that claim this id are removed as forgeries.
     pub authserv_id: String,
-    /// The least bits a stamp must show to be valid; `None` accepts any honest claim.
+    /// The least bits a stamp must show to be valid; `None` accepts any honest claim (and such a
+    /// stamp is then reported neutral, never pass).
     pub bits: Option<u32>,
-    /// Resources accepted besides the envelope recipients (patterns such as `*@example.org`).
-    pub resources: Vec<ResourcePattern>,
-    /// Validity and grace of stamps (its `min_bits` and `resources` are ignored).
+    /// Validity, grace and binding rule of stamps (its `min_bits` and `resources` are ignored:
+    /// the resources are the envelope recipients, each matched literally, each paid on its own).
     pub policy: Policy,
     /// Check as if it were this time (Unix seconds) instead of the system clock: for tests.
     pub now: Option<i64>,
@@ -390,11 +390,11 @@ impl Session {
         let checked = tokio::task::spawn_blocking(move || {
             let inb = &worker_shared.config.inbound;
             let msg = Message::parse(raw).map_err(|e| e.to_string())?;
-            let mut resources: Vec<ResourcePattern> = rcpts
+            // Envelope recipients are addresses, never patterns: `RCPT TO:<*>` names only `*`.
+            let resources: Vec<ResourcePattern> = rcpts
                 .iter()
-                .map(|r| ResourcePattern::new(r.as_str()))
+                .map(|r| ResourcePattern::address(r.as_str()))
                 .collect();
-            resources.extend(inb.resources.iter().cloned());
             let policy = Policy {
                 min_bits: inb.bits,
                 resources,
@@ -411,23 +411,34 @@ impl Session {
                 now: inb.now.unwrap_or_else(unix_now),
                 ..inb.dkim
             };
-            let v = check_message(&msg, &verifier, inb.keys.as_ref(), &opts, &inb.limits)
-                .map_err(|e| e.to_string())?;
+            // Nothing is recorded as spent unless the message is going to be accepted.
+            let paid_enough =
+                |v: &crate::message::MessageVerdict| inb.reject_below.is_none_or(|min| v.paid_at_least(min));
+            let (v, _) = check_message_if(
+                &msg,
+                &verifier,
+                inb.keys.as_ref(),
+                &opts,
+                &inb.limits,
+                paid_enough,
+            )
+            .map_err(|e| e.to_string())?;
             let fields = [
                 crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
                 crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
             ];
-            let best = v
-                .stamps
+            let paid = paid_enough(&v);
+            let unpaid = v
+                .recipients
                 .iter()
-                .filter(|s| s.verdict.is_valid())
-                .map(|s| s.verdict.value)
-                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-            Ok::<_, String>((fields, v.hashcash(), v.outcome(), best))
+                .filter(|r| !inb.reject_below.is_none_or(|min| r.value + 1e-9 >= f64::from(min)))
+                .count();
+            let summary = (v.recipients.len(), unpaid, paid);
+            Ok::<_, String>((fields, v.hashcash(), v.outcome(), summary))
         })
         .await
         .map_err(|e| SessionError::Worker(e.to_string()))?;
-        let (fields, hashcash, outcome, best) = match checked {
+        let (fields, hashcash, outcome, (recipients, unpaid, paid)) = match checked {
             Ok(c) => c,
             Err(e) => {
                 shared.log(&qid, format_args!("inbound: not checked: {e}"));
@@ -444,17 +455,18 @@ impl Session {
         shared.log(
             &qid,
             format_args!(
-                "inbound: x-hashcash={} dkim/overall={} best={}",
+                "inbound: x-hashcash={} dkim/overall={} recipients={recipients} unpaid={unpaid}",
                 word(hashcash),
                 word(outcome),
-                best.map_or("-".to_owned(), |b| format!("{b:.2} bits"))
             ),
         );
+        // Every envelope recipient pays on its own: one unpaid recipient refuses the message,
+        // so no unpaid recipient is ever delivered to.
         if let Some(min) = inb.reject_below
-            && best.is_none_or(|b| b < f64::from(min))
+            && !paid
         {
             return Ok(refuse(&format!(
-                "no valid postage stamp of at least {min} bits for this recipient"
+                "no valid postage stamp of at least {min} bits for {unpaid} of {recipients} recipient(s)"
             )));
         }
         let mut mods = ModificationResponse::builder();
@@ -467,11 +479,7 @@ impl Session {
 }
 
 fn word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pass => "pass",
-        Outcome::Fail => "fail",
-        Outcome::None => "none",
-    }
+    o.keyword()
 }
 
 fn unix_now() -> i64 {
@@ -543,7 +551,13 @@ impl miltr_server::Milter for Session {
 
     async fn rcpt(&mut self, r: Recipient) -> Result<Action, Self::Error> {
         let addr = envelope_address(&r.recipient());
-        if !addr.is_empty() && !self.msg.rcpts.iter().any(|x| x.eq_ignore_ascii_case(&addr)) {
+        if !addr.is_empty()
+            && !self
+                .msg
+                .rcpts
+                .iter()
+                .any(|x| crate::bind::same_address(x, &addr))
+        {
             self.msg.rcpts.push(addr);
         }
         Ok(Continue.into())

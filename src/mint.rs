@@ -36,6 +36,10 @@ pub struct MintRequest {
     pub date: Option<StampDate>,
     /// Digits of the date when it is taken from the clock: 6 (`YYMMDD`, default), 10 or 12.
     pub date_width: usize,
+    /// Write the resource (an address) in hidden form, a digest keyed by the stamp's random
+    /// field ([`crate::bind::hidden_resource`]), for a recipient who must not be named in the
+    /// header (Bcc). The receiver matches it against its own envelope recipients.
+    pub hidden: bool,
 }
 
 impl MintRequest {
@@ -49,6 +53,7 @@ impl MintRequest {
             ext: String::new(),
             date: None,
             date_width: 6,
+            hidden: false,
         }
     }
 
@@ -82,6 +87,11 @@ impl MintRequest {
         self.ext = ext.into();
         self
     }
+    /// Writes the resource in hidden form (see [`MintRequest::hidden`]).
+    pub fn hidden(mut self, yes: bool) -> Self {
+        self.hidden = yes;
+        self
+    }
     /// Sets the date instead of taking it from the clock.
     pub fn date(mut self, date: StampDate) -> Self {
         self.date = Some(date);
@@ -98,6 +108,7 @@ impl MintRequest {
         if self.resource.is_empty() {
             return Err(MintError::EmptyResource);
         }
+        // Hidden or not, the address must be one a stamp could name in clear.
         if self
             .resource
             .bytes()
@@ -278,17 +289,28 @@ impl Minter {
             Version::V2 => req.bits_per_part(),
             _ => req.bits,
         };
+        // A hidden resource has a fixed length: the random field is laid out for it, then the
+        // digest keyed by that field takes its place.
+        let placeholder = "-".repeat(crate::bind::HIDDEN_LEN);
         let mut fields = Fields {
             version: req.alg.version(),
             alg: req.alg,
             bits,
             parts: req.parts,
             date: &date,
-            resource: &req.resource,
+            resource: if req.hidden {
+                &placeholder
+            } else {
+                &req.resource
+            },
             ext: &req.ext,
             rand: "",
         };
         let rand = random_field(req.alg, build_prefix(&fields).len())?;
+        let hidden = crate::bind::hidden_resource(&rand, &req.resource);
+        if req.hidden {
+            fields.resource = &hidden;
+        }
         fields.rand = &rand;
         let prefix = build_prefix(&fields);
         let backend = self.backend.unwrap_or_else(|| Backend::detect(req.alg));

@@ -19,26 +19,54 @@ use crate::stamp::{Stamp, Version};
 /// A digest that names a stamp in a store.
 pub type SpentKey = [u8; 32];
 
-/// A set of spent stamps, each kept until its expiry time.
-pub trait SpentStore: Send + Sync {
-    /// Records `key` as spent until `expires_at` (Unix seconds). Returns `true` when the stamp was
-    /// fresh (absent, or present but expired at `now`) and is now recorded, `false` when it was
-    /// already spent. Atomic: of two callers racing on one key, exactly one gets `true`.
-    fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error>;
+/// One stamp to record: its key, the key an earlier build recorded the same stamp under (so an
+/// upgrade opens no replay window), and how long the entry must be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spend {
+    /// The stamp's key ([`spent_key`]).
+    pub key: SpentKey,
+    /// The key earlier builds used for this stamp ([`legacy_key`]); an entry under it also makes
+    /// the stamp spent.
+    pub legacy: Option<SpentKey>,
+    /// Unix seconds until which the entry must be kept ([`i64::MAX`]: for good).
+    pub keep_until: i64,
+}
 
-    /// Records a batch at once (for a durable store, one commit): the result for item i is what
-    /// `spend` would have said, in order, so a key repeated within the batch is fresh once.
-    fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
-        items
-            .iter()
-            .map(|(k, exp)| self.spend(k, *exp, now))
-            .collect()
+impl From<(SpentKey, i64)> for Spend {
+    fn from((key, keep_until): (SpentKey, i64)) -> Spend {
+        Spend {
+            key,
+            legacy: None,
+            keep_until,
+        }
+    }
+}
+
+/// A set of spent stamps, each kept at least until the time it was recorded (or last refused)
+/// with.
+///
+/// An entry makes its stamp spent for as long as it is in the store, whatever its keep-until
+/// time: only purging removes it, and purging removes only entries whose time has passed. A
+/// refused stamp's entry is kept at least as long as the refusing checker asks, so a checker
+/// with a longer acceptance window that has once seen a stamp spent never sees it fresh again.
+pub trait SpentStore: Send + Sync {
+    /// Records `key` as spent until at least `keep_until` (Unix seconds). Returns `true` when the
+    /// stamp was fresh (absent) and is now recorded, `false` when it was already spent. Atomic:
+    /// of two callers racing on one key, exactly one gets `true`.
+    fn spend(&self, key: &SpentKey, keep_until: i64, now: i64) -> Result<bool, Error> {
+        Ok(self.spend_many(&[Spend::from((*key, keep_until))], now)?[0])
     }
 
-    /// Removes every entry that has expired at `now`; returns how many were removed.
+    /// Records a batch at once (for a durable store, one commit): the result for item i is what
+    /// `spend` would have said, in order, so a key repeated within the batch is fresh once. An
+    /// item is fresh when neither its key nor its legacy key is in the store. `now` is only used
+    /// to purge entries whose time has passed.
+    fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error>;
+
+    /// Removes every entry whose keep-until time has passed at `now`; returns how many went.
     fn purge(&self, now: i64) -> Result<u64, Error>;
 
-    /// How many entries the store holds, expired ones included until they are purged.
+    /// How many entries the store holds, those past their time included until they are purged.
     fn len(&self) -> Result<u64, Error>;
 
     /// Whether the store holds no entries.
@@ -52,10 +80,10 @@ pub trait SpentStore: Send + Sync {
 macro_rules! forward_store {
     ($($ptr:ident)::+) => {
         impl<T: SpentStore + ?Sized> SpentStore for $($ptr)::+<T> {
-            fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
-                (**self).spend(key, expires_at, now)
+            fn spend(&self, key: &SpentKey, keep_until: i64, now: i64) -> Result<bool, Error> {
+                (**self).spend(key, keep_until, now)
             }
-            fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
+            fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
                 (**self).spend_many(items, now)
             }
             fn purge(&self, now: i64) -> Result<u64, Error> {
@@ -70,38 +98,57 @@ macro_rules! forward_store {
 forward_store!(std::sync::Arc);
 forward_store!(Box);
 
-/// The key a stamp is recorded under: SHA-256 over a domain tag and the stamp's canonical form.
-/// For version 2 the counters are sorted first, so that reordering the parts of a stamp (which
-/// changes its text but not its work) does not make it fresh again.
+/// The key a stamp is recorded under: SHA-256 over a domain tag and the stamp's identity. For
+/// version 2 the identity is the prefix, everything before the counters (version, algorithm,
+/// bits, parts, date, resource, extension, rand): any two texts with one prefix are one stamp,
+/// whichever counters they carry, so parts recombined from a larger set of solutions are spent
+/// once. For versions 0 and 1 it is the whole text (each text is its own work).
 pub fn spent_key(stamp: &Stamp) -> SpentKey {
     let mut h = sha2::Sha256::new();
-    h.update(b"pennyblack spent-key 1\0");
     match stamp.version() {
-        // Counters in increasing order (as minters write them) are their sorted list already,
-        // and the stamp's text is the prefix followed by that list: hash it as it stands.
-        Version::V2 if stamp.counters().is_sorted() => h.update(stamp.as_str().as_bytes()),
         Version::V2 => {
-            let mut counters: Vec<&str> = stamp.counters().collect();
-            counters.sort_unstable();
+            h.update(b"pennyblack spent-key 2\0");
             h.update(stamp.prefix().as_bytes());
-            // The sorted counters joined by commas, fed piece by piece.
-            for (i, c) in counters.iter().enumerate() {
-                if i > 0 {
-                    h.update(b",");
-                }
-                h.update(c.as_bytes());
-            }
         }
-        Version::V0 | Version::V1 => h.update(stamp.as_str().as_bytes()),
+        Version::V0 | Version::V1 => {
+            h.update(b"pennyblack spent-key 1\0");
+            h.update(stamp.as_str().as_bytes());
+        }
     }
     h.finalize().into()
+}
+
+/// The key builds before the prefix rule recorded a version 2 stamp under (its prefix and its
+/// counters sorted and joined by commas); `None` for versions 0 and 1, whose key is unchanged.
+/// A store checks it too, so a stamp spent before an upgrade stays spent after it.
+pub fn legacy_key(stamp: &Stamp) -> Option<SpentKey> {
+    if stamp.version() != Version::V2 {
+        return None;
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(b"pennyblack spent-key 1\0");
+    if stamp.counters().is_sorted() {
+        // In increasing order (as minters write them) the text is the prefix and the sorted list.
+        h.update(stamp.as_str().as_bytes());
+    } else {
+        let mut counters: Vec<&str> = stamp.counters().collect();
+        counters.sort_unstable();
+        h.update(stamp.prefix().as_bytes());
+        for (i, c) in counters.iter().enumerate() {
+            if i > 0 {
+                h.update(b",");
+            }
+            h.update(c.as_bytes());
+        }
+    }
+    Some(h.finalize().into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The key as first defined: the domain tag, the prefix, the sorted counters joined by
+    /// The key as first defined (now the legacy key of version 2 stamps): the domain tag, the prefix, the sorted counters joined by
     /// commas (version 2) or the whole text (versions 0 and 1). Stores written by earlier
     /// builds hold these keys, so they must not change.
     fn reference(stamp: &Stamp) -> SpentKey {
@@ -132,10 +179,18 @@ mod tests {
         let mut keys = Vec::new();
         for text in texts {
             let stamp: Stamp = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(spent_key(&stamp), reference(&stamp), "{text}");
+            let legacy = legacy_key(&stamp).unwrap_or_else(|| spent_key(&stamp));
+            assert_eq!(legacy, reference(&stamp), "{text}");
             keys.push(spent_key(&stamp));
         }
-        // Reordered parts are the same stamp; different stamps have different keys.
+        // Reordered parts are the same stamp; so are other counters after the same prefix
+        // (recombined parts); different stamps have different keys.
+        let other: Stamp =
+            "2:sha256:4:3:261127:bob@example.org::AAAAAAAAAAAAAAAAAAAAAA:AAAE,AAAF,AAAG"
+                .parse()
+                .unwrap();
+        assert_eq!(spent_key(&other), keys[2]);
+        assert_ne!(legacy_key(&other), legacy_key(&texts[2].parse().unwrap()));
         assert_eq!(keys[2], keys[3]);
         assert_eq!(keys[2], keys[4]);
         assert_eq!(keys[5], keys[6]);

@@ -1,7 +1,8 @@
 //! Verification: a [`Policy`], a clock, an optional spent store, and a [`Verdict`] per stamp.
 //!
-//! Cheap checks run first (syntax, date, resource), then the hashes (every part, constant-time),
-//! then the spent store, so a stamp is recorded as spent only after every other check passed.
+//! Cheap checks run first (syntax, date, resource, binding to the message), then the hashes
+//! (every part, constant-time), then the spent store, so a stamp is recorded as spent only after
+//! every other check passed: a stamp lifted into another message is neither accepted nor burnt.
 
 mod resource;
 pub(crate) mod work;
@@ -10,8 +11,9 @@ pub use resource::ResourcePattern;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::bind::{BodyBinding, binding_of_ext};
 use crate::error::{Error, VerifyError};
-use crate::spent::{SpentKey, SpentStore, spent_key};
+use crate::spent::{Spend, SpentStore, legacy_key, spent_key};
 use crate::stamp::{Stamp, Version, date::rfc3339};
 
 /// A malformed text as kept in its verdict: at most 256 bytes, then `...`, so a hostile
@@ -45,6 +47,9 @@ pub struct Policy {
     pub validity: Duration,
     /// Clock-skew allowance, applied to both expiry and future dates.
     pub grace: Duration,
+    /// Refuse stamps that are not bound to their message (see [`crate::bind`]); checked only
+    /// where the message is known ([`Verifier::check_in`]).
+    pub require_binding: bool,
 }
 
 impl Default for Policy {
@@ -54,6 +59,7 @@ impl Default for Policy {
             resources: Vec::new(),
             validity: DEFAULT_VALIDITY,
             grace: DEFAULT_GRACE,
+            require_binding: false,
         }
     }
 }
@@ -111,10 +117,18 @@ pub enum Unchecked {
     Resource,
     /// No spent store: replays are not detected.
     Spent,
+    /// The stamp is bound to a message that was not given: whether it was lifted from another
+    /// message is not known.
+    Binding,
 }
 
 impl Unchecked {
-    const ALL: [Unchecked; 3] = [Unchecked::Bits, Unchecked::Resource, Unchecked::Spent];
+    const ALL: [Unchecked; 4] = [
+        Unchecked::Bits,
+        Unchecked::Resource,
+        Unchecked::Spent,
+        Unchecked::Binding,
+    ];
 
     /// The name used in messages and JSON.
     pub fn name(self) -> &'static str {
@@ -122,6 +136,7 @@ impl Unchecked {
             Unchecked::Bits => "bits",
             Unchecked::Resource => "resource",
             Unchecked::Spent => "spent",
+            Unchecked::Binding => "binding",
         }
     }
 }
@@ -142,7 +157,7 @@ impl UncheckedSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
-    /// The checks left out, in a fixed order (bits, resource, spent).
+    /// The checks left out, in a fixed order (bits, resource, spent, binding).
     pub fn iter(self) -> impl Iterator<Item = Unchecked> {
         Unchecked::ALL
             .into_iter()
@@ -216,8 +231,22 @@ struct Work {
     required: u32,
     /// Whether the work is enough.
     pass: bool,
-    /// When the stamp expires.
-    expires_at: i64,
+    /// Until when its spent entry must be kept.
+    keep_until: i64,
+}
+
+/// A stamp checked but not yet recorded: see [`Verifier::check_pending`].
+#[derive(Debug, Clone)]
+pub struct Pending {
+    verdict: Verdict,
+    spend: Option<Spend>,
+}
+
+impl Pending {
+    /// The verdict as it will be if the store finds the stamp fresh.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
 }
 
 /// From this many stamps on, [`Verifier::check_batch`] checks them on every core.
@@ -279,12 +308,37 @@ impl Verifier {
     /// Checks one stamp text. `Err` only when the spent store failed; a bad stamp is an `Ok`
     /// verdict with a reason.
     pub fn check(&self, text: &str) -> Result<Verdict, Error> {
+        self.check_in(text, None)
+    }
+
+    /// Checks one stamp text that came in a message whose body binding is `body`: a stamp bound
+    /// to another body is refused (and not recorded as spent); with `None` (the message is not
+    /// known) a bound stamp is valid but not fully checked.
+    pub fn check_in(&self, text: &str, body: Option<&BodyBinding>) -> Result<Verdict, Error> {
+        let pending = self.check_pending(text, body);
         if self.store.is_none() {
             // Nothing to commit: no batch bookkeeping.
-            return Ok(self.check_without_store(text, self.clock.now()).0);
+            return Ok(pending.verdict);
         }
-        let mut v = self.check_batch(&[text])?;
+        let mut v = self.record(vec![pending])?;
         Ok(v.remove(0))
+    }
+
+    /// Every check but the spent store: the verdict as it will be if the stamp is fresh, and
+    /// what [`record`](Self::record) would send to the store. Nothing is recorded, so a caller
+    /// can decide (e.g. refuse a whole message) before any stamp of it is spent.
+    pub fn check_pending(&self, text: &str, body: Option<&BodyBinding>) -> Pending {
+        let now = self.clock.now();
+        let (verdict, spend) = self.check_without_store(text, now, body);
+        Pending { verdict, spend }
+    }
+
+    /// Records the stamps of `pending` that passed every other check in the store, in one call
+    /// and in order, and returns the final verdicts (those found spent say so). `Err` only when
+    /// the store failed and the verifier fails closed; then nothing was recorded.
+    pub fn record(&self, pending: Vec<Pending>) -> Result<Vec<Verdict>, Error> {
+        let now = self.clock.now();
+        self.record_at(pending.into_iter().map(|p| (p.verdict, p.spend)).collect(), now)
     }
 
     /// Checks a batch of stamp texts: every check but the store for each, then one call to the
@@ -297,24 +351,27 @@ impl Verifier {
     pub fn check_batch(&self, texts: &[&str]) -> Result<Vec<Verdict>, Error> {
         use rayon::prelude::*;
         let now = self.clock.now();
-        let one = |text: &&str| {
-            let (verdict, expires_at) = self.check_without_store(text, now);
-            let key = match (expires_at, &verdict.parsed, &self.store) {
-                (Some(exp), Some(stamp), Some(_)) => Some((spent_key(stamp), exp)),
-                _ => None,
-            };
-            (verdict, key)
-        };
-        let checked: Vec<(Verdict, Option<(SpentKey, i64)>)> = if texts.len() >= PARALLEL_BATCH {
+        let one = |text: &&str| self.check_without_store(text, now, None);
+        let checked: Vec<(Verdict, Option<Spend>)> = if texts.len() >= PARALLEL_BATCH {
             texts.par_iter().with_min_len(64).map(one).collect()
         } else {
             texts.iter().map(one).collect()
         };
-        let mut verdicts = Vec::with_capacity(texts.len());
+        self.record_at(checked, now)
+    }
+
+    /// Sends the stamps that passed every other check to the store in one call, in order, and
+    /// marks those it found spent.
+    fn record_at(
+        &self,
+        checked: Vec<(Verdict, Option<Spend>)>,
+        now: i64,
+    ) -> Result<Vec<Verdict>, Error> {
+        let mut verdicts = Vec::with_capacity(checked.len());
         // What goes to the store, and where each item's verdict is.
-        let (mut items, mut at): (Vec<(SpentKey, i64)>, Vec<usize>) = (Vec::new(), Vec::new());
-        for (i, (verdict, key)) in checked.into_iter().enumerate() {
-            if let Some(item) = key {
+        let (mut items, mut at): (Vec<Spend>, Vec<usize>) = (Vec::new(), Vec::new());
+        for (i, (verdict, item)) in checked.into_iter().enumerate() {
+            if let Some(item) = item {
                 items.push(item);
                 at.push(i);
             }
@@ -343,8 +400,13 @@ impl Verifier {
         Ok(verdicts)
     }
 
-    /// The verdict before the spent store, and the stamp's expiry if it passed.
-    fn check_without_store(&self, text: &str, now: i64) -> (Verdict, Option<i64>) {
+    /// The verdict before the spent store, and what to record if it passed (with a store).
+    fn check_without_store(
+        &self,
+        text: &str,
+        now: i64,
+        body: Option<&BodyBinding>,
+    ) -> (Verdict, Option<Spend>) {
         let text = text.trim_ascii();
         let mut unchecked = UncheckedSet::default();
         if self.policy.min_bits.is_none() {
@@ -373,7 +435,15 @@ impl Verifier {
                 (verdict, None)
             }
             Ok(stamp) => {
-                let outcome = self.check_parsed(&stamp, now);
+                let outcome = self.check_parsed(&stamp, now, body, &mut verdict.unchecked);
+                let item = match (&outcome, &self.store) {
+                    (Ok(work), Some(_)) if work.pass => Some(Spend {
+                        key: spent_key(&stamp),
+                        legacy: legacy_key(&stamp),
+                        keep_until: work.keep_until,
+                    }),
+                    _ => None,
+                };
                 verdict.parsed = Some(stamp);
                 match outcome {
                     Ok(work) => {
@@ -381,8 +451,7 @@ impl Verifier {
                         verdict.value = work.value;
                         verdict.required = work.required;
                         verdict.work_ok = work.pass;
-                        let expiry = [None, Some(work.expires_at)][usize::from(work.pass)];
-                        (verdict, expiry)
+                        (verdict, item)
                     }
                     Err(e) => {
                         verdict.failure = Some(e);
@@ -395,7 +464,13 @@ impl Verifier {
 
     /// Every check but the spent store, cheapest first: `Err` for the checks on the stamp's
     /// visible fields (date, resource), then the work, whose outcome is data rather than a branch.
-    fn check_parsed(&self, stamp: &Stamp, now: i64) -> Result<Work, VerifyError> {
+    fn check_parsed(
+        &self,
+        stamp: &Stamp,
+        now: i64,
+        body: Option<&BodyBinding>,
+        unchecked: &mut UncheckedSet,
+    ) -> Result<Work, VerifyError> {
         let date = stamp.date().to_unix(now)?;
         let grace = self.policy.grace.as_secs() as i64;
         if date > now.saturating_add(grace) {
@@ -404,11 +479,16 @@ impl Verifier {
                 now: rfc3339(now),
             });
         }
-        let expires_at = if self.policy.validity.is_zero() {
-            i64::MAX
+        let (expires_at, keep_until) = if self.policy.validity.is_zero() {
+            (i64::MAX, i64::MAX)
         } else {
-            date.saturating_add(self.policy.validity.as_secs() as i64)
-                .saturating_add(grace)
+            let end = date.saturating_add(self.policy.validity.as_secs() as i64);
+            // The entry outlives this window by one more grace: a checker whose clock lags the
+            // one that purges by up to the grace still finds it.
+            (
+                end.saturating_add(grace),
+                end.saturating_add(grace.saturating_mul(2)),
+            )
         };
         if now >= expires_at {
             return Err(VerifyError::Expired {
@@ -417,15 +497,23 @@ impl Verifier {
             });
         }
         if !self.policy.resources.is_empty()
-            && !self
-                .policy
-                .resources
-                .iter()
-                .any(|p| p.matches(stamp.resource()))
+            && !self.policy.resources.iter().any(|p| p.accepts(stamp))
         {
             return Err(VerifyError::WrongResource {
                 resource: stamp.resource().to_owned(),
             });
+        }
+        match (binding_of_ext(stamp.ext()), body) {
+            (Err(()), _) => return Err(VerifyError::BadBinding),
+            (Ok(Some(bound)), Some(body)) if bound != *body => {
+                return Err(VerifyError::WrongMessage);
+            }
+            (Ok(Some(_)), Some(_)) => {}
+            (Ok(Some(_)), None) => unchecked.insert(Unchecked::Binding),
+            (Ok(None), Some(_)) if self.policy.require_binding => {
+                return Err(VerifyError::Unbound);
+            }
+            (Ok(None), _) => {}
         }
         let value = work::value(stamp);
         // A stamp that misses its own claim is worth nothing whatever the policy says.
@@ -441,7 +529,7 @@ impl Verifier {
             value,
             required: required.max(claimed),
             pass: honest & enough,
-            expires_at,
+            keep_until,
         })
     }
 }

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{SpentKey, SpentStore};
+use super::{Spend, SpentKey, SpentStore};
 use crate::error::Error;
 
-/// Spent stamps: the first 128 bits of the spent key, and when the entry expires. Fixed-width
+/// Spent stamps: the first 128 bits of the spent key, and until when the entry is kept. Fixed-width
 /// keys half the size of the full digest make the B-tree insert, the cost of a fresh stamp, about
 /// a third cheaper; 128 bits keep an accidental collision out of reach (2^-64 at 2^32 entries).
 const SPENT: TableDefinition<[u8; 16], i64> = TableDefinition::new("spent16");
@@ -23,6 +23,11 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const OLD_BY_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("spent_by_expiry");
 /// The key after which the next purge sweep starts.
 const CURSOR: &str = "purge_cursor";
+/// Present once the file holds keys of the current rule (version 2 stamps keyed by prefix).
+const KEYS_RULE: &str = "keys_rule";
+/// Until when (Unix seconds, big-endian) entries of the earlier key rule may remain: until then a
+/// version 2 stamp is also looked up under its legacy key.
+const LEGACY_UNTIL: &str = "legacy_until";
 
 /// Entries examined for expiry per transaction, beyond one per stamp recorded: the sweep goes
 /// round the table at least as fast as it grows, a little at a time, with no full scan on any
@@ -36,6 +41,8 @@ const OPEN_WAIT: Duration = Duration::from_secs(10);
 pub struct FileStore {
     db: Database,
     path: PathBuf,
+    /// Legacy keys are looked up while `now` is before this.
+    legacy_until: i64,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -84,7 +91,19 @@ impl FileStore {
         };
         let has = |t: &dyn redb::TableHandle| names.iter().any(|n| n == t.name());
         let had_old = has(&OLD_SPENT);
-        let needs_write = !has(&SPENT) || !has(&META) || had_old || has(&OLD_BY_EXPIRY);
+        let meta = |name: &str| -> Result<Option<Vec<u8>>, Error> {
+            if !has(&META) {
+                return Ok(None);
+            }
+            let tx = db.begin_read().map_err(|e| store_err(path, e))?;
+            let t = tx.open_table(META).map_err(|e| store_err(path, e))?;
+            Ok(t.get(name)
+                .map_err(|e| store_err(path, e))?
+                .map(|v| v.value().to_vec()))
+        };
+        let has_rule = meta(KEYS_RULE)?.is_some();
+        let needs_write =
+            !has(&SPENT) || !has(&META) || had_old || has(&OLD_BY_EXPIRY) || !has_rule;
         if needs_write {
             let tx = db.begin_write().map_err(|e| store_err(path, e))?;
             tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
@@ -94,11 +113,18 @@ impl FileStore {
             if had_old {
                 migrate(&tx).map_err(|e| store_err(path, e))?;
             }
+            if !has_rule {
+                upgrade_key_rule(&tx).map_err(|e| store_err(path, e))?;
+            }
             tx.commit().map_err(|e| store_err(path, e))?;
         }
+        let legacy_until = meta(LEGACY_UNTIL)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(i64::MIN, i64::from_be_bytes);
         Ok(FileStore {
             db,
             path: path.to_owned(),
+            legacy_until,
         })
     }
 
@@ -132,6 +158,27 @@ fn migrate(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
     tx.delete_table(OLD_SPENT)?;
     // The purge cursor was an old key; the sweep starts again from the beginning.
     tx.open_table(META)?.remove(CURSOR)?;
+    Ok(())
+}
+
+/// Marks the file as holding keys of the current rule. Entries already there were written by a
+/// build of the earlier rule: their latest keep-until time is when the last of them can go, and
+/// until then version 2 stamps are also looked up under their legacy keys.
+fn upgrade_key_rule(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let latest = {
+        let spent = tx.open_table(SPENT)?;
+        let mut latest = None::<i64>;
+        for r in spent.iter()? {
+            let (_, v) = r?;
+            latest = Some(latest.map_or(v.value(), |l| l.max(v.value())));
+        }
+        latest
+    };
+    let mut meta = tx.open_table(META)?;
+    if let Some(until) = latest {
+        meta.insert(LEGACY_UNTIL, until.to_be_bytes().as_slice())?;
+    }
+    meta.insert(KEYS_RULE, b"2".as_slice())?;
     Ok(())
 }
 
@@ -224,14 +271,11 @@ fn short(key: &SpentKey) -> [u8; 16] {
 }
 
 impl SpentStore for FileStore {
-    fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
-        Ok(self.spend_many(&[(*key, expires_at)], now)?[0])
-    }
-
     /// One transaction, one fsync, for the whole batch.
-    fn spend_many(&self, items: &[(SpentKey, i64)], now: i64) -> Result<Vec<bool>, Error> {
+    fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let mut fresh = vec![false; items.len()];
+        let legacy = now < self.legacy_until;
         // Visit keys in sorted order (B-tree inserts with locality), keeping each item's place.
         // The stored key as one big-endian number sorts as its bytes do, and compares in one
         // instruction; with the index as the tie-break, of a key repeated in the batch the
@@ -239,28 +283,35 @@ impl SpentStore for FileStore {
         let mut order: Vec<(u128, usize)> = items
             .iter()
             .enumerate()
-            .map(|(i, (key, _))| (u128::from_be_bytes(short(key)), i))
+            .map(|(i, item)| (u128::from_be_bytes(short(&item.key)), i))
             .collect();
         order.sort_unstable();
         {
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             for &(_, i) in &order {
-                let (key, expires_at) = &items[i];
+                let item = &items[i];
                 // One B-tree operation for a fresh stamp: insert, and look at what was there.
                 let old = spent
-                    .insert(short(key), *expires_at)
+                    .insert(short(&item.key), item.keep_until)
                     .map_err(|e| self.err(e))?
                     .map(|v| v.value());
-                let is_fresh = match old {
-                    Some(exp) if exp > now => {
-                        // Still spent: put the original expiry back.
-                        spent.insert(short(key), exp).map_err(|e| self.err(e))?;
+                fresh[i] = match old {
+                    Some(kept) => {
+                        // Spent: kept as long as the longest time asked for.
+                        if kept > item.keep_until {
+                            spent.insert(short(&item.key), kept).map_err(|e| self.err(e))?;
+                        }
                         false
                     }
-                    _ => true,
+                    None => match item.legacy.filter(|_| legacy) {
+                        Some(old_key) => spent
+                            .get(short(&old_key))
+                            .map_err(|e| self.err(e))?
+                            .is_none(),
+                        None => true,
+                    },
                 };
-                fresh[i] = is_fresh;
             }
             sweep(&mut spent, &mut meta, now, items.len() + PURGE_STEP).map_err(|e| self.err(e))?;
         }
@@ -317,10 +368,10 @@ mod tests {
         }
         let store = FileStore::open(&path).unwrap();
         assert_eq!(store.len().unwrap(), 2);
-        let fresh = store
-            .spend_many(&[(key(1), later), (key(2), later), (key(3), later)], now)
-            .unwrap();
-        assert_eq!(fresh, [false, true, true]);
+        let items = [(key(1), later), (key(2), later), (key(3), later)].map(Spend::from);
+        let fresh = store.spend_many(&items, now).unwrap();
+        // An entry counts until it is purged, past its time or not.
+        assert_eq!(fresh, [false, false, true]);
         drop(store);
         let db = Database::create(&path).unwrap();
         let tx = db.begin_read().unwrap();
@@ -330,5 +381,56 @@ mod tests {
             .map(|t| redb::TableHandle::name(&t).to_owned())
             .collect();
         assert!(!names.iter().any(|n| n == "spent"), "{names:?}");
+    }
+
+    /// A file of the earlier key rule (version 2 stamps keyed by prefix and sorted counters):
+    /// a stamp recorded there by an earlier build stays spent after the upgrade, and so does any
+    /// other text of its prefix once it has been refused.
+    #[test]
+    fn a_stamp_spent_before_the_upgrade_stays_spent() {
+        use crate::{FixedClock, MintRequest, Minter, Policy, Verifier};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        let now = 1_795_780_800;
+        let stamp = Minter::new()
+            .mint(
+                &MintRequest::new("bob@example.org")
+                    .bits(6)
+                    .parts(4)
+                    .date(crate::StampDate::from_unix(now, 6).unwrap()),
+            )
+            .unwrap();
+        let legacy = crate::spent::legacy_key(&stamp).unwrap();
+        {
+            // What an earlier build left: the legacy key, no key-rule marker.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(SPENT)
+                .unwrap()
+                .insert(short(&legacy), now + 30 * 86_400)
+                .unwrap();
+            tx.open_table(META).unwrap();
+            tx.commit().unwrap();
+        }
+        let check = |text: &str| {
+            Verifier::new(Policy::new(6, ["bob@example.org"]))
+                .with_clock(FixedClock(now))
+                .with_store(FileStore::open(&path).unwrap())
+                .check(text)
+                .unwrap()
+        };
+        let v = check(stamp.as_str());
+        assert_eq!(v.result(), Err(crate::VerifyError::Spent));
+        // A fresh stamp is accepted once as usual.
+        let other = Minter::new()
+            .mint(
+                &MintRequest::new("bob@example.org")
+                    .bits(6)
+                    .parts(4)
+                    .date(crate::StampDate::from_unix(now, 6).unwrap()),
+            )
+            .unwrap();
+        assert!(check(other.as_str()).is_valid());
+        assert_eq!(check(other.as_str()).result(), Err(crate::VerifyError::Spent));
     }
 }

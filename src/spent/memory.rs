@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{SpentKey, SpentStore};
+use super::{Spend, SpentKey, SpentStore};
 use crate::error::Error;
 
 /// Spent stamps in a `HashMap` behind a mutex. Lost when the process ends.
@@ -25,15 +25,24 @@ impl MemoryStore {
 }
 
 impl SpentStore for MemoryStore {
-    fn spend(&self, key: &SpentKey, expires_at: i64, now: i64) -> Result<bool, Error> {
+    fn spend_many(&self, items: &[Spend], _now: i64) -> Result<Vec<bool>, Error> {
         let mut map = self.lock();
-        match map.get(key) {
-            Some(&exp) if exp > now => Ok(false),
-            _ => {
-                map.insert(*key, expires_at);
-                Ok(true)
-            }
-        }
+        Ok(items
+            .iter()
+            .map(|item| {
+                let legacy = item.legacy.is_some_and(|k| map.contains_key(&k));
+                match map.get_mut(&item.key) {
+                    Some(keep) => {
+                        *keep = (*keep).max(item.keep_until);
+                        false
+                    }
+                    None => {
+                        map.insert(item.key, item.keep_until);
+                        !legacy
+                    }
+                }
+            })
+            .collect())
     }
 
     fn purge(&self, now: i64) -> Result<u64, Error> {

@@ -10,10 +10,16 @@
 //!
 //! `*` matches any run of characters, `?` exactly one (hashcash itself only knows `*`).
 
-/// One accepted resource or wildcard pattern.
+/// One accepted resource or wildcard pattern, or one recipient's address.
+///
+/// An address ([`ResourcePattern::address`], what an MTA gives as an envelope recipient) is
+/// compared as a mail address and never as a pattern: `*` in it is a plain character. It also
+/// accepts a stamp that names it in hidden form (see [`crate::bind::hidden_resource`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourcePattern {
     pattern: String,
+    /// For an address: its normalized form.
+    address: Option<String>,
     case_sensitive: bool,
     wild: bool,
     /// Where the pattern's first `@` is, if it has one.
@@ -29,11 +35,40 @@ impl ResourcePattern {
         let pattern = pattern.into();
         let at = pattern.find('@');
         ResourcePattern {
+            address: None,
             wild: pattern.contains(['*', '?']),
             literal_domain: at.is_some_and(|i| !pattern[i + 1..].contains(['*', '?'])),
             at,
             pattern,
             case_sensitive: false,
+        }
+    }
+
+    /// A recipient's address, matched literally as a mail address (domain case-insensitive,
+    /// needless quotes ignored), or in its hidden form.
+    pub fn address(addr: impl Into<String>) -> Self {
+        let pattern = addr.into();
+        ResourcePattern {
+            address: Some(crate::bind::normalize_address(&pattern)),
+            wild: false,
+            at: None,
+            literal_domain: false,
+            pattern,
+            case_sensitive: false,
+        }
+    }
+
+    /// Whether this is a recipient's address rather than an operator's pattern.
+    pub fn is_address(&self) -> bool {
+        self.address.is_some()
+    }
+
+    /// Whether a stamp is for this resource: its resource matches, or (for an address) it names
+    /// the address in hidden form, keyed by its random field.
+    pub fn accepts(&self, stamp: &crate::Stamp) -> bool {
+        match &self.address {
+            Some(a) => crate::bind::resource_names(stamp.resource(), stamp.rand(), a),
+            None => self.matches(stamp.resource()),
         }
     }
 
@@ -50,6 +85,9 @@ impl ResourcePattern {
 
     /// Whether `resource` matches. Allocates nothing.
     pub fn matches(&self, resource: &str) -> bool {
+        if let Some(a) = &self.address {
+            return crate::bind::same_address(resource, a);
+        }
         let cs = self.case_sensitive;
         let (pat, res) = (self.pattern.as_bytes(), resource.as_bytes());
         if !self.wild {
@@ -202,6 +240,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An envelope recipient is never a pattern: `*` or `*@domain` names only itself.
+    #[test]
+    fn addresses_are_literal() {
+        let star = ResourcePattern::address("*");
+        assert!(star.matches("*"));
+        assert!(!star.matches("bob@example.org"));
+        let dom = ResourcePattern::address("*@example.org");
+        assert!(!dom.matches("bob@example.org"));
+        assert!(ResourcePattern::address("\"Bob\"@EXAMPLE.org").matches("bob@example.org"));
     }
 
     #[test]

@@ -65,13 +65,20 @@ impl Keys {
         );
         out.stdout
     }
+    /// A spent store of its own for each call, so every check is a full one.
+    fn fresh_store(&self) -> String {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.path(&format!("spent-{n}.redb"))
+    }
     fn check(&self, msg: &[u8], rcpt: &str) -> (i32, String) {
         let mut cmd = pennyblack();
         cmd.args([
             "check",
             "--bits",
             "8",
-            "--no-spent",
+            "--spent",
+            &self.fresh_store(),
             "--verdict-only",
             "--keys",
             &self.path("keys.txt"),
@@ -494,7 +501,10 @@ fn keys_come_from_the_dns() {
         let mut c = pennyblack();
         c.args([
             "check",
-            "--no-spent",
+            "--bits",
+            "8",
+            "--spent",
+            &keys.fresh_store(),
             "--verdict-only",
             "--rcpt",
             "bob@example.net",

@@ -110,6 +110,8 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     );
 
     // 1. Outbound: a stamp per envelope recipient (the Bcc one too), then a DKIM signature.
+    // Carol is a Bcc recipient (envelope only): her stamp names her in hidden form, and no
+    // header field of the delivered message holds her address.
     send_ok(
         sub,
         "alice@example.org",
@@ -117,6 +119,12 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         &message("out-1@example.org", "Bob <bob@example.net>"),
     );
     let stamped = postfix.take("out-1@example.org");
+    let head = String::from_utf8_lossy(&stamped)
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!head.contains("carol"), "a Bcc address in the header:\n{head}");
     // A stamp is folded where the line is full; readers drop the white space.
     let no_ws = |v: Vec<String>| -> Vec<String> {
         v.into_iter()
@@ -126,18 +134,47 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     let stamps = no_ws(header_values(&stamped, "X-Hashcash"));
     assert_eq!(stamps.len(), 2, "{}", String::from_utf8_lossy(&stamped));
     let hc_db = dir.join("hashcash.sdb");
-    for rcpt in ["bob@example.net", "carol@example.com"] {
-        let s = stamps
-            .iter()
-            .find(|s| s.contains(&format!(":{rcpt}:")))
-            .unwrap_or_else(|| panic!("no stamp for {rcpt}: {stamps:?}"));
+    let bob_stamp = stamps
+        .iter()
+        .find(|s| s.contains(":bob@example.net:"))
+        .unwrap_or_else(|| panic!("no stamp for bob: {stamps:?}"));
+    let carol_stamp = stamps
+        .iter()
+        .find(|s| s.split(':').nth(3).is_some_and(|r| r.starts_with("bcc.")))
+        .unwrap_or_else(|| panic!("no hidden stamp for carol: {stamps:?}"));
+    // Both bound to the body, both accepted by the real hashcash (version 1).
+    for (s, resource) in [
+        (bob_stamp, "bob@example.net"),
+        (carol_stamp, carol_stamp.split(':').nth(3).unwrap()),
+    ] {
         assert!(s.starts_with("1:16:"), "{s}");
+        assert!(s.split(':').nth(4).unwrap().starts_with("body="), "{s}");
         assert_eq!(
-            hashcash_check(&hc_db, 16, rcpt, s),
+            hashcash_check(&hc_db, 16, resource, s),
             0,
             "hashcash -c refused {s}"
         );
     }
+    // Carol's own checker recognises the hidden stamp as hers; nobody else's does.
+    let carol_check = |rcpt: &str| {
+        let mut c = pennyblack();
+        c.args(["check", "--bits", "16", "--keys", keys, "--verdict-only"])
+            .args(["--no-spent", "--rcpt", rcpt]);
+        pipe(c, &stamped)
+    };
+    let mine = carol_check("Carol@Example.com");
+    assert_eq!(mine.status.code(), Some(2), "valid, replay not checked");
+    assert!(
+        String::from_utf8_lossy(&mine.stdout).contains("x-hashcash=neutral"),
+        "{}",
+        String::from_utf8_lossy(&mine.stdout)
+    );
+    let other = carol_check("dave@example.com");
+    assert!(
+        String::from_utf8_lossy(&other.stdout).contains("x-hashcash=none"),
+        "{}",
+        String::from_utf8_lossy(&other.stdout)
+    );
     let dk = pipe(
         {
             let mut c = dkimpy();
@@ -178,9 +215,12 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         let m = postfix.take(&format!("conc-{i}@example.org"));
         let stamps = no_ws(header_values(&m, "X-Hashcash"));
         assert_eq!(stamps.len(), 2);
+        // The To recipient in clear, the envelope-only one hidden.
+        let resources: Vec<&str> = stamps.iter().map(|s| s.split(':').nth(3).unwrap()).collect();
+        assert!(resources.contains(&format!("r{i}a@example.net").as_str()), "{resources:?}");
+        assert!(resources.iter().any(|r| r.starts_with("bcc.")), "{resources:?}");
         for s in &stamps {
             let rcpt = s.split(':').nth(3).unwrap();
-            assert!(rcpt.starts_with(&format!("r{i}")), "{s}");
             let v = pennyblack()
                 .args(["verify", "--no-spent", "--bits", "16", "-r", rcpt, s])
                 .output()
@@ -238,10 +278,11 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     assert!(ar.iter().any(|v| v.contains("dkim=none")), "{ar:?}");
 
     // 6. --reject-below: no stamp is refused, 550 5.7.1 by milter B, 451 4.7.1 by milter C
-    // (Unix socket, --reject-with tempfail); a good stamp (not spent in their stores) passes.
-    for (port, refusal, id) in [
-        (mx_strict, "550 5.7.1", "plain-2@example.com"),
-        (mx_tempfail, "451 4.7.1", "plain-3@example.com"),
+    // (Unix socket, --reject-with tempfail); a good stamp (not spent in their stores) passes:
+    // with B's spent store a pass, with C's --no-spent only neutral (never pass).
+    for (port, refusal, id, verdict) in [
+        (mx_strict, "550 5.7.1", "plain-2@example.com", "x-hashcash=pass"),
+        (mx_tempfail, "451 4.7.1", "plain-3@example.com", "x-hashcash=neutral"),
     ] {
         let r = send(
             port,
@@ -253,8 +294,44 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         send_ok(port, "alice@example.org", &["bob@example.net"], &outbound);
         let passed = postfix.take("in-1@example.org");
         let ar = header_values(&passed, "Authentication-Results");
-        assert!(ar.iter().any(|v| v.contains("x-hashcash=pass")), "{ar:?}");
+        assert!(ar.iter().any(|v| v.contains(verdict)), "{ar:?}");
+        assert!(!ar.iter().any(|v| v.contains("x-hashcash=pass")) || port == mx_strict);
     }
+
+    // 6b. Every recipient pays: one stamp (Bob's) does not carry 201 envelope recipients. The
+    // message is refused whole, and refusing it burns nothing: to Bob alone it then passes.
+    send_ok(
+        sub,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("many-1@example.org", "bob@example.net"),
+    );
+    let one_stamp = String::from_utf8(postfix.take("many-1@example.org")).unwrap();
+    let others: Vec<String> = (0..200).map(|i| format!("r{i:03}@example.net")).collect();
+    let mut many: Vec<&str> = vec!["bob@example.net"];
+    many.extend(others.iter().map(String::as_str));
+    let r = send(mx_strict, "alice@example.org", &many, &one_stamp);
+    assert!(r.starts_with("550 5.7.1"), "{r}");
+    assert!(r.contains("200 of 201"), "{r}");
+    assert!(postfix.held().iter().all(|(_, m)| !String::from_utf8_lossy(m).contains("many-1@")));
+    send_ok(mx_strict, "alice@example.org", &["bob@example.net"], &one_stamp);
+    let ar = header_values(&postfix.take("many-1@example.org"), "Authentication-Results");
+    assert!(ar.iter().any(|v| v.contains("x-hashcash=pass")), "{ar:?}");
+
+    // 6c. An envelope recipient is an address, never a pattern: RCPT TO:<*> is not paid by a
+    // stamp for someone else (a catch-all or backup MX accepts such a recipient).
+    send_ok(
+        sub,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("star-1@example.org", "bob@example.net"),
+    );
+    let for_bob = String::from_utf8(postfix.take("star-1@example.org")).unwrap();
+    let r = send(mx_strict, "mallory@example.com", &["*"], &for_bob);
+    assert!(
+        r.starts_with("550 5.7.1") && r.contains("postage"),
+        "RCPT TO:<*> must not be paid by Bob's stamp: {r}"
+    );
 
     // 7. A stamp that cannot be minted in time: the message passes unstamped, and it is logged.
     let t = Instant::now();

@@ -83,7 +83,7 @@ fn set_nx_semantics() {
     assert!(!s.spend(&key(1), t + 100, t).unwrap());
     assert_eq!(
         s.spend_many(
-            &[(key(2), t + 100), (key(3), t + 100), (key(2), t + 100)],
+            &[(key(2), t + 100), (key(3), t + 100), (key(2), t + 100)].map(Into::into),
             t
         )
         .unwrap(),

@@ -69,8 +69,9 @@ Examples:
 Outbound (stamped and signed): mail from a SASL-authenticated sender, from an MTA daemon named
 by --originating (Postfix: milter_macro_daemon_name), or from an --internal client. Everything
 else is checked: Authentication-Results fields are added (dkim and x-hashcash), stamps for the
-envelope recipients are marked spent, and with --reject-below a message without a good enough
-stamp is refused. See the README for Postfix and Sendmail configuration.";
+envelope recipients are marked spent, and with --reject-below a message is refused unless
+every envelope recipient is paid by a valid stamp of its own (naming it, bound to the message).
+See the README for Postfix and Sendmail configuration.";
 
 const STAMP_EXAMPLES: &str = "\
 Examples:
@@ -85,12 +86,16 @@ is 3.";
 const CHECK_EXAMPLES: &str = "\
 Examples:
   pennyblack check --bits 20 --rcpt me@example.net --keys keys.txt < message.eml
-  pennyblack check --verdict-only --authserv-id mx.example.net --rcpt me@example.net < m.eml
+  pennyblack check --bits 20 --verdict-only --authserv-id mx.example.net \
+      --rcpt \"$RECIPIENT\" < m.eml                         # from a delivery agent
 
+Each --rcpt must be paid by a valid stamp naming it (literally, or in hidden form for a Bcc
+recipient); stamps bound to another message's body are refused and not recorded as spent.
 Keys come from the DNS (the system resolver, or --dns-server), or from --keys FILE with lines
 `SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...`.
-Exit status: 0 pass (a valid stamp for us, no failing signature); 1 fail; 2 none (no stamp
-for us); 3 error.";
+Exit status: 0 pass (every recipient paid, every check made, no failing signature); 1 fail;
+2 none or neutral (a recipient without a stamp, or not fully checked: no --bits, no --rcpt
+or --resource, --no-spent); 3 error.";
 
 const KEYGEN_EXAMPLES: &str = "\
 Examples:
@@ -212,7 +217,8 @@ pub struct StampArgs {
     /// What each stamp costs.
     #[command(flatten)]
     pub cost: CostArgs,
-    /// Also stamp for this address (envelope or Bcc recipient); repeat for several.
+    /// Also stamp for this address (envelope or Bcc recipient: written in hidden form unless To
+    /// or Cc names it); repeat for several.
     #[arg(long = "rcpt", value_name = "ADDR")]
     pub rcpts: Vec<String>,
     /// Only the --rcpt addresses, not To and Cc.
@@ -235,9 +241,19 @@ pub struct CheckArgs {
     /// Least work accepted, in bits.
     #[arg(short, long)]
     pub bits: Option<u32>,
-    /// A local recipient: only stamps for these addresses are checked; repeat for several.
+    /// A recipient of this delivery (the envelope address, as the MTA gives it); repeat for
+    /// several. Each must be paid by a valid stamp naming it. Matched as a mail address, never
+    /// as a pattern (`*` is a plain character). Without --rcpt or --resource: exit 2.
     #[arg(long = "rcpt", value_name = "ADDR")]
     pub rcpts: Vec<String>,
+    /// Also check stamps for this resource or pattern of your own (`*@example.org`); without
+    /// --rcpt, one valid stamp matching it pays for the message. Repeat for several.
+    #[arg(short, long = "resource", value_name = "PATTERN")]
+    pub resources: Vec<String>,
+    /// Refuse stamps that are not bound to this message's body (stamps minted by `stamp` and
+    /// the milter are; hashcash's and `mint`'s are not).
+    #[arg(long)]
+    pub require_binding: bool,
     /// The authserv-id of the Authentication-Results fields (this host's name).
     #[arg(long, default_value = "localhost")]
     pub authserv_id: String,
@@ -336,15 +352,16 @@ pub struct MilterArgs {
     #[command(flatten, next_help_heading = "Outbound: DKIM")]
     pub sign: SignArgs,
     /// Least work accepted on inbound stamps, in bits (--bits is the cost of outbound ones).
-    #[arg(long, value_name = "BITS", help_heading = "Inbound: checks")]
-    pub min_bits: Option<u32>,
-    /// A resource accepted besides the envelope recipients (`*@example.org`); repeat.
     #[arg(
-        long = "rcpt",
-        value_name = "PATTERN",
+        long,
+        value_name = "BITS",
+        default_value_t = 20,
         help_heading = "Inbound: checks"
     )]
-    pub rcpts: Vec<String>,
+    pub min_bits: u32,
+    /// Refuse stamps not bound to their message's body (unbound: hashcash's, `mint`'s).
+    #[arg(long, help_heading = "Inbound: checks")]
+    pub require_binding: bool,
     /// The authserv-id of the Authentication-Results fields [default: this host's name].
     /// Fields that already claim it are removed as forgeries.
     #[arg(long, help_heading = "Inbound: checks")]

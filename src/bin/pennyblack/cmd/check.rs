@@ -13,15 +13,19 @@ use crate::args::CheckArgs;
 
 pub fn run(a: CheckArgs) -> Result<Exit> {
     let keys = crate::cmd::key_lookup(&a.key_source)?;
+    // Recipients are addresses (each paid on its own, never a pattern); --resource adds the
+    // operator's own patterns.
     let policy = Policy {
         min_bits: a.bits,
         resources: a
             .rcpts
             .iter()
-            .map(|r| ResourcePattern::new(r.as_str()))
+            .map(|r| ResourcePattern::address(r.as_str()))
+            .chain(a.resources.iter().map(|r| ResourcePattern::new(r.as_str())))
             .collect(),
         validity: a.policy.validity,
         grace: a.policy.grace,
+        require_binding: a.require_binding,
     };
     let verifier = crate::cmd::verifier(policy, &a.policy)?;
     let now = a
@@ -58,6 +62,11 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
                 "stamp": s.verdict.stamp(), "valid": s.verdict.is_valid(),
                 "reason": s.verdict.result().err().map(|e| e.to_string()),
                 "value_bits": s.verdict.value, "bound_to": s.bound_to,
+                "unchecked": s.verdict.unchecked.iter().map(|u| u.name()).collect::<Vec<_>>(),
+                "pays_recipient": s.pays.map(|r| &v.recipients[r].address),
+            })).collect::<Vec<_>>(),
+            "recipients": v.recipients.iter().map(|r| serde_json::json!({
+                "address": r.address, "result": r.outcome, "value_bits": r.value,
             })).collect::<Vec<_>>(),
             "skipped_stamps": v.skipped,
         });
@@ -73,6 +82,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     Ok(match v.outcome() {
         Outcome::Pass => Exit::Ok,
         Outcome::Fail => Exit::Invalid,
-        Outcome::None => Exit::NotFullyChecked,
+        // No stamp, or valid but not fully checked (no --bits, no recipient, --no-spent).
+        _ => Exit::NotFullyChecked,
     })
 }

@@ -7,7 +7,7 @@ use pennyblack::MintRequest;
 use pennyblack::dkim;
 use pennyblack::message::CheckLimits;
 use pennyblack::milter::{Config, Inbound, Outbound, RejectWith};
-use pennyblack::{Policy, ResourcePattern};
+use pennyblack::Policy;
 
 use crate::Exit;
 use crate::args::{MilterArgs, RejectWithArg};
@@ -52,15 +52,11 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
     };
     let inbound = Inbound {
         authserv_id,
-        bits: a.min_bits,
-        resources: a
-            .rcpts
-            .iter()
-            .map(|r| ResourcePattern::new(r.as_str()))
-            .collect(),
+        bits: Some(a.min_bits),
         policy: Policy {
             validity: a.policy.validity,
             grace: a.policy.grace,
+            require_binding: a.require_binding,
             ..Policy::default()
         },
         now: a.policy.now,

@@ -30,6 +30,7 @@ pub fn run(a: MintArgs) -> Result<Exit> {
         .resources
         .iter()
         .map(|r| MintRequest {
+            hidden: false,
             resource: r.clone(),
             alg,
             bits: a.cost.bits,
