@@ -7,6 +7,7 @@ use base64::Engine;
 use sha2::Digest as _;
 
 use crate::dkim::Canon;
+use crate::error::VerifyError;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -62,9 +63,10 @@ impl BodyBinding {
     }
 }
 
-/// The binding an extension field carries: `Ok(None)` without a `body` entry, `Err` when the
-/// entry is repeated or its value is not one canonical digest (such a stamp is refused).
-pub fn binding_of_ext(ext: &str) -> Result<Option<BodyBinding>, ()> {
+/// The binding an extension field carries: `Ok(None)` without a `body` entry,
+/// [`VerifyError::BadBinding`] when the entry is repeated or its value is not one canonical
+/// digest (such a stamp is refused).
+pub fn binding_of_ext(ext: &str) -> Result<Option<BodyBinding>, VerifyError> {
     if ext.is_empty() {
         return Ok(None);
     }
@@ -75,9 +77,9 @@ pub fn binding_of_ext(ext: &str) -> Result<Option<BodyBinding>, ()> {
             continue;
         }
         if found.is_some() {
-            return Err(());
+            return Err(VerifyError::BadBinding);
         }
-        found = Some(BodyBinding::decode(value).ok_or(())?);
+        found = Some(BodyBinding::decode(value).ok_or(VerifyError::BadBinding)?);
     }
     Ok(found)
 }
@@ -183,7 +185,10 @@ mod tests {
         assert!(same_address("\"bob\"@example.org", "bob@example.org"));
         assert!(same_address("\"b\\ob\"@example.org", "bob@example.org"));
         assert!(!same_address("\"b ob\"@example.org", "bob@example.org"));
-        assert!(same_address("\"b ob\"@example.org", "\"b\\ ob\"@EXAMPLE.org"));
+        assert!(same_address(
+            "\"b ob\"@example.org",
+            "\"b\\ ob\"@EXAMPLE.org"
+        ));
         assert!(!same_address("*", "bob@example.org"));
         assert!(!same_address("*@example.org", "bob@example.org"));
         assert!(same_address("*", "*"));

@@ -24,7 +24,8 @@ pub use mint::{MintRequest, Minter, Progress};
 pub use spent::{FileStore, MemoryStore, SpentStore};
 pub use stamp::{Algorithm, MAX_STAMP_LEN, Stamp, StampDate, Version};
 pub use verify::{
-    Clock, FixedClock, PARALLEL_BATCH, Pending, Policy, ResourcePattern, SystemClock, Verdict, Verifier,
+    Clock, FixedClock, PARALLEL_BATCH, Pending, Policy, ResourcePattern, SystemClock, Verdict,
+    Verifier,
 };
 
 /// Mints one stamp with every core and the fastest backend.

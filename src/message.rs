@@ -317,7 +317,11 @@ pub fn check_message_if(
             rcpts.push(p);
         }
     }
-    let patterns: Vec<_> = policy.resources.iter().filter(|p| !p.is_address()).collect();
+    let patterns: Vec<_> = policy
+        .resources
+        .iter()
+        .filter(|p| !p.is_address())
+        .collect();
     let fields: Vec<_> = msg.fields_named("X-Hashcash").collect();
     let total = fields.len();
     let mut pending = Vec::new();
@@ -365,10 +369,7 @@ pub fn check_message_if(
             skipped,
         }
     };
-    let provisional = judge(
-        pending.iter().map(|p| p.verdict().clone()).collect(),
-        dkim,
-    );
+    let provisional = judge(pending.iter().map(|p| p.verdict().clone()).collect(), dkim);
     if !accept(&provisional) {
         return Ok((provisional, false));
     }

@@ -412,8 +412,9 @@ impl Session {
                 ..inb.dkim
             };
             // Nothing is recorded as spent unless the message is going to be accepted.
-            let paid_enough =
-                |v: &crate::message::MessageVerdict| inb.reject_below.is_none_or(|min| v.paid_at_least(min));
+            let paid_enough = |v: &crate::message::MessageVerdict| {
+                inb.reject_below.is_none_or(|min| v.paid_at_least(min))
+            };
             let (v, _) = check_message_if(
                 &msg,
                 &verifier,
@@ -431,7 +432,10 @@ impl Session {
             let unpaid = v
                 .recipients
                 .iter()
-                .filter(|r| !inb.reject_below.is_none_or(|min| r.value + 1e-9 >= f64::from(min)))
+                .filter(|r| {
+                    !inb.reject_below
+                        .is_none_or(|min| r.value + 1e-9 >= f64::from(min))
+                })
                 .count();
             let summary = (v.recipients.len(), unpaid, paid);
             Ok::<_, String>((fields, v.hashcash(), v.outcome(), summary))

@@ -338,7 +338,10 @@ impl Verifier {
     /// the store failed and the verifier fails closed; then nothing was recorded.
     pub fn record(&self, pending: Vec<Pending>) -> Result<Vec<Verdict>, Error> {
         let now = self.clock.now();
-        self.record_at(pending.into_iter().map(|p| (p.verdict, p.spend)).collect(), now)
+        self.record_at(
+            pending.into_iter().map(|p| (p.verdict, p.spend)).collect(),
+            now,
+        )
     }
 
     /// Checks a batch of stamp texts: every check but the store for each, then one call to the
@@ -504,7 +507,7 @@ impl Verifier {
             });
         }
         match (binding_of_ext(stamp.ext()), body) {
-            (Err(()), _) => return Err(VerifyError::BadBinding),
+            (Err(e), _) => return Err(e),
             (Ok(Some(bound)), Some(body)) if bound != *body => {
                 return Err(VerifyError::WrongMessage);
             }

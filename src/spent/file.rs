@@ -300,7 +300,9 @@ impl SpentStore for FileStore {
                     Some(kept) => {
                         // Spent: kept as long as the longest time asked for.
                         if kept > item.keep_until {
-                            spent.insert(short(&item.key), kept).map_err(|e| self.err(e))?;
+                            spent
+                                .insert(short(&item.key), kept)
+                                .map_err(|e| self.err(e))?;
                         }
                         false
                     }
@@ -431,6 +433,9 @@ mod tests {
             )
             .unwrap();
         assert!(check(other.as_str()).is_valid());
-        assert_eq!(check(other.as_str()).result(), Err(crate::VerifyError::Spent));
+        assert_eq!(
+            check(other.as_str()).result(),
+            Err(crate::VerifyError::Spent)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests, one binary (see DESIGN.md). Data and its provenance live in `tests/data/`.
 
+mod attacks;
 mod cli;
 mod dkim;
 mod hostile;

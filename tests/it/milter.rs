@@ -124,7 +124,10 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         .next()
         .unwrap()
         .to_owned();
-    assert!(!head.contains("carol"), "a Bcc address in the header:\n{head}");
+    assert!(
+        !head.contains("carol"),
+        "a Bcc address in the header:\n{head}"
+    );
     // A stamp is folded where the line is full; readers drop the white space.
     let no_ws = |v: Vec<String>| -> Vec<String> {
         v.into_iter()
@@ -216,9 +219,18 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         let stamps = no_ws(header_values(&m, "X-Hashcash"));
         assert_eq!(stamps.len(), 2);
         // The To recipient in clear, the envelope-only one hidden.
-        let resources: Vec<&str> = stamps.iter().map(|s| s.split(':').nth(3).unwrap()).collect();
-        assert!(resources.contains(&format!("r{i}a@example.net").as_str()), "{resources:?}");
-        assert!(resources.iter().any(|r| r.starts_with("bcc.")), "{resources:?}");
+        let resources: Vec<&str> = stamps
+            .iter()
+            .map(|s| s.split(':').nth(3).unwrap())
+            .collect();
+        assert!(
+            resources.contains(&format!("r{i}a@example.net").as_str()),
+            "{resources:?}"
+        );
+        assert!(
+            resources.iter().any(|r| r.starts_with("bcc.")),
+            "{resources:?}"
+        );
         for s in &stamps {
             let rcpt = s.split(':').nth(3).unwrap();
             let v = pennyblack()
@@ -281,8 +293,18 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     // (Unix socket, --reject-with tempfail); a good stamp (not spent in their stores) passes:
     // with B's spent store a pass, with C's --no-spent only neutral (never pass).
     for (port, refusal, id, verdict) in [
-        (mx_strict, "550 5.7.1", "plain-2@example.com", "x-hashcash=pass"),
-        (mx_tempfail, "451 4.7.1", "plain-3@example.com", "x-hashcash=neutral"),
+        (
+            mx_strict,
+            "550 5.7.1",
+            "plain-2@example.com",
+            "x-hashcash=pass",
+        ),
+        (
+            mx_tempfail,
+            "451 4.7.1",
+            "plain-3@example.com",
+            "x-hashcash=neutral",
+        ),
     ] {
         let r = send(
             port,
@@ -313,9 +335,22 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     let r = send(mx_strict, "alice@example.org", &many, &one_stamp);
     assert!(r.starts_with("550 5.7.1"), "{r}");
     assert!(r.contains("200 of 201"), "{r}");
-    assert!(postfix.held().iter().all(|(_, m)| !String::from_utf8_lossy(m).contains("many-1@")));
-    send_ok(mx_strict, "alice@example.org", &["bob@example.net"], &one_stamp);
-    let ar = header_values(&postfix.take("many-1@example.org"), "Authentication-Results");
+    assert!(
+        postfix
+            .held()
+            .iter()
+            .all(|(_, m)| !String::from_utf8_lossy(m).contains("many-1@"))
+    );
+    send_ok(
+        mx_strict,
+        "alice@example.org",
+        &["bob@example.net"],
+        &one_stamp,
+    );
+    let ar = header_values(
+        &postfix.take("many-1@example.org"),
+        "Authentication-Results",
+    );
     assert!(ar.iter().any(|v| v.contains("x-hashcash=pass")), "{ar:?}");
 
     // 6c. An envelope recipient is an address, never a pattern: RCPT TO:<*> is not paid by a

@@ -20,28 +20,43 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("these tests need redis-server (`bash .ci/run` installs it): {e}")
-            });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        // A port picked by the kernel may be taken again before the server binds it (tests run
+        // in parallel): a server that exits at once is started again on another port.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", &port.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("these tests need redis-server (`bash .ci/run` installs it): {e}")
+                });
+            let started = Instant::now();
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break; // it could not bind: try another port
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    // Connected, and to this server: it is still running a moment later.
+                    std::thread::sleep(Duration::from_millis(20));
+                    if child.try_wait().unwrap().is_none() {
+                        return Redis { child, port };
+                    }
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "redis-server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Redis { child, port }
+        panic!("redis-server could not start on a free port in 5 tries");
     }
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
@@ -267,4 +282,120 @@ fn unreachable_server_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("redis://127.0.0.1"));
+}
+
+/// A receiver whose clock lags Redis's (within the grace) checks a stamp twice: the entry it
+/// writes is kept (its lifetime is relative to its own clock, never a time Redis considers
+/// past), so the second check is refused.
+#[test]
+fn a_lagging_clock_never_writes_an_entry_redis_drops_at_once() {
+    let redis = Redis::start();
+    let real = now();
+    // Dated 3.5 days ago; the checker's clock says 1 day ago; validity 1 day, grace 2 days:
+    // inside the checker's window, yet its end (date + validity + grace) is already past for
+    // Redis.
+    let date = real - 84 * 3600;
+    let stamp = Minter::new()
+        .mint(
+            &MintRequest::hashcash("bob@example.org", 8)
+                .date(pennyblack::StampDate::from_unix(date, 12).unwrap()),
+        )
+        .unwrap()
+        .to_string();
+    let check = || {
+        pennyblack()
+            .args(["verify", "--bits", "8", "-r", "bob@example.org"])
+            .args(["--validity", "1d", "--grace", "2d"])
+            .args(["--now", &(real - 86_400).to_string()])
+            .args(["--spent", &redis.url(), &stamp])
+            .output()
+            .unwrap()
+    };
+    let first = check();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let second = check();
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "a spent stamp accepted again: {}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+}
+
+/// A TCP relay to Redis that holds back the first reply after `delay_next` is set: the client
+/// times out after its command reached Redis, and sends it again on a new connection.
+struct SlowRelay {
+    port: u16,
+    delay_next: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowRelay {
+    fn start(to: u16, hold: Duration) -> SlowRelay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let delay_next = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&delay_next);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                    return;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let flag = Arc::clone(&flag);
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match std::io::Read::read(&mut s_read, &mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if flag.swap(false, Ordering::SeqCst) {
+                            std::thread::sleep(hold);
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SlowRelay { port, delay_next }
+    }
+}
+
+/// A reply slower than the timeout makes the store send the batch again; the keys the first
+/// attempt already wrote are recognised as its own, so fresh stamps are still fresh (and a
+/// real replay is still refused).
+#[test]
+fn a_slow_reply_never_marks_a_fresh_stamp_spent() {
+    let redis = Redis::start();
+    let relay = SlowRelay::start(redis.port, Duration::from_millis(900));
+    let url = format!("redis://127.0.0.1:{}/0", relay.port);
+    let store = RedisStore::open(&url, Duration::from_millis(300)).unwrap();
+    let t = now();
+    relay
+        .delay_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    let fresh = store
+        .spend_many(&[(key(40), t + 100), (key(41), t + 100)].map(Into::into), t)
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the first reply was not held back"
+    );
+    assert_eq!(
+        fresh,
+        [true, true],
+        "a retry turned fresh stamps into spent ones"
+    );
+    assert!(!store.spend(&key(40), t + 100, t).unwrap());
+    assert!(!redis.store().spend(&key(41), t + 100, t).unwrap());
 }

@@ -25,7 +25,11 @@ fn exercise(store: &dyn SpentStore) {
     assert!(store.spend(&key(2), 50, 10).unwrap());
     assert_eq!(store.len().unwrap(), 2);
     assert_eq!(store.purge(60).unwrap(), 1);
-    assert_eq!(store.purge(199).unwrap(), 0, "the refusal at 150 kept key 1 until 200");
+    assert_eq!(
+        store.purge(199).unwrap(),
+        0,
+        "the refusal at 150 kept key 1 until 200"
+    );
     assert_eq!(store.len().unwrap(), 1);
     assert_eq!(store.purge(200).unwrap(), 1);
 }

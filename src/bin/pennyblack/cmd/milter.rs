@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use pennyblack::MintRequest;
+use pennyblack::Policy;
 use pennyblack::dkim;
 use pennyblack::message::CheckLimits;
 use pennyblack::milter::{Config, Inbound, Outbound, RejectWith};
-use pennyblack::Policy;
 
 use crate::Exit;
 use crate::args::{MilterArgs, RejectWithArg};
