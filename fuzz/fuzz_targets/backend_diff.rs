@@ -18,6 +18,11 @@ fuzz_target!(|data: &[u8]| {
     for b in Backend::available(alg) {
         let mut got = Vec::new();
         search.run(b, start, 300, &mut got);
-        assert_eq!(got, want, "{b} {alg} bits {bits} start {start} prefix length {}", prefix.len());
+        assert_eq!(
+            got,
+            want,
+            "{b} {alg} bits {bits} start {start} prefix length {}",
+            prefix.len()
+        );
     }
 });

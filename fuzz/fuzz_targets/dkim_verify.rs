@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = Tags::parse(&String::from_utf8_lossy(data));
     if let Ok(m) = Message::parse(data.to_vec()) {
         let keys = KeyFile::parse(KEYS).expect("fixed key file");
-        let opts = dkim::VerifyOptions { now: 1_700_000_000, ..Default::default() };
+        let opts = dkim::VerifyOptions {
+            now: 1_700_000_000,
+            ..Default::default()
+        };
         for r in dkim::verify(&m, &keys, &opts) {
             let _ = r.status.keyword();
         }

@@ -136,3 +136,45 @@ fn colon_in_resource_is_refused_where_hashcash_is_lax() {
     let err = pennyblack::mint(&MintRequest::hashcash("a:b", 8)).unwrap_err();
     assert!(matches!(err, pennyblack::MintError::BadResource(_)));
 }
+
+/// Version 1 stamps that `stamp` binds to the body (`body=` in the extension), in clear and in
+/// hidden (Bcc) form, are still hashcash stamps: `hashcash -c` accepts each for its resource.
+#[test]
+fn bound_and_hidden_stamps_pass_hashcash() {
+    let msg = "From: a@example.org\r\nTo: bob@example.org\r\n\r\nHello\r\n";
+    let out = crate::support::pipe(
+        {
+            let mut c = crate::support::pennyblack();
+            c.args(["stamp", "--alg", "sha1", "--bits", "12"])
+                .args(["--rcpt", "hidden@example.net"]);
+            c
+        },
+        msg.as_bytes(),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap().replace("\r\n\t", "");
+    let stamps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("X-Hashcash: "))
+        .collect();
+    assert_eq!(stamps.len(), 2, "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hashcash.sdb");
+    let db = db.to_str().unwrap();
+    for stamp in stamps {
+        let resource = stamp.split(':').nth(3).unwrap();
+        assert!(
+            stamp.split(':').nth(4).unwrap().starts_with("body="),
+            "{stamp}"
+        );
+        assert!(
+            resource == "bob@example.org" || resource.starts_with("bcc."),
+            "{stamp}"
+        );
+        let check = |s: &str| hashcash_check(&["-d", "-f", db, "-b", "12", "-r", resource], s);
+        assert_eq!(check(stamp), 0, "{stamp}");
+        // And the binding is part of what hashcash hashes: a changed digest is refused.
+        let tampered = stamp.replacen("body=", "body=x", 1);
+        assert_eq!(check(&tampered), 1, "{tampered}");
+    }
+}

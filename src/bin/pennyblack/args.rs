@@ -139,7 +139,8 @@ Examples:
   pennyblack verify --no-spent --json --bits 20 -r bob@example.org < stamps.txt
 
 Exit status: 0 all valid and fully checked; 1 any invalid; 2 all valid but not fully checked
-(no --bits, no --resource, or --no-spent); 3 error.";
+(no --bits, no --resource, --no-spent, or a stamp bound to a message body, which only `check`
+can compare); 3 error.";
 
 /// Hash algorithm, which also picks the stamp version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
