@@ -1,55 +1,177 @@
 //! `Authentication-Results` fields (RFC 8601): DKIM in one field, `x-hashcash` in another (some
 //! consumers drop a whole field when it holds a method they do not know).
+//!
+//! Values are written as RFC 8601's grammar wants them, never rewritten: the authserv-id and
+//! property values as a token, an address (`local@domain`) or a quoted string with `"` and `\`
+//! escaped; comments with `(`, `)` and `\` escaped. Fields fold only between tokens (and
+//! between the words of a comment), so unfolding gives back exactly what was written.
 
-use crate::mail::{Eol, format_field};
+use crate::mail::{Eol, format_field_tokens};
 use crate::message::{MessageVerdict, Outcome, StampVerdict};
 
-/// Keeps a value safe inside a comment or property: printable ASCII only, no parentheses,
-/// backslashes or semicolons (which would end the comment or the result).
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && !"()\\;\"".contains(c) {
-                c
-            } else {
-                '_'
+/// RFC 2045 token characters: printable ASCII except the tspecials.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+}
+
+fn is_dot_atom(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|a| {
+            !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+        })
+}
+
+/// A property value (or the authserv-id): as it is when the grammar allows, else quoted.
+pub fn pvalue(s: &str) -> String {
+    if is_token(s) {
+        return s.to_owned();
+    }
+    if let Some((local, domain)) = s.rsplit_once('@')
+        && (local.is_empty() || is_dot_atom(local))
+        && is_dot_atom(domain)
+    {
+        return s.to_owned();
+    }
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                q.push('\\');
+                q.push(c);
             }
+            // Not representable in a header: shown, not passed through.
+            c if c.is_control() => {
+                q.push_str(&c.escape_unicode().to_string().replace('\\', "\\\\"))
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// A comment, `(text)`, with `(`, `)` and `\` escaped; its words, for folding between them.
+fn comment(text: &str) -> Vec<String> {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        match c {
+            '(' | ')' | '\\' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c if c.is_control() => escaped.push(' '),
+            c => escaped.push(c),
+        }
+    }
+    let words: Vec<&str> = escaped.split(' ').filter(|w| !w.is_empty()).collect();
+    let n = words.len();
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut t = String::new();
+            if i == 0 {
+                t.push('(');
+            }
+            t.push_str(w);
+            if i + 1 == n {
+                t.push(')');
+            }
+            t
         })
         .collect()
 }
 
+/// One result being written: tokens that are never broken.
+#[derive(Default)]
+struct Result_(Vec<String>);
+
+impl Result_ {
+    fn new(method: &str, result: &str) -> Self {
+        Result_(vec![format!("{method}={result}")])
+    }
+    fn comment(mut self, text: &str) -> Self {
+        if !text.is_empty() {
+            self.0.extend(comment(text));
+        }
+        self
+    }
+    fn prop(mut self, name: &str, value: &str) -> Self {
+        self.0.push(format!("{name}={}", pvalue(value)));
+        self
+    }
+}
+
+/// The field: the authserv-id, then the results separated by `;`.
+fn field(authserv_id: &str, results: Vec<Result_>, eol: Eol) -> String {
+    let mut tokens: Vec<String> = Vec::new();
+    let n = results.len();
+    tokens.push(format!("{};", pvalue(authserv_id)));
+    for (i, r) in results.into_iter().enumerate() {
+        let mut r = r.0;
+        if i + 1 < n
+            && let Some(last) = r.last_mut()
+        {
+            last.push(';');
+        }
+        tokens.extend(r);
+    }
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    format_field_tokens("Authentication-Results", &refs, eol)
+}
+
 /// The DKIM field: one `dkim=` result per signature, or `dkim=none`.
 pub fn dkim_field(authserv_id: &str, v: &MessageVerdict, eol: Eol) -> String {
-    let mut parts = vec![clean(authserv_id)];
+    let mut results = Vec::new();
     if v.dkim.is_empty() {
-        parts.push("dkim=none".to_owned());
+        results.push(Result_::new("dkim", "none"));
     }
     for d in &v.dkim {
-        let mut r = format!("dkim={}", d.status.keyword());
-        if let Some(reason) = d.status.reason() {
-            r.push_str(&format!(" ({})", clean(reason).replace('_', " ")));
-        }
+        let mut r =
+            Result_::new("dkim", d.status.keyword()).comment(d.status.reason().unwrap_or(""));
         if !d.domain.is_empty() {
-            r.push_str(&format!(" header.d={}", clean(&d.domain)));
+            r = r.prop("header.d", &d.domain);
         }
         if !d.selector.is_empty() {
-            r.push_str(&format!(" header.s={}", clean(&d.selector)));
+            r = r.prop("header.s", &d.selector);
         }
         if !d.algorithm.is_empty() {
-            r.push_str(&format!(" header.a={}", clean(&d.algorithm)));
+            r = r.prop("header.a", &d.algorithm);
         }
-        parts.push(r);
+        results.push(r);
     }
-    format_field("Authentication-Results", &parts.join("; "), eol)
+    field(authserv_id, results, eol)
+}
+
+/// The two fields for a message that could not be checked (too large, unreadable, a store or
+/// DNS failure): `dkim` and `x-hashcash` with `result` (`permerror` or `temperror`) and why.
+pub fn unchecked_fields(authserv_id: &str, result: &str, why: &str, eol: Eol) -> [String; 2] {
+    [
+        field(
+            authserv_id,
+            vec![Result_::new("dkim", result).comment(why)],
+            eol,
+        ),
+        field(
+            authserv_id,
+            vec![Result_::new("x-hashcash", result).comment(why)],
+            eol,
+        ),
+    ]
 }
 
 /// What one result says of a stamp: its bits, whether a signature covers it, its resource, or
 /// why it is not valid, or which checks were not made.
-fn stamp_result(outcome: Outcome, s: &StampVerdict) -> String {
-    let mut r = format!("x-hashcash={}", outcome.keyword());
+fn stamp_result(outcome: Outcome, s: &StampVerdict) -> Result_ {
+    let mut r = Result_::new("x-hashcash", outcome.keyword());
     if s.verdict.is_valid() {
         let bound = match &s.bound_to {
-            Some(d) => format!("signed by {}", clean(d)),
+            Some(d) => format!("signed by {d}"),
             None => "unsigned".to_owned(),
         };
         let unchecked: Vec<&str> = s.verdict.unchecked.iter().map(|u| u.name()).collect();
@@ -58,13 +180,13 @@ fn stamp_result(outcome: Outcome, s: &StampVerdict) -> String {
         } else {
             format!(", not checked: {}", unchecked.join(" "))
         };
-        r.push_str(&format!(" ({:.2} bits, {bound}{note})", s.verdict.value));
+        r = r.comment(&format!("{:.2} bits, {bound}{note}", s.verdict.value));
     } else if let Err(e) = &s.verdict.result() {
-        let msg = clean(&e.to_string()).replace('_', " ");
-        r.push_str(&format!(" ({})", msg.chars().take(120).collect::<String>()));
+        let msg: String = e.to_string().chars().take(120).collect();
+        r = r.comment(&msg);
     }
     if let Some(p) = &s.verdict.parsed {
-        r.push_str(&format!(" header.resource={}", clean(p.resource())));
+        r = r.prop("header.resource", p.resource());
     }
     r
 }
@@ -79,7 +201,6 @@ pub fn hashcash_field(
     required_bits: Option<u32>,
     eol: Eol,
 ) -> String {
-    let policy = required_bits.map_or(String::new(), |b| format!(" policy.bits={b}"));
     let mut results = Vec::new();
     if v.recipients.is_empty() {
         let best = v
@@ -89,20 +210,60 @@ pub fn hashcash_field(
             .max_by(|a, b| a.verdict.value.total_cmp(&b.verdict.value));
         results.push(match best.or(v.stamps.first()) {
             Some(s) => stamp_result(v.hashcash(), s),
-            None => "x-hashcash=none".to_owned(),
+            None => Result_::new("x-hashcash", "none"),
         });
     }
     for (n, r) in v.recipients.iter().enumerate() {
         results.push(match r.stamp {
             Some(i) => stamp_result(r.outcome, &v.stamps[i]),
-            None if r.visible => format!("x-hashcash=none (no stamp for {})", clean(&r.address)),
-            None => format!("x-hashcash=none (no stamp for recipient {})", n + 1),
+            None if r.visible => {
+                Result_::new("x-hashcash", "none").comment(&format!("no stamp for {}", r.address))
+            }
+            None => Result_::new("x-hashcash", "none")
+                .comment(&format!("no stamp for recipient {}", n + 1)),
         });
     }
-    let results: Vec<String> = results.into_iter().map(|r| r + &policy).collect();
-    format_field(
-        "Authentication-Results",
-        &format!("{}; {}", clean(authserv_id), results.join("; ")),
-        eol,
-    )
+    if let Some(b) = required_bits {
+        results = results
+            .into_iter()
+            .map(|r| r.prop("policy.bits", &b.to_string()))
+            .collect();
+    }
+    field(authserv_id, results, eol)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_not_rewritten() {
+        assert_eq!(pvalue("s2_domainkey"), "s2_domainkey");
+        assert_eq!(pvalue("mx.example.org"), "mx.example.org");
+        assert_eq!(pvalue("bob@example.org"), "bob@example.org");
+        assert_eq!(pvalue("a;b"), "\"a;b\"");
+        assert_eq!(pvalue("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(comment("x (y) \\z"), ["(x", "\\(y\\)", "\\\\z)"]);
+    }
+
+    #[test]
+    fn long_values_fold_between_tokens_only() {
+        let long = format!("averyvery{}@sub.domain.example.net", "long".repeat(20));
+        let f = field(
+            "mx.example.org",
+            vec![
+                Result_::new("x-hashcash", "pass")
+                    .comment("20.00 bits, signed by s2._domainkey.example.org")
+                    .prop("header.resource", &long),
+            ],
+            Eol::Crlf,
+        );
+        let unfolded = f.replace("\r\n\t", " ");
+        assert!(
+            unfolded.contains(&format!("header.resource={long}\r\n")),
+            "{f}"
+        );
+        assert!(unfolded.contains("s2._domainkey.example.org"), "{f}");
+        assert!(!unfolded.trim_end().contains('\t'), "{f}");
+    }
 }

@@ -27,10 +27,9 @@ pub struct BodyBinding(pub [u8; 16]);
 impl BodyBinding {
     /// The binding of a message body (the bytes after the blank line ending the header).
     pub fn of_body(body: &[u8]) -> BodyBinding {
-        let canonical = crate::dkim::canon::body(Canon::Relaxed, body, None);
         let mut h = sha2::Sha256::new();
         h.update(b"pennyblack body 1\0");
-        h.update(&canonical);
+        crate::dkim::canon::body_into(Canon::Relaxed, body, None, &mut |piece| h.update(piece));
         let d = h.finalize();
         let mut out = [0u8; 16];
         out.copy_from_slice(&d[..16]);

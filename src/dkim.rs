@@ -18,7 +18,6 @@ pub use keys::{KeyFile, KeyLookup, SigningKey};
 pub use tags::Tags;
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use crate::mail::{Message, format_field};
 
@@ -90,7 +89,7 @@ pub fn sign(msg: &Message, req: &SignRequest<'_>) -> Result<String, DkimError> {
         let n = msg.fields_named(name).count() + usize::from(OVERSIGNED.contains(&name));
         h.extend(std::iter::repeat_n(name, n));
     }
-    let bh = B64.encode(Sha256::digest(canon::body(req.canon.1, msg.body(), None)));
+    let bh = B64.encode(canon::body_hash(req.canon.1, msg.body(), None));
     let value = format!(
         "v=1; a={}; c={}/{}; d={}; s={}; t={}; h={}; bh={}; b=",
         req.key.algorithm(),
@@ -122,16 +121,23 @@ pub fn sign(msg: &Message, req: &SignRequest<'_>) -> Result<String, DkimError> {
 /// name with no instance left contributing nothing), then the signature field itself with its
 /// `b=` value removed and no final CRLF.
 fn signed_data(msg: &Message, c: Canon, h: &[&str], sig_field: &[u8]) -> Vec<u8> {
-    let all: Vec<_> = msg.fields().collect();
-    let mut used = vec![false; all.len()];
+    // The fields indexed by lower-case name once, each list top to bottom: every `h=` name
+    // then takes the lowest instance not yet used, in constant time (linear in the message).
+    let mut by_name: std::collections::HashMap<String, Vec<&[u8]>> =
+        std::collections::HashMap::new();
+    for f in msg.fields() {
+        by_name
+            .entry(f.name.to_ascii_lowercase())
+            .or_default()
+            .push(f.raw);
+    }
     let mut data = Vec::new();
     for name in h {
-        let pick = (0..all.len())
-            .rev()
-            .find(|&i| !used[i] && all[i].name.eq_ignore_ascii_case(name.trim()));
-        if let Some(i) = pick {
-            used[i] = true;
-            data.extend_from_slice(&canon::header(c, all[i].raw));
+        let pick = by_name
+            .get_mut(&name.trim().to_ascii_lowercase())
+            .and_then(|list| list.pop());
+        if let Some(raw) = pick {
+            data.extend_from_slice(&canon::header(c, raw));
         }
     }
     let mut own = canon::header(c, &strip_b_value(sig_field));
@@ -256,8 +262,23 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Verifies every `DKIM-Signature` field of `msg`, top to bottom.
+/// The most names an `h=` tag may list; a signature listing more is a permerror (no sender
+/// needs more, and each costs the verifier work).
+pub const MAX_SIGNED_FIELDS: usize = 256;
+
+/// Body hashes already computed for this message, per canonicalization and length limit: each is
+/// computed once however many signatures ask for it.
+type BodyHashes = std::cell::RefCell<Vec<((Canon, Option<u64>), [u8; 32])>>;
+
+/// Verifies every `DKIM-Signature` field of `msg`, top to bottom. The cost is linear in the
+/// message: the header fields are indexed once per signature, each body hash is streamed once
+/// per canonicalization and length, and tag lists and `h=` lists are bounded.
+///
+/// A message with more than one `From` field fails every signature (RFC 6376 8.15: a signature
+/// that does not oversign From survives a forged From prepended above the real one).
 pub fn verify(msg: &Message, keys: &dyn KeyLookup, opts: &VerifyOptions) -> Vec<DkimResult> {
+    let hashes = BodyHashes::default();
+    let froms = msg.fields_named("From").count();
     msg.fields_named("DKIM-Signature")
         .enumerate()
         .map(|(i, f)| {
@@ -273,12 +294,24 @@ pub fn verify(msg: &Message, keys: &dyn KeyLookup, opts: &VerifyOptions) -> Vec<
                     signed: Vec::new(),
                 };
             }
-            verify_one(msg, f.raw, keys, opts)
+            let mut r = verify_one(msg, f.raw, keys, opts, &hashes);
+            if froms > 1 && r.status == DkimStatus::Pass {
+                r.status = DkimStatus::Fail(format!(
+                    "the message has {froms} From fields (RFC 6376 8.15)"
+                ));
+            }
+            r
         })
         .collect()
 }
 
-fn verify_one(msg: &Message, raw: &[u8], keys: &dyn KeyLookup, opts: &VerifyOptions) -> DkimResult {
+fn verify_one(
+    msg: &Message,
+    raw: &[u8],
+    keys: &dyn KeyLookup,
+    opts: &VerifyOptions,
+    hashes: &BodyHashes,
+) -> DkimResult {
     let mut r = DkimResult {
         domain: String::new(),
         selector: String::new(),
@@ -295,7 +328,7 @@ fn verify_one(msg: &Message, raw: &[u8], keys: &dyn KeyLookup, opts: &VerifyOpti
             return r;
         }
     };
-    r.status = match check(msg, raw, &tags, keys, opts, &mut r) {
+    r.status = match check(msg, raw, &tags, keys, opts, hashes, &mut r) {
         Ok(()) => DkimStatus::Pass,
         Err(s) => s,
     };
@@ -308,6 +341,7 @@ fn check(
     tags: &Tags,
     keys: &dyn KeyLookup,
     opts: &VerifyOptions,
+    hashes: &BodyHashes,
     r: &mut DkimResult,
 ) -> Result<(), DkimStatus> {
     let perm = |e: DkimError| DkimStatus::PermError(e.to_string());
@@ -318,9 +352,13 @@ fn check(
     r.domain = tags.require("d").map_err(perm)?.to_ascii_lowercase();
     r.selector = tags.require("s").map_err(perm)?.to_owned();
     r.algorithm = tags.require("a").map_err(perm)?.to_owned();
-    r.signed = tags
-        .require("h")
-        .map_err(perm)?
+    let h = tags.require("h").map_err(perm)?;
+    if h.split(':').nth(MAX_SIGNED_FIELDS).is_some() {
+        return Err(DkimStatus::PermError(format!(
+            "h= lists more than {MAX_SIGNED_FIELDS} fields"
+        )));
+    }
+    r.signed = h
         .split(':')
         .map(|n| {
             n.trim_matches(|c: char| c.is_ascii_whitespace())
@@ -380,7 +418,18 @@ fn check(
     };
     let bh = tags.base64("bh").map_err(perm)?;
     let b = tags.base64("b").map_err(perm)?;
-    if Sha256::digest(canon::body(bc, msg.body(), limit)).as_slice() != bh.as_slice() {
+    let body_hash = {
+        let mut known = hashes.borrow_mut();
+        match known.iter().find(|(k, _)| *k == (bc, limit)) {
+            Some((_, h)) => *h,
+            None => {
+                let h = canon::body_hash(bc, msg.body(), limit);
+                known.push(((bc, limit), h));
+                h
+            }
+        }
+    };
+    if body_hash.as_slice() != bh.as_slice() {
         return Err(DkimStatus::Fail("body hash does not match (bh=)".into()));
     }
     let name = format!("{}._domainkey.{}", r.selector, r.domain);

@@ -239,18 +239,29 @@ impl FieldRef<'_> {
     }
 }
 
+/// The longest line a header field may have, without its line ending (RFC 5322 2.1.1).
+pub const MAX_LINE: usize = 998;
+
 /// Formats `name: value` folded to at most 78 columns where possible, continuation lines starting
-/// with a TAB, each line ended with `eol`. Breaks at spaces in `value`; a run without spaces that
-/// does not fit (a stamp, a base64 signature) is broken where the line is full, as hashcash does
-/// for stamps: readers of such fields remove folding white space.
+/// with a TAB, each line ended with `eol`. Folds only at spaces in `value`, that is between
+/// tokens, never inside one: a run without spaces (a stamp, a long property value) stays whole on
+/// its line, however long, so unfolding per RFC 5322 gives back exactly `value`'s tokens.
 pub fn format_field(name: &str, value: &str, eol: Eol) -> String {
+    let tokens: Vec<&str> = value.split(' ').collect();
+    format_field_tokens(name, &tokens, eol)
+}
+
+/// [`format_field`] for a value given as tokens: joined by single spaces, folded only between
+/// them, never inside one.
+pub fn format_field_tokens(name: &str, tokens: &[&str], eol: Eol) -> String {
     const WIDTH: usize = 78;
-    let mut out = String::with_capacity(name.len() + value.len() + 16);
+    let mut out =
+        String::with_capacity(name.len() + tokens.iter().map(|t| t.len() + 1).sum::<usize>() + 16);
     out.push_str(name);
     out.push(':');
     let first = name.len() + 1;
     let mut col = first;
-    for word in value.split(' ') {
+    for word in tokens {
         if col + 1 + word.len() > WIDTH && col > first {
             out.push_str(eol.as_str());
             out.push('\t');
@@ -259,17 +270,8 @@ pub fn format_field(name: &str, value: &str, eol: Eol) -> String {
             out.push(' ');
             col += 1;
         }
-        let mut rest = word;
-        while col + rest.len() > WIDTH && rest.len() > 1 {
-            let room = WIDTH.saturating_sub(col).max(1).min(rest.len());
-            out.push_str(&rest[..room]);
-            out.push_str(eol.as_str());
-            out.push('\t');
-            col = 1;
-            rest = &rest[room..];
-        }
-        out.push_str(rest);
-        col += rest.len();
+        out.push_str(word);
+        col += word.len();
     }
     out.push_str(eol.as_str());
     out
@@ -278,6 +280,16 @@ pub fn format_field(name: &str, value: &str, eol: Eol) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Folding happens between tokens only: a long token stays whole on its own line.
+    #[test]
+    fn fields_fold_between_tokens_only() {
+        let stamp = format!("1:20:261127:{}@example.org::salt:AAAA", "x".repeat(120));
+        let f = format_field("X-Hashcash", &stamp, Eol::Crlf);
+        assert_eq!(f, format!("X-Hashcash: {stamp}\r\n"));
+        let f = format_field("A", &format!("short {} tail", "y".repeat(90)), Eol::Lf);
+        assert_eq!(f, format!("A: short\n\t{}\n\ttail\n", "y".repeat(90)));
+    }
 
     #[test]
     fn fields_keep_their_bytes_and_folding() {

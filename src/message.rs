@@ -30,6 +30,18 @@ pub enum StampError {
     /// Signing failed.
     #[error("DKIM: {0}")]
     Dkim(#[from] dkim::DkimError),
+    /// A stamp would not fit on one header line (a stamp is never folded inside its text).
+    #[error(
+        "the stamp for {resource} would be {len} bytes: an X-Hashcash field line holds at most {max} (use fewer parts, or a shorter extension or resource)"
+    )]
+    TooLong {
+        /// The recipient.
+        resource: String,
+        /// The stamp's length.
+        len: usize,
+        /// The most that fits.
+        max: usize,
+    },
 }
 
 /// Mints one stamp per recipient (`request` gives everything but the resource; each stamp uses
@@ -89,6 +101,13 @@ pub fn stamp_fields(
             resource: shown(r),
             error,
         })?;
+        if r.stamp_len() > MAX_FIELD_STAMP {
+            return Err(StampError::TooLong {
+                resource: shown(r),
+                len: r.stamp_len(),
+                max: MAX_FIELD_STAMP,
+            });
+        }
     }
     let mut stamps = Vec::with_capacity(reqs.len());
     for r in &reqs {
@@ -106,6 +125,9 @@ pub fn stamp_fields(
     fields.extend(stamps);
     Ok(fields)
 }
+
+/// The longest stamp an `X-Hashcash:` field holds on one line of at most 998 octets.
+pub const MAX_FIELD_STAMP: usize = crate::mail::MAX_LINE - "X-Hashcash: ".len();
 
 /// How an error names a request's recipient: hidden ones are not named (errors reach logs).
 fn shown(r: &MintRequest) -> String {

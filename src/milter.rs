@@ -1,15 +1,17 @@
 //! A mail filter for Postfix and Sendmail (the milter protocol, spoken by `miltr-server`).
 //!
-//! Per message the filter either stamps and signs (outbound: an authenticated sender, a
-//! connection to an MTA daemon named as originating, or a client in an internal network) or
-//! checks (everything else), with the same library calls as the `stamp` and `check` commands:
+//! Per message the filter either stamps and signs (outbound: a SASL-authenticated sender or a
+//! client in an internal network, optionally narrowed to the MTA daemons named as originating)
+//! or checks (everything else), with the same library calls as the `stamp` and `check` commands:
 //! [`message::stamp_fields`](crate::message::stamp_fields) and
 //! [`message::check_message`](crate::message::check_message).
 //!
 //! Failure policy: a stamp that cannot be minted within [`Outbound::timeout`] (slots busy, or the
 //! work too slow) lets the message through unstamped (still signed) and says so in the log;
-//! the filter never holds mail back for its own sake. A failure while checking adds no verdict
-//! and, with a rejection policy, tempfails (the sender retries) rather than rejecting.
+//! the filter never holds mail back for its own sake. Inbound, every `Authentication-Results`
+//! field claiming our authserv-id is removed on every path, and our verdict fields are always
+//! added: `permerror` for a message too large or unreadable, `temperror` when a check failed
+//! (with a rejection policy such a message is refused or tempfailed instead).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -100,10 +102,11 @@ pub struct Config {
     pub outbound: Option<Outbound>,
     /// Check inbound mail.
     pub inbound: Inbound,
-    /// Clients in these networks send outbound mail.
+    /// Clients in these networks send outbound mail (as SASL-authenticated senders do).
     pub internal: Vec<IpNet>,
-    /// MTA daemons (the `{daemon_name}` macro, Postfix `milter_macro_daemon_name`) whose
-    /// mail is outbound, e.g. `ORIGINATING` on the submission port.
+    /// When not empty, only mail received by these MTA daemons (the `{daemon_name}` macro,
+    /// Postfix `milter_macro_daemon_name`) can be outbound: it narrows the two rules above and
+    /// never makes mail outbound by itself.
     pub originating: Vec<String>,
     /// Messages larger than this (header and body) are passed on unchanged, or refused under
     /// a rejection policy.
@@ -146,6 +149,8 @@ pub struct Session {
     leading_space: bool,
     client: Option<IpAddr>,
     macros: HashMap<String, String>,
+    /// Set when connect-stage macros arrived for the connect that follows.
+    connect_macros: bool,
     msg: Msg,
 }
 
@@ -157,6 +162,11 @@ struct Msg {
     body: Vec<u8>,
     size: usize,
     too_big: bool,
+    /// How many `Authentication-Results` fields arrived so far, and the positions (1-based
+    /// among those) of the ones claiming our authserv-id: kept whatever the message's size, so
+    /// forgeries are removed on every path.
+    authres_seen: u32,
+    forged: Vec<u32>,
 }
 
 /// Errors end the connection (the MTA then applies its default action, e.g. tempfail).
@@ -176,6 +186,7 @@ impl Session {
             leading_space: false,
             client: None,
             macros: HashMap::new(),
+            connect_macros: false,
             msg: Msg::default(),
         }
     }
@@ -184,22 +195,50 @@ impl Session {
         self.macros.get(name).map_or("", String::as_str)
     }
 
+    /// Outbound only for a SASL-authenticated sender or an internal client; `--originating`
+    /// may narrow that to some MTA daemons, never widen it.
     fn is_outbound(&self) -> Option<&'static str> {
         let c = &self.shared.config;
         c.outbound.as_ref()?;
-        if !self.macro_value("{auth_authen}").is_empty() {
-            return Some("authenticated sender");
-        }
-        let daemon = self.macro_value("{daemon_name}");
-        if !daemon.is_empty() && c.originating.iter().any(|d| d == daemon) {
-            return Some("originating daemon");
-        }
-        if let Some(ip) = self.client
-            && c.internal.iter().any(|n| n.contains(&ip))
+        let why = if !self.macro_value("{auth_authen}").is_empty() {
+            "authenticated sender"
+        } else if self
+            .client
+            .is_some_and(|ip| c.internal.iter().any(|n| n.contains(&ip)))
         {
-            return Some("internal client");
+            "internal client"
+        } else {
+            return None;
+        };
+        let daemon = self.macro_value("{daemon_name}");
+        if !c.originating.is_empty() && !c.originating.iter().any(|d| d == daemon) {
+            return None;
         }
-        None
+        Some(why)
+    }
+
+    /// Forgets everything of the SMTP session: a reused connection (QUIT_NC) or a new one
+    /// starts with no macro, client or message of an earlier session.
+    fn reset_session(&mut self) {
+        self.macros.clear();
+        self.client = None;
+        self.msg = Msg::default();
+    }
+
+    /// Forgets the message and the macros that belong to it (queue id, SASL login: the MTA
+    /// sends them again with the next MAIL FROM), keeping the connection's.
+    fn reset_message(&mut self) {
+        self.msg = Msg::default();
+        for k in [
+            "i",
+            "{auth_authen}",
+            "{auth_type}",
+            "{auth_author}",
+            "{mail_addr}",
+            "{rcpt_addr}",
+        ] {
+            self.macros.remove(k);
+        }
     }
 
     /// The message as the MTA will deliver it: fields as received, CRLF line endings.
@@ -361,6 +400,21 @@ impl Session {
             };
             ModificationResponse::builder().build(code)
         };
+        // Forged verdicts in our name go on every path that delivers the message, and ours
+        // are always added: the unchecked ones say why.
+        let forged = std::mem::take(&mut self.msg.forged);
+        let deliver = |session: &Self, fields: &[String]| -> ModificationResponse {
+            let mut mods = ModificationResponse::builder();
+            // Highest position first: the MTA renumbers the fields after each removal.
+            for &idx in forged.iter().rev() {
+                mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
+            }
+            session.insert_on_top(&mut mods, fields);
+            mods.contin()
+        };
+        let unchecked = |result: &str, why: &str| {
+            crate::authres::unchecked_fields(&inb.authserv_id, result, why, Eol::Lf)
+        };
         if self.msg.too_big {
             shared.log(
                 &qid,
@@ -371,25 +425,24 @@ impl Session {
             );
             return Ok(match inb.reject_below {
                 Some(_) => refuse("message too large to check its postage"),
-                None => ModificationResponse::empty_continue(),
+                None => deliver(
+                    self,
+                    &unchecked(
+                        "permerror",
+                        &format!(
+                            "message larger than {} bytes, not checked",
+                            shared.config.max_size
+                        ),
+                    ),
+                ),
             });
         }
         let raw = self.raw_message();
         let rcpts = std::mem::take(&mut self.msg.rcpts);
-        // Forged verdicts in our name: the fields' positions among those of the same name.
-        let forged: Vec<u32> = self
-            .msg
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("Authentication-Results"))
-            .enumerate()
-            .filter(|(_, (_, v))| authserv_id_of(v).eq_ignore_ascii_case(&inb.authserv_id))
-            .map(|(i, _)| i as u32 + 1)
-            .collect();
         let worker_shared = Arc::clone(&shared);
         let checked = tokio::task::spawn_blocking(move || {
             let inb = &worker_shared.config.inbound;
-            let msg = Message::parse(raw).map_err(|e| e.to_string())?;
+            let msg = Message::parse(raw).map_err(|e| ("permerror", e.to_string()))?;
             // Envelope recipients are addresses, never patterns: `RCPT TO:<*>` names only `*`.
             let resources: Vec<ResourcePattern> = rcpts
                 .iter()
@@ -423,7 +476,7 @@ impl Session {
                 &inb.limits,
                 paid_enough,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ("temperror", e.to_string()))?;
             let fields = [
                 crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
                 crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
@@ -438,21 +491,24 @@ impl Session {
                 })
                 .count();
             let summary = (v.recipients.len(), unpaid, paid);
-            Ok::<_, String>((fields, v.hashcash(), v.outcome(), summary))
+            Ok::<_, (&'static str, String)>((fields, v.hashcash(), v.outcome(), summary))
         })
         .await
         .map_err(|e| SessionError::Worker(e.to_string()))?;
         let (fields, hashcash, outcome, (recipients, unpaid, paid)) = match checked {
             Ok(c) => c,
-            Err(e) => {
-                shared.log(&qid, format_args!("inbound: not checked: {e}"));
+            Err((result, e)) => {
+                shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
                 return Ok(match inb.reject_below {
-                    Some(_) => ModificationResponse::builder().build(Replycode::new(
-                        [4, 5, 1],
-                        [4, 7, 1],
-                        "postage could not be checked now, try again later",
-                    )),
-                    None => ModificationResponse::empty_continue(),
+                    Some(_) if result == "temperror" => {
+                        ModificationResponse::builder().build(Replycode::new(
+                            [4, 5, 1],
+                            [4, 7, 1],
+                            "postage could not be checked now, try again later",
+                        ))
+                    }
+                    Some(_) => refuse("the message could not be read to check its postage"),
+                    None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
                 });
             }
         };
@@ -473,12 +529,7 @@ impl Session {
                 "no valid postage stamp of at least {min} bits for {unpaid} of {recipients} recipient(s)"
             )));
         }
-        let mut mods = ModificationResponse::builder();
-        for idx in forged {
-            mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
-        }
-        self.insert_on_top(&mut mods, &fields);
-        Ok(mods.contin())
+        Ok(deliver(self, &fields))
     }
 }
 
@@ -492,13 +543,64 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The authserv-id of an Authentication-Results value: the first token, before `;`, comments
-/// and a version number.
-fn authserv_id_of(value: &str) -> &str {
-    let head = value.split(';').next().unwrap_or("").trim();
-    head.split(|c: char| c.is_whitespace() || c == '(')
-        .next()
-        .unwrap_or("")
+/// The authserv-id of an Authentication-Results value, read with RFC 8601's grammar: after
+/// any comments and white space (CFWS, comments nested, with quoted-pairs), a token or a quoted
+/// string (its quoted-pairs undone). `None` when the value does not start that way.
+fn authserv_id_of(value: &str) -> Option<String> {
+    let b = value.as_bytes();
+    let mut i = 0;
+    // CFWS
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b'(' {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' => i += 1,
+                    b'(' => depth += 1,
+                    b')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            if depth > 0 {
+                return None;
+            }
+            continue;
+        }
+        break;
+    }
+    if i < b.len() && b[i] == b'"' {
+        let mut out = Vec::new();
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if i + 1 < b.len() => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                }
+                b'"' => return String::from_utf8(out).ok(),
+                c => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        return None;
+    }
+    let start = i;
+    while i < b.len() && b[i].is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b[i]) {
+        i += 1;
+    }
+    (i > start).then(|| value[start..i].to_owned())
 }
 
 /// Strips `<...>` and surrounding white space from an envelope address.
@@ -531,6 +633,11 @@ impl miltr_server::Milter for Session {
     }
 
     async fn macro_(&mut self, m: Macro) -> Result<(), Self::Error> {
+        if m.code == b'C' {
+            // The macros of a new SMTP session's connect: the earlier session's all go.
+            self.reset_session();
+            self.connect_macros = true;
+        }
         for (k, v) in m.macros() {
             self.macros.insert(
                 String::from_utf8_lossy(k).into_owned(),
@@ -541,6 +648,13 @@ impl miltr_server::Milter for Session {
     }
 
     async fn connect(&mut self, c: Connect) -> Result<Action, Self::Error> {
+        // A new SMTP session: nothing of an earlier one on this milter connection survives.
+        // The connect-stage macros came just before, and were kept only if they started
+        // afresh (see `macro_`).
+        if !std::mem::take(&mut self.connect_macros) {
+            self.reset_session();
+        }
+        self.msg = Msg::default();
         self.client = c.address().trim_matches(['[', ']']).parse().ok();
         Ok(Continue.into())
     }
@@ -569,6 +683,13 @@ impl miltr_server::Milter for Session {
 
     async fn header(&mut self, h: Header) -> Result<Action, Self::Error> {
         let (name, value) = (h.name().into_owned(), h.value().into_owned());
+        if name.eq_ignore_ascii_case("Authentication-Results") {
+            self.msg.authres_seen += 1;
+            let ours = &self.shared.config.inbound.authserv_id;
+            if authserv_id_of(&value).is_some_and(|id| id.eq_ignore_ascii_case(ours)) {
+                self.msg.forged.push(self.msg.authres_seen);
+            }
+        }
         self.msg.size += name.len() + value.len() + 4;
         if self.msg.size > self.shared.config.max_size {
             self.msg.too_big = true;
@@ -604,16 +725,19 @@ impl miltr_server::Milter for Session {
             Some(why) => self.outbound(why).await,
             None => self.inbound().await,
         };
-        self.msg = Msg::default();
+        self.reset_message();
         result
     }
 
     async fn abort(&mut self) -> Result<(), Self::Error> {
-        self.msg = Msg::default();
         // Message-scoped macros go; connection-scoped ones ({daemon_name}, j) stay.
-        for k in ["i", "{auth_authen}", "{auth_type}", "{auth_author}"] {
-            self.macros.remove(k);
-        }
+        self.reset_message();
+        Ok(())
+    }
+
+    async fn quit_nc(&mut self) -> Result<(), Self::Error> {
+        // The MTA reuses this connection for another SMTP session: forget this one whole.
+        self.reset_session();
         Ok(())
     }
 }
@@ -624,12 +748,17 @@ mod tests {
 
     #[test]
     fn authserv_ids_and_envelope_addresses() {
-        assert_eq!(
-            authserv_id_of(" mx.example.net; dkim=pass"),
-            "mx.example.net"
-        );
-        assert_eq!(authserv_id_of("mx.example.net 1; none"), "mx.example.net");
-        assert_eq!(authserv_id_of("mx(comment); none"), "mx");
+        let id = |v: &str| authserv_id_of(v).unwrap_or_default();
+        assert_eq!(id(" mx.example.net; dkim=pass"), "mx.example.net");
+        assert_eq!(id("mx.example.net 1; none"), "mx.example.net");
+        assert_eq!(id("mx(comment); none"), "mx");
+        // RFC 8601 spellings of the same id: comments before it (nested, with quoted-pairs),
+        // a quoted string.
+        assert_eq!(id("(relayed) mx.example.org; x=pass"), "mx.example.org");
+        assert_eq!(id(" (a (b) \\) c)\t MX.example.org ; x"), "MX.example.org");
+        assert_eq!(id("\"mx.example.org\"; x=pass"), "mx.example.org");
+        assert_eq!(id("\"mx.exa\\mple.org\"; x=pass"), "mx.example.org");
+        assert_eq!(authserv_id_of("(unclosed mx.example.org; x"), None);
         assert_eq!(envelope_address(" <Bob@Example.org> "), "Bob@Example.org");
         assert_eq!(envelope_address("bob@example.org"), "bob@example.org");
         assert_eq!(envelope_address("<>"), "");

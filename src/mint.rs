@@ -98,6 +98,36 @@ impl MintRequest {
         self
     }
 
+    /// The length in bytes of the stamp text this request mints (the random field's padding and
+    /// the counters' width are fixed, so it is known before any work).
+    pub fn stamp_len(&self) -> usize {
+        let date = self
+            .date
+            .or_else(|| StampDate::from_unix(0, self.date_width).ok());
+        let Some(date) = date else { return usize::MAX };
+        let placeholder = "-".repeat(crate::bind::HIDDEN_LEN);
+        let fields = Fields {
+            version: self.alg.version(),
+            alg: self.alg,
+            bits: match self.alg.version() {
+                Version::V2 => self.bits_per_part(),
+                _ => self.bits,
+            },
+            parts: self.parts,
+            date: &date,
+            resource: if self.hidden {
+                &placeholder
+            } else {
+                &self.resource
+            },
+            ext: &self.ext,
+            rand: "",
+        };
+        let without_rand = build_prefix(&fields).len();
+        let parts = self.parts.max(1) as usize;
+        without_rand + random_field_len(self.alg, without_rand) + parts * (COUNTER_WIDTH + 1) - 1
+    }
+
     /// The bits each part must reach: `ceil(bits - log2(parts))`, at least 0.
     pub fn bits_per_part(&self) -> u32 {
         per_part_bits(self.bits, self.parts)
@@ -481,6 +511,29 @@ const _: () = assert!(MAX_PARTS <= 64);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The length promised before minting is the length minted, for every version and layout.
+    #[test]
+    fn stamp_len_is_known_before_the_work() {
+        let minter = Minter::new().threads(1);
+        for req in [
+            MintRequest::hashcash("bob@example.org", 4),
+            MintRequest::new("bob@example.org").bits(6).parts(3),
+            MintRequest::new("b@x")
+                .alg(Algorithm::Blake3)
+                .bits(6)
+                .parts(5)
+                .ext("a=1"),
+            MintRequest::new("carol@example.net")
+                .bits(4)
+                .parts(2)
+                .hidden(true),
+            MintRequest::hashcash("carol@example.net", 4).hidden(true),
+        ] {
+            let stamp = minter.mint(&req).unwrap();
+            assert_eq!(stamp.as_str().len(), req.stamp_len(), "{stamp}");
+        }
+    }
 
     #[test]
     fn per_part_bits_never_undershoots() {

@@ -13,7 +13,19 @@ use super::keys::{KeyLookup, LookupError};
 /// TXT lookups through the system's resolver (`/etc/resolv.conf`) or a given server.
 pub struct DnsLookup {
     resolver: TokioResolver,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken out in `drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for DnsLookup {
+    /// The lookup's own runtime is shut down without blocking, so a `DnsLookup` can be dropped
+    /// anywhere, also inside another runtime's task (the milter drops its configuration there
+    /// when it stops); dropping a runtime normally blocks, which panics in that context.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for DnsLookup {
@@ -36,7 +48,10 @@ impl DnsLookup {
         let resolver = runtime
             .block_on(async { TokioResolver::builder_tokio().and_then(|b| b.build()) })
             .map_err(|e| e.to_string())?;
-        Ok(DnsLookup { resolver, runtime })
+        Ok(DnsLookup {
+            resolver,
+            runtime: Some(runtime),
+        })
     }
 
     /// Asks only `server` (UDP and TCP), with `timeout` per query: for tests and split DNS.
@@ -55,14 +70,22 @@ impl DnsLookup {
                 b.build()
             })
             .map_err(|e| e.to_string())?;
-        Ok(DnsLookup { resolver, runtime })
+        Ok(DnsLookup {
+            resolver,
+            runtime: Some(runtime),
+        })
     }
 }
 
 impl KeyLookup for DnsLookup {
     fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let answer = self.runtime.block_on(self.resolver.txt_lookup(fqdn));
+        let Some(runtime) = &self.runtime else {
+            return Err(LookupError::Temporary(
+                "the resolver is shutting down".into(),
+            ));
+        };
+        let answer = runtime.block_on(self.resolver.txt_lookup(fqdn));
         match answer {
             Ok(lookup) => {
                 let records: Vec<String> = lookup

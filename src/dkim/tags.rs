@@ -2,6 +2,9 @@
 
 use super::DkimError;
 
+/// The most tags a list may hold (RFC 6376 defines 14 for signatures and 7 for key records).
+pub const MAX_TAGS: usize = 64;
+
 /// A parsed tag list, in order, names unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tags(Vec<(String, String)>);
@@ -11,7 +14,11 @@ impl Tags {
     /// values, kept as it is); a repeated tag, an empty name or a bad character is an error.
     pub fn parse(text: &str) -> Result<Tags, DkimError> {
         let mut out: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let specs: Vec<&str> = text.split(';').collect();
+        if specs.len() > MAX_TAGS + 1 {
+            return Err(DkimError::Syntax(format!("more than {MAX_TAGS} tags")));
+        }
         for (i, spec) in specs.iter().enumerate() {
             let trimmed = spec.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
             if trimmed.is_empty() {
@@ -38,7 +45,7 @@ impl Tags {
                     "control character in tag {name}"
                 )));
             }
-            if out.iter().any(|(n, _)| n == name) {
+            if !seen.insert(name) {
                 return Err(DkimError::Syntax(format!("tag {name} appears twice")));
             }
             out.push((name.to_owned(), value.to_owned()));

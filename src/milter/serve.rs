@@ -208,4 +208,19 @@ mod dns_in_runtime {
         });
         assert!(answer.unwrap(), "a silent server must give an error");
     }
+
+    /// The milter stops by dropping its configuration, key lookup included, inside its runtime:
+    /// that must not panic ("Cannot drop a runtime in a context where blocking is not allowed").
+    #[test]
+    fn dns_lookup_can_be_dropped_inside_a_runtime() {
+        use crate::dkim::DnsLookup;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = "127.0.0.1:9".parse().unwrap();
+        let lookup = DnsLookup::with_server(server, std::time::Duration::from_millis(200)).unwrap();
+        rt.block_on(async move { drop(lookup) });
+    }
 }

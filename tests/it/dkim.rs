@@ -528,3 +528,57 @@ fn keys_come_from_the_dns() {
     let (_, ar) = check(silent.local_addr().unwrap().to_string(), &signed);
     assert!(ar.contains("dkim=temperror"), "{ar}");
 }
+
+/// RFC 6376 8.15: a signature that does not oversign From (here dkimpy's, `h=from:to:...`)
+/// survives a forged From and Subject prepended above the real ones. Two From fields make every
+/// signature fail, with the reason.
+#[test]
+fn a_second_from_field_fails_the_signature() {
+    let keys = Keys::new();
+    let stamped = keys.stamp(&messages()[0].1, &[]);
+    let mut cmd = dkimpy();
+    cmd.arg(peer("dkimpy_sign.py")).args([
+        "ed",
+        "example.org",
+        &keys.path("ed.pem"),
+        "ed25519-sha256",
+        "from:to:subject:x-hashcash",
+    ]);
+    let signed = pipe(cmd, &stamped);
+    assert!(signed.status.success());
+    let (code, ar) = keys.check(&signed.stdout, "bob@example.net");
+    assert_eq!(code, 0, "{ar}");
+    let forged = [
+        b"From: ceo@example.org\r\nSubject: wire the money\r\n".as_slice(),
+        &signed.stdout,
+    ]
+    .concat();
+    let (code, ar) = keys.check(&forged, "bob@example.net");
+    assert_eq!(code, 1, "{ar}");
+    assert!(
+        ar.contains("dkim=fail (the message has 2 From fields"),
+        "{ar}"
+    );
+}
+
+/// Tag lists and h= lists are bounded: a signature with hundreds of tags or names is a
+/// permerror before any hashing or key lookup.
+#[test]
+fn oversized_tag_and_header_lists_are_permerrors() {
+    let keys = Keys::new();
+    let signed = keys.stamp(&messages()[0].1, &["ed"]);
+    let many_names = format!("h={}", "x-filler:\r\n\t".repeat(300));
+    let long_h = replace_once(&signed, b"h=", many_names.as_bytes());
+    let (_, ar) = keys.check(&long_h, "bob@example.net");
+    assert!(
+        ar.contains("dkim=permerror (h= lists more than 256"),
+        "{ar}"
+    );
+    let many_tags: String = (0..80).map(|i| format!("z{i}=1;\r\n\t")).collect();
+    let long_tags = replace_once(&signed, b"v=1;", format!("v=1; {many_tags}").as_bytes());
+    let (_, ar) = keys.check(&long_tags, "bob@example.net");
+    assert!(
+        ar.contains("dkim=permerror (syntax: more than 64 tags"),
+        "{ar}"
+    );
+}

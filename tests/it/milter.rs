@@ -8,6 +8,7 @@
 //! The Postfix configuration written here is the one the README shows.
 
 mod harness;
+mod proto;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,6 +66,7 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         &[
             &common[..],
             &["--alg", "sha1", "--bits", "16", "--domain", "example.org"],
+            &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
             &[
                 "--sign",
                 &format!("s1:{key}"),
@@ -80,6 +82,7 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         &[
             &common[..],
             &["--alg", "sha256", "--bits", "40", "--mint-timeout", "2s"],
+            &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
             &["--reject-below", "16", "--spent", spent_b.to_str().unwrap()],
         ]
         .concat(),
@@ -197,6 +200,21 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     assert_eq!(sig.len(), 1);
     assert!(sig[0].contains("x-hashcash"), "{}", sig[0]);
 
+    // 1b. The submission service reached by an outsider (127.0.0.2: not --internal, no SASL
+    // login): no stamp, no signature of ours; the message is checked as inbound instead.
+    send_from(
+        "127.0.0.2",
+        sub,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("outsider-1@example.org", "bob@example.net"),
+    );
+    let outsider = postfix.take("outsider-1@example.org");
+    assert!(header_values(&outsider, "DKIM-Signature").is_empty());
+    assert!(header_values(&outsider, "X-Hashcash").is_empty());
+    let ar = header_values(&outsider, "Authentication-Results");
+    assert!(ar.iter().any(|v| v.contains("x-hashcash=none")), "{ar:?}");
+
     // 2. Concurrent connections: every message stamped for its own recipients.
     let senders: Vec<_> = (0..4)
         .map(|i| {
@@ -266,6 +284,39 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         "{ar:?}"
     );
     assert!(!ar.iter().any(|v| v.contains("forged")));
+
+    // 3b. Forged verdicts in other legal spellings of our id (a comment before it, a quoted
+    // string, another case) are removed too, also when the message cannot be parsed (a header
+    // line of 1500 octets, which Postfix passes): then our verdict says permerror.
+    let spellings = [
+        "Authentication-Results: (relayed) mx.test.example; x-hashcash=pass (forged-a)\r\n",
+        "Authentication-Results: \"MX.test.example\"; x-hashcash=pass (forged-b)\r\n",
+        "Authentication-Results: other.example; x-hashcash=pass (kept)\r\n",
+    ]
+    .concat();
+    let long_line = format!("X-Long: {}\r\n", "y".repeat(1500));
+    for (id, extra) in [
+        ("forged-2@example.com", ""),
+        ("forged-3@example.com", long_line.as_str()),
+    ] {
+        let m = format!("{spellings}{extra}{}", message(id, "bob@example.net"));
+        send_ok(mx, "mallory@example.com", &["bob@example.net"], &m);
+        let got = postfix.take(id);
+        let ar = header_values(&got, "Authentication-Results");
+        assert!(!ar.iter().any(|v| v.contains("forged")), "{id}: {ar:?}");
+        assert!(ar.iter().any(|v| v.contains("(kept)")), "{id}: {ar:?}");
+        let ours: Vec<_> = ar
+            .iter()
+            .filter(|v| v.starts_with("mx.test.example;"))
+            .collect();
+        assert_eq!(ours.len(), 2, "{id}: {ar:?}");
+        if !extra.is_empty() {
+            assert!(
+                ours.iter().all(|v| v.contains("=permerror")),
+                "{id}: {ar:?}"
+            );
+        }
+    }
 
     // 4. Replay: the same message again is refused as spent.
     send_ok(mx, "alice@example.org", &["bob@example.net"], &inbound_copy);
@@ -425,8 +476,221 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         a.log()
     );
     assert!(
-        a.log().contains("outbound (originating daemon)"),
+        a.log().contains("outbound (internal client)"),
         "{}",
         a.log()
     );
+}
+
+/// A signing key and its record in `dir`: (key path, keys file path).
+fn signing_key(dir: &std::path::Path) -> (String, String) {
+    let key = dir.join("s1.pem");
+    let out = pennyblack()
+        .args([
+            "keygen",
+            "--selector",
+            "s1",
+            "--domain",
+            "example.org",
+            "--out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, &out.stdout).unwrap();
+    (
+        key.to_str().unwrap().to_owned(),
+        keys.to_str().unwrap().to_owned(),
+    )
+}
+
+/// The trust boundaries, through the milter protocol itself (no Postfix): only an
+/// authenticated sender gets our signature (a daemon name alone does not), no SMTP session
+/// inherits an earlier one's login on a reused connection (QUIT_NC), and every forged verdict
+/// in our name goes on every path (a header line Postfix would pass at 2048 octets, a message
+/// over --max-size), with our own verdict added.
+#[test]
+fn milter_protocol_trust_boundaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (key, keys) = signing_key(dir);
+    let spent = dir.join("spent.redb");
+    let m = Milter::start(
+        dir,
+        "milter-proto",
+        &[
+            "--keys",
+            &keys,
+            "--authserv-id",
+            "mx.test.example",
+            "--alg",
+            "sha1",
+            "--bits",
+            "8",
+            "--min-bits",
+            "8",
+            "--domain",
+            "example.org",
+            "--sign",
+            &format!("s1:{key}"),
+            "--spent",
+            spent.to_str().unwrap(),
+            "--max-size",
+            "100000",
+        ],
+    );
+    let port: u16 = m.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let header = [
+        ("From", "alice@example.org"),
+        ("To", "bob@example.net"),
+        ("Subject", "hi"),
+    ];
+    let mut c = proto::Client::connect(port);
+    let outbound = |r: &proto::Reply| {
+        !r.added_named("X-Hashcash").is_empty() && !r.added_named("DKIM-Signature").is_empty()
+    };
+    // 1. SASL-authenticated: outbound.
+    c.macros(b'C', &[("{daemon_name}", "ORIGINATING"), ("j", "mx")]);
+    c.smtp_connect("192.0.2.10");
+    c.macros(b'M', &[("{auth_authen}", "alice"), ("i", "Q1")]);
+    let r = c.message(
+        "alice@example.org",
+        &["bob@example.net"],
+        &header,
+        b"Hello\r\n",
+    );
+    assert!(outbound(&r), "{r:?}");
+    // 2. The connection reused (QUIT_NC) by an unauthenticated session through the same
+    // "originating" daemon: not ours to sign.
+    c.quit_nc();
+    c.macros(b'C', &[("{daemon_name}", "ORIGINATING"), ("j", "mx")]);
+    c.smtp_connect("192.0.2.66");
+    let r = c.message(
+        "alice@example.org",
+        &["bob@example.net"],
+        &header,
+        b"Hello\r\n",
+    );
+    assert!(!outbound(&r), "daemon name alone made it outbound: {r:?}");
+    assert!(!r.added_named("Authentication-Results").is_empty(), "{r:?}");
+    // 3. Authenticated again, then QUIT_NC and a session whose MTA sends no macros at all: the
+    // earlier login does not survive.
+    c.quit_nc();
+    c.macros(b'C', &[("j", "mx")]);
+    c.smtp_connect("192.0.2.10");
+    c.macros(b'M', &[("{auth_authen}", "alice")]);
+    let r = c.message(
+        "alice@example.org",
+        &["bob@example.net"],
+        &header,
+        b"Hi\r\n",
+    );
+    assert!(outbound(&r), "{r:?}");
+    c.quit_nc();
+    c.smtp_connect("192.0.2.66");
+    let r = c.message(
+        "mallory@example.com",
+        &["bob@example.net"],
+        &header,
+        b"Hi\r\n",
+    );
+    assert!(!outbound(&r), "a login leaked into the next session: {r:?}");
+    // 4. Forged verdicts in every legal spelling of our id go, whatever else happens; others
+    // stay; ours is added. On a parse failure (a 1500-octet line) and an oversized message ours
+    // says permerror.
+    let forged = [
+        ("Authentication-Results", "mx.test.example; x-hashcash=pass"),
+        ("Authentication-Results", "other.example; x-hashcash=pass"),
+        (
+            "Authentication-Results",
+            "(relayed) mx.test.example; dkim=pass",
+        ),
+        (
+            "Authentication-Results",
+            "\"MX.Test.Example\" 1; x-hashcash=pass",
+        ),
+        (
+            "Authentication-Results",
+            " (a (nested) comment)mx.test.example;none",
+        ),
+    ];
+    let long = "y".repeat(1500);
+    let cases: [(&str, Vec<(&str, &str)>, Vec<u8>); 3] = [
+        ("ok", header.to_vec(), b"Hello\r\n".to_vec()),
+        (
+            "unreadable",
+            [&header[..], &[("X-Long", long.as_str())]].concat(),
+            b"Hi\r\n".to_vec(),
+        ),
+        ("too large", header.to_vec(), vec![b'z'; 200_000]),
+    ];
+    for (what, fields, body) in cases {
+        c.quit_nc();
+        c.smtp_connect("192.0.2.66");
+        let all: Vec<(&str, &str)> = [&forged[..], &fields[..]].concat();
+        let r = c.message("mallory@example.com", &["bob@example.net"], &all, &body);
+        assert_eq!(r.action, 'c', "{what}: {r:?}");
+        let mut removed: Vec<u32> = r
+            .changed
+            .iter()
+            .filter(|(_, n, v)| n == "Authentication-Results" && v.is_empty())
+            .map(|(i, _, _)| *i)
+            .collect();
+        // Removed highest first (the MTA renumbers after each removal).
+        assert!(
+            removed.windows(2).all(|w| w[0] > w[1]),
+            "{what}: {removed:?}"
+        );
+        removed.sort_unstable();
+        assert_eq!(removed, [1, 3, 4, 5], "{what}: {r:?}");
+        let ours = r.added_named("Authentication-Results");
+        assert_eq!(ours.len(), 2, "{what}: {r:?}");
+        if what != "ok" {
+            assert!(
+                ours.iter().all(|v| v.contains("=permerror")),
+                "{what}: {ours:?}"
+            );
+        }
+    }
+    c.quit();
+    let mut m = m;
+    m.terminate();
+    assert!(
+        m.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        m.log()
+    );
+}
+
+/// With keys from the DNS (the README's own configuration) the milter stops on SIGTERM with
+/// exit 0; a world-writable socket is warned about at start-up.
+#[test]
+fn milter_with_dns_keys_stops_cleanly_and_warns_of_open_sockets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dns = silent.local_addr().unwrap().to_string();
+    let mut m = Milter::start_unix(
+        dir,
+        "milter-dns",
+        &[
+            "--inbound-only",
+            "--no-spent",
+            "--dns-server",
+            &dns,
+            "--dns-timeout",
+            "1",
+        ],
+    );
+    assert!(
+        m.log().contains("WARNING: --socket-mode 666"),
+        "{}",
+        m.log()
+    );
+    m.terminate();
+    let status = m.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {}", m.log());
+    assert!(!m.log().contains("panicked"), "{}", m.log());
 }

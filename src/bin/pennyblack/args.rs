@@ -62,13 +62,15 @@ pub enum Command {
 const MILTER_EXAMPLES: &str = "\
 Examples:
   pennyblack milter --listen inet:127.0.0.1:8891 --bits 20 --alg sha1 \\
-      --domain example.org --sign s1:/etc/pennyblack/s1.pem --spent /var/lib/pennyblack/spent.redb
+      --domain example.org --sign s1:/etc/pennyblack/s1.pem --originating ORIGINATING \\
+      --spent /var/lib/pennyblack/spent.redb
   pennyblack milter --listen unix:/run/pennyblack/milter.sock --inbound-only --min-bits 20 \\
       --reject-below 16 --spent redis://10.0.0.5:6379/0
 
-Outbound (stamped and signed): mail from a SASL-authenticated sender, from an MTA daemon named
-by --originating (Postfix: milter_macro_daemon_name), or from an --internal client. Everything
-else is checked: Authentication-Results fields are added (dkim and x-hashcash), stamps for the
+Outbound (stamped and signed): mail from a SASL-authenticated sender or an --internal client,
+and with --originating only when it came through an MTA daemon so named (Postfix:
+milter_macro_daemon_name). Everything else is checked: Authentication-Results fields are added
+(dkim and x-hashcash; fields already claiming --authserv-id are removed), stamps for the
 envelope recipients are marked spent, and with --reject-below a message is refused unless
 every envelope recipient is paid by a valid stamp of its own (naming it, bound to the message).
 See the README for Postfix and Sendmail configuration.";
@@ -324,17 +326,13 @@ pub struct MilterArgs {
     #[arg(long, help_heading = "Which mail is outbound")]
     pub inbound_only: bool,
     /// Mail from clients in this network is outbound (CIDR, e.g. 192.0.2.0/24); repeat.
-    /// Mail from authenticated (SASL) senders is always outbound.
+    /// Mail from SASL-authenticated senders is outbound too; nothing else is.
     #[arg(long, value_name = "CIDR", help_heading = "Which mail is outbound")]
     pub internal: Vec<ipnet::IpNet>,
-    /// Mail received by the MTA daemon of this name is outbound (the {daemon_name} macro;
-    /// Postfix: `-o milter_macro_daemon_name=ORIGINATING` on the submission service); repeat.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "ORIGINATING",
-        help_heading = "Which mail is outbound"
-    )]
+    /// Only mail received by the MTA daemon of this name can be outbound (the {daemon_name}
+    /// macro; Postfix: `-o milter_macro_daemon_name=ORIGINATING` on the submission service);
+    /// repeat. It narrows the two rules above, never makes mail outbound by itself.
+    #[arg(long, value_name = "NAME", help_heading = "Which mail is outbound")]
     pub originating: Vec<String>,
     /// What each outbound stamp costs (one stamp per envelope recipient, Bcc included).
     #[command(flatten, next_help_heading = "Outbound: stamps")]
@@ -398,7 +396,9 @@ pub struct MilterArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Permissions of a unix: socket, octal. The MTA's user must be able to write to it
-    /// (Postfix's smtpd runs as `postfix`: run the milter in its group, or use 666).
+    /// (Postfix's smtpd runs as `postfix`: run the milter in the `postfix` group). Never give
+    /// others access: the milter protocol has no authentication, so anyone who can connect
+    /// gets mail signed (a warning is printed at start-up if they can).
     #[arg(long, default_value = "660", value_parser = parse_mode)]
     pub socket_mode: u32,
 }

@@ -306,7 +306,23 @@ impl Drop for Postfix {
 /// A minimal SMTP client: returns the reply to the end of DATA (or to the first command that
 /// was refused), as "CODE text".
 pub(super) fn send(port: u16, from: &str, rcpts: &[&str], message: &str) -> String {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    send_from("127.0.0.1", port, from, rcpts, message)
+}
+
+/// `send` from another loopback address (`127.0.0.2`: a client outside `--internal`).
+pub(super) fn send_from(
+    source: &str,
+    port: u16,
+    from: &str,
+    rcpts: &[&str],
+    message: &str,
+) -> String {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&src.into()).unwrap();
+    let dst: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    socket.connect(&dst.into()).unwrap();
+    let stream: TcpStream = socket.into();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();

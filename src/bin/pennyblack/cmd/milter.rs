@@ -93,6 +93,19 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         .build()
         .context("starting the runtime")?;
     let listen = a.listen;
+    // The milter protocol has no authentication: whoever can connect gets mail signed.
+    match &listen {
+        pennyblack::milter::Listen::Unix(_) if a.socket_mode & 0o007 != 0 => eprintln!(
+            "pennyblack milter: WARNING: --socket-mode {:o} lets every local user connect, and \
+             so get mail stamped and signed in your name: use 660 and the MTA's group",
+            a.socket_mode
+        ),
+        pennyblack::milter::Listen::Inet(addr) if !addr.ip().is_loopback() => eprintln!(
+            "pennyblack milter: WARNING: listening on {addr}, not loopback: anyone who can reach \
+             it can get mail stamped and signed in your name; firewall it"
+        ),
+        _ => {}
+    }
     let grace = a.shutdown_grace;
     runtime.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -44,6 +44,15 @@ pub fn run(a: MintArgs) -> Result<Exit> {
     for req in &requests {
         req.validate()
             .with_context(|| format!("cannot mint a stamp for {:?}", req.resource))?;
+        let max = pennyblack::message::MAX_FIELD_STAMP;
+        if a.header && req.stamp_len() > max {
+            bail!(
+                "the stamp for {:?} would be {} bytes: an X-Hashcash field line holds at most {max} \
+                 (use fewer parts, or a shorter extension or resource)",
+                req.resource,
+                req.stamp_len()
+            );
+        }
     }
     let mut minter = Minter::new();
     if let Some(t) = a.threads {

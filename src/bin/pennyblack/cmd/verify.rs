@@ -146,27 +146,46 @@ fn bits2(value: f64) -> String {
     format!("{}.{:02}", h / 100, h % 100)
 }
 
-/// The verdict as one line of text, written straight into `out`.
+/// Text that may hold control characters (a hostile input line, quoted in a verdict), shown
+/// with those escaped (`\u{1b}`), as `--json` escapes them: nothing reaches the terminal raw.
+struct Esc<'a>(&'a str);
+
+impl std::fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.0.chars().any(char::is_control) {
+            return f.write_str(self.0);
+        }
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_unicode())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The verdict as one line of text, written straight into `out`; control characters escaped.
 fn write_text_line(out: &mut impl Write, v: &Verdict) -> std::io::Result<()> {
+    let stamp = Esc(v.stamp());
     match &v.result() {
         Ok(()) if v.fully_checked() => {
-            writeln!(out, "valid ({} bits): {}", bits2(v.value), v.stamp())
+            writeln!(out, "valid ({} bits): {stamp}", bits2(v.value))
         }
         Ok(()) if v.store_error.is_some() => writeln!(
             out,
-            "valid ({} bits; not checked: {}; spent store unavailable, accepted without a replay check): {}",
+            "valid ({} bits; not checked: {}; spent store unavailable, accepted without a replay check): {stamp}",
             bits2(v.value),
             unchecked_names(v).join(", "),
-            v.stamp()
         ),
         Ok(()) => writeln!(
             out,
-            "valid ({} bits; not checked: {}): {}",
+            "valid ({} bits; not checked: {}): {stamp}",
             bits2(v.value),
             unchecked_names(v).join(", "),
-            v.stamp()
         ),
-        Err(e) => writeln!(out, "invalid ({e}): {}", v.stamp()),
+        Err(e) => writeln!(out, "invalid ({}): {stamp}", Esc(&e.to_string())),
     }
 }
 
@@ -180,6 +199,9 @@ fn json(v: &Verdict) -> serde_json::Value {
             E::WrongResource { .. } => "wrong_resource",
             E::InsufficientWork { .. } => "insufficient_work",
             E::Spent => "spent",
+            E::WrongMessage => "wrong_message",
+            E::Unbound => "unbound",
+            E::BadBinding => "bad_binding",
             _ => "other",
         }
     });
