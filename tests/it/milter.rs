@@ -617,7 +617,8 @@ fn milter_protocol_trust_boundaries() {
         ),
     ];
     let long = "y".repeat(1500);
-    let cases: [(&str, Vec<(&str, &str)>, Vec<u8>); 3] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let cases: [Case; 3] = [
         ("ok", header.to_vec(), b"Hello\r\n".to_vec()),
         (
             "unreadable",
