@@ -365,19 +365,13 @@ mod tests {
 
     #[test]
     fn folding_stays_within_78_columns() {
+        // A stamp is one token: it stays whole on its line, however long.
         let stamp = format!(
             "2:sha256:16:16:261127:bob@example.org::{}:AAAA,BBBB",
             "r".repeat(90)
         );
         let f = format_field("X-Hashcash", &stamp, Eol::Crlf);
-        for line in f.split("\r\n").filter(|l| !l.is_empty()) {
-            assert!(line.len() <= 78, "{line}");
-        }
-        let unfolded: String = f["X-Hashcash:".len()..]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        assert_eq!(unfolded, stamp);
+        assert_eq!(f, format!("X-Hashcash: {stamp}\r\n"));
         let words = format_field("Subject", &"word ".repeat(40), Eol::Lf);
         assert!(words.lines().all(|l| l.len() <= 78));
         assert!(words.lines().skip(1).all(|l| l.starts_with('\t')));
