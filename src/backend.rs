@@ -292,6 +292,30 @@ mod tests {
     /// by lane: prefixes of every length across block boundaries, ranges that start and end off
     /// the lane grid, counters where a digit carries, and several targets. Backends this CPU
     /// lacks are skipped with a note.
+    /// The backend tests run every backend this CPU has; on CI (`.ci/run` names the ones the
+    /// CPU flags in /proc/cpuinfo promise in `PENNYBLACK_EXPECT_BACKENDS`) a backend the machine
+    /// has but detection missed fails here instead of being skipped silently.
+    #[test]
+    fn expected_backends_are_detected() {
+        let Ok(expected) = std::env::var("PENNYBLACK_EXPECT_BACKENDS") else {
+            return;
+        };
+        for name in expected.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let b = Backend::ALL
+                .into_iter()
+                .find(|b| b.name() == name)
+                .unwrap_or_else(|| panic!("PENNYBLACK_EXPECT_BACKENDS names {name:?}"));
+            let algs: Vec<Algorithm> = Algorithm::ALL
+                .into_iter()
+                .filter(|&a| b.supports(a))
+                .collect();
+            assert!(
+                !algs.is_empty(),
+                "this CPU has {name}, but no algorithm can use it: detection failed"
+            );
+        }
+    }
+
     #[test]
     fn every_backend_matches_portable() {
         let starts = [

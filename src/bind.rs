@@ -6,7 +6,7 @@
 use base64::Engine;
 use sha2::Digest as _;
 
-use crate::dkim::Canon;
+use crate::canon::Canon;
 use crate::error::VerifyError;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,7 +29,7 @@ impl BodyBinding {
     pub fn of_body(body: &[u8]) -> BodyBinding {
         let mut h = sha2::Sha256::new();
         h.update(b"pennyblack body 1\0");
-        crate::dkim::canon::body_into(Canon::Relaxed, body, None, &mut |piece| h.update(piece));
+        crate::canon::body_into(Canon::Relaxed, body, None, &mut |piece| h.update(piece));
         let d = h.finalize();
         let mut out = [0u8; 16];
         out.copy_from_slice(&d[..16]);

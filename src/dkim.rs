@@ -5,7 +5,8 @@
 //! Keys come through [`KeyLookup`]; [`KeyFile`] reads `SELECTOR._domainkey.DOMAIN TXT-RECORD`
 //! lines for offline use and tests.
 
-pub mod canon;
+/// Canonicalization lives in the core (the stamp binding needs it too).
+pub use crate::canon;
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod keys;

@@ -2,13 +2,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "mail")]
 pub mod authres;
 pub mod backend;
 pub mod bind;
 pub mod calibrate;
+pub mod canon;
+#[cfg(feature = "mail")]
 pub mod dkim;
 pub mod error;
+#[cfg(feature = "mail")]
 pub mod mail;
+#[cfg(feature = "mail")]
 pub mod message;
 #[cfg(feature = "milter")]
 pub mod milter;
@@ -21,7 +26,9 @@ pub mod verify;
 pub use backend::{Backend, Search};
 pub use error::{Error, MintError, ParseError, VerifyError};
 pub use mint::{MintRequest, Minter, Progress};
-pub use spent::{FileStore, MemoryStore, SpentStore};
+#[cfg(feature = "store")]
+pub use spent::FileStore;
+pub use spent::{MemoryStore, SpentStore};
 pub use stamp::{Algorithm, MAX_STAMP_LEN, Stamp, StampDate, Version};
 pub use verify::{
     Clock, FixedClock, PARALLEL_BATCH, Pending, Policy, ResourcePattern, SystemClock, Verdict,

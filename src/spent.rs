@@ -1,11 +1,13 @@
 //! Spent-stamp stores: a stamp is accepted once per receiver. The verifier records a stamp only
 //! after every other check passed, keyed by [`spent_key`], until the stamp would have expired.
 
+#[cfg(feature = "store")]
 mod file;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(feature = "store")]
 pub use file::{FileStore, Stats};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]

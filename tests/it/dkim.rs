@@ -141,6 +141,7 @@ fn messages() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 #[test]
+#[ignore = "needs dkimpy (.venv) and Mail::DKIM: run `bash .ci/run`, which installs them"]
 fn our_signatures_verify_with_dkimpy_and_mail_dkim() {
     let keys = Keys::new();
     for (name, msg) in messages() {
@@ -166,6 +167,7 @@ fn our_signatures_verify_with_dkimpy_and_mail_dkim() {
 }
 
 #[test]
+#[ignore = "needs dkimpy (.venv) and Mail::DKIM: run `bash .ci/run`, which installs them"]
 fn peer_signatures_verify_with_us() {
     let keys = Keys::new();
     for (name, msg) in messages() {
@@ -215,6 +217,7 @@ fn replace_once(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs dkimpy (.venv) and Mail::DKIM: run `bash .ci/run`, which installs them"]
 fn tampering_fails_every_verifier() {
     let keys = Keys::new();
     let msg = &messages()[0].1;
@@ -246,6 +249,7 @@ fn tampering_fails_every_verifier() {
 }
 
 #[test]
+#[ignore = "needs dkimpy (.venv) and Mail::DKIM: run `bash .ci/run`, which installs them"]
 fn forged_stamps_added_above_or_below_are_caught() {
     let keys = Keys::new();
     let msg = &messages()[0].1;
@@ -328,6 +332,7 @@ fn weak_and_sha1_signatures_are_refused() {
 }
 
 #[test]
+#[ignore = "needs the openssl command: run `bash .ci/run`, which installs it"]
 fn keys_are_pem_as_openssl_writes_them() {
     let dir = tempfile::tempdir().unwrap();
     for (alg, args) in [
@@ -492,6 +497,7 @@ impl Drop for Dns {
 }
 
 #[test]
+#[ignore = "needs dnsmasq: run `bash .ci/run`, which installs it"]
 fn keys_come_from_the_dns() {
     let keys = Keys::new();
     let records = std::fs::read_to_string(keys.path("keys.txt")).unwrap();
@@ -533,6 +539,7 @@ fn keys_come_from_the_dns() {
 /// survives a forged From and Subject prepended above the real ones. Two From fields make every
 /// signature fail, with the reason.
 #[test]
+#[ignore = "needs dkimpy (.venv) and Mail::DKIM: run `bash .ci/run`, which installs them"]
 fn a_second_from_field_fails_the_signature() {
     let keys = Keys::new();
     let stamped = keys.stamp(&messages()[0].1, &[]);

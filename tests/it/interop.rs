@@ -16,6 +16,7 @@ fn hashcash_check(args: &[&str], stamp: &str) -> i32 {
 }
 
 #[test]
+#[ignore = "needs the real hashcash 1.22: run `bash .ci/run`, or `cargo test -- --include-ignored` with it installed"]
 fn hashcash_mints_we_verify() {
     for bits in 8..=20u32 {
         let res = format!("interop{bits}@example.org");
@@ -35,6 +36,7 @@ fn hashcash_mints_we_verify() {
 }
 
 #[test]
+#[ignore = "needs the real hashcash 1.22: run `bash .ci/run`, or `cargo test -- --include-ignored` with it installed"]
 fn we_mint_hashcash_verifies_and_detects_the_replay() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hashcash.sdb");
@@ -68,6 +70,7 @@ fn we_mint_hashcash_verifies_and_detects_the_replay() {
 /// (`-t`/`-u` for hashcash, a fixed clock for us), including the 2-, 4- and 8-digit dates that
 /// hashcash checks but never mints.
 #[test]
+#[ignore = "needs the real hashcash 1.22: run `bash .ci/run`, or `cargo test -- --include-ignored` with it installed"]
 fn same_verdicts_on_our_stamps() {
     let cases = [
         // (stamp date, now, bits claimed, bits required, pattern)
@@ -121,6 +124,7 @@ fn same_verdicts_on_our_stamps() {
 /// hashcash accepts a ':' in a resource at mint time and so mints a stamp nobody can parse back;
 /// we refuse it up front.
 #[test]
+#[ignore = "needs the real hashcash 1.22: run `bash .ci/run`, or `cargo test -- --include-ignored` with it installed"]
 fn colon_in_resource_is_refused_where_hashcash_is_lax() {
     let out = hashcash()
         .args(["-m", "-q", "-b", "8", "a:b"])
@@ -139,7 +143,9 @@ fn colon_in_resource_is_refused_where_hashcash_is_lax() {
 
 /// Version 1 stamps that `stamp` binds to the body (`body=` in the extension), in clear and in
 /// hidden (Bcc) form, are still hashcash stamps: `hashcash -c` accepts each for its resource.
+#[cfg(feature = "cli")]
 #[test]
+#[ignore = "needs the real hashcash 1.22: run `bash .ci/run`, or `cargo test -- --include-ignored` with it installed"]
 fn bound_and_hidden_stamps_pass_hashcash() {
     let msg = "From: a@example.org\r\nTo: bob@example.org\r\n\r\nHello\r\n";
     let out = crate::support::pipe(

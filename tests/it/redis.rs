@@ -90,6 +90,7 @@ fn key(i: u32) -> [u8; 32] {
 }
 
 #[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
 fn set_nx_semantics() {
     let redis = Redis::start();
     let s = redis.store();
@@ -112,6 +113,7 @@ fn set_nx_semantics() {
 /// N threads verify M distinct stamps plus a replay of each, against every store: every
 /// fresh stamp is accepted exactly once and every replay refused.
 #[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
 fn load_every_store_accepts_each_stamp_once() {
     const THREADS: usize = 4;
     const STAMPS: usize = 400;
@@ -169,6 +171,7 @@ fn load_every_store_accepts_each_stamp_once() {
 }
 
 #[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
 fn cli_shares_one_spent_set_and_races_have_one_winner() {
     let redis = Redis::start();
     let url = redis.url();
@@ -184,6 +187,7 @@ fn cli_shares_one_spent_set_and_races_have_one_winner() {
 /// Stop the server in the middle of a stream: fail closed by default (exit 3, a clear error),
 /// or open with `--spent-unavailable accept`, said in every verdict after the outage.
 #[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
 fn outage_mid_stream_fails_closed_or_open_as_asked() {
     let minter = Minter::new();
     for accept in [false, true] {
@@ -288,6 +292,7 @@ fn unreachable_server_is_a_clear_error() {
 /// writes is kept (its lifetime is relative to its own clock, never a time Redis considers
 /// past), so the second check is refused.
 #[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
 fn a_lagging_clock_never_writes_an_entry_redis_drops_at_once() {
     let redis = Redis::start();
     let real = now();
@@ -374,6 +379,7 @@ impl SlowRelay {
 /// attempt already wrote are recognised as its own, so fresh stamps are still fresh (and a
 /// real replay is still refused).
 #[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
 fn a_slow_reply_never_marks_a_fresh_stamp_spent() {
     let redis = Redis::start();
     let relay = SlowRelay::start(redis.port, Duration::from_millis(900));

@@ -21,6 +21,7 @@ pub fn utc(digits: &str) -> i64 {
 }
 
 /// The `pennyblack` binary built for these tests.
+#[cfg(feature = "cli")]
 pub fn pennyblack() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pennyblack"));
     c.env_remove("PENNYBLACK_SPENT");
@@ -121,6 +122,7 @@ pub fn pipe(mut cmd: Command, input: &[u8]) -> Output {
 
 /// Starts `n` `pennyblack verify` processes at once on the same `stamp` and spent store
 /// (`spent`: a file or a redis:// URL) and returns their exit codes, sorted.
+#[cfg(feature = "cli")]
 pub fn race_verify(spent: &std::ffi::OsStr, stamp: &str, n: usize) -> Vec<i32> {
     let children: Vec<_> = (0..n)
         .map(|_| {

@@ -1,4 +1,5 @@
-//! DKIM canonicalization (RFC 6376 section 3.4). Messages with bare LF line endings are treated
+//! Canonicalization of header fields and bodies (RFC 6376 section 3.4), used by DKIM and by
+//! the stamp binding (the body digest in a stamp's extension). Messages with bare LF line endings are treated
 //! as they will be on the wire, with CRLF.
 
 /// A canonicalization algorithm.
