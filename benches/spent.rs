@@ -1,7 +1,8 @@
 //! Spent-store throughput: stamps recorded per second, one at a time and in batches of 1000,
-//! for the memory, embedded (redb, fsync per commit) and Redis stores. The Redis group needs
-//! `redis-server` on PATH (it starts one on a loopback port) and is left out, with a note, if
-//! there is none. Run with `cargo bench --bench spent`.
+//! for the memory, embedded (redb, fsync per commit) and Redis stores: one server, one server
+//! over TLS (a test CA made with `openssl`), and a 3-primary cluster (formed with `redis-cli`).
+//! The Redis groups need `redis-server` (and `openssl`, `redis-cli`) on PATH; each is left out,
+//! with a note, without them. Run with `cargo bench --bench spent`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,34 +59,161 @@ fn stores(c: &mut Criterion) {
         "file",
         &FileStore::open(dir.path().join("spent.redb")).unwrap(),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--port",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .spawn();
-    match server {
-        Ok(child) => {
-            let _server = Server(child);
-            std::thread::sleep(Duration::from_millis(300));
+    match redis_server(&[]) {
+        Some((_server, port)) => {
             let url = format!("redis://127.0.0.1:{port}/0");
             let store = pennyblack::spent::RedisStore::open(&url, Duration::from_secs(2)).unwrap();
             bench_store(c, "redis", &store);
         }
-        Err(e) => eprintln!("note: no redis-server ({e}); the Redis group is left out"),
+        None => eprintln!("note: no redis-server; the Redis groups are left out"),
     }
+    if let Some(dir) = test_ca() {
+        let p = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
+        let args = [
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            "PORT".to_owned(),
+            "--tls-cert-file".to_owned(),
+            p("server.pem"),
+            "--tls-key-file".to_owned(),
+            p("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            p("ca.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        if let Some((_server, port)) = redis_server(&args) {
+            let options = pennyblack::spent::RedisOptions {
+                timeout: Duration::from_secs(2),
+                ca_file: Some(dir.path().join("ca.pem")),
+                ..Default::default()
+            };
+            let url = format!("rediss://127.0.0.1:{port}/0");
+            let store = pennyblack::spent::RedisStore::open_with(&url, &options).unwrap();
+            bench_store(c, "redis-tls", &store);
+        }
+    }
+    let cluster_dir = tempfile::tempdir().unwrap();
+    let d = cluster_dir.path().to_str().unwrap().to_owned();
+    let nodes: Vec<(Server, u16)> = (0..3)
+        .filter_map(|i| {
+            redis_server(&[
+                "--cluster-enabled".to_owned(),
+                "yes".to_owned(),
+                "--cluster-config-file".to_owned(),
+                format!("{d}/nodes-{i}.conf"),
+                "--dir".to_owned(),
+                d.clone(),
+            ])
+        })
+        .collect();
+    if nodes.len() == 3 {
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|(_, p)| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output();
+        if created.is_ok_and(|o| o.status.success()) {
+            std::thread::sleep(Duration::from_secs(2));
+            let url = format!("redis+cluster://{}", addrs.join(","));
+            match pennyblack::spent::RedisStore::open(&url, Duration::from_secs(2)) {
+                Ok(store) => bench_store(c, "redis-cluster", &store),
+                Err(e) => eprintln!("note: the cluster did not form ({e})"),
+            }
+        }
+    }
+}
+
+/// A redis-server on a free loopback port (`PORT` in `args` is replaced by it), in a folder of
+/// its own; `None` without redis-server.
+fn redis_server(args: &[String]) -> Option<(Server, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = std::env::temp_dir();
+    let child = Command::new("redis-server")
+        .current_dir(dir)
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--port", &port.to_string()])
+        .args(args.iter().map(|a| {
+            if a == "PORT" {
+                port.to_string()
+            } else {
+                a.clone()
+            }
+        }))
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    Some((Server(child), port))
+}
+
+/// A test CA and a server certificate for 127.0.0.1, made with openssl; `None` without it.
+fn test_ca() -> Option<tempfile::TempDir> {
+    let dir = tempfile::tempdir().ok()?;
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").ok()?;
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bench CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=server",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    if !ok {
+        eprintln!("note: no openssl; the TLS group is left out");
+        return None;
+    }
+    Some(dir)
 }
 
 criterion_group!(benches, stores);

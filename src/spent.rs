@@ -11,7 +11,7 @@ mod redis;
 pub use file::{FileStore, Stats};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::RedisStore;
+pub use redis::{RedisOptions, RedisStore, SCHEMES as REDIS_SCHEMES, redact};
 
 use sha2::Digest as _;
 

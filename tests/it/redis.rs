@@ -16,21 +16,57 @@ use crate::support::pennyblack;
 struct Redis {
     child: Child,
     port: u16,
+    /// Its working folder: replication writes an RDB file there, which a server started in
+    /// the same folder would load.
+    _dir: tempfile::TempDir,
+}
+
+/// A free port no other test of this process was given: the kernel's choice of a free port can
+/// be made twice by parallel tests before either server binds it.
+fn unique_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 20_000) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 impl Redis {
     fn start() -> Redis {
+        Redis::start_with(|_| Vec::new())
+    }
+
+    /// A server with more options; `extra(port)` may name the port again (e.g. as the TLS one).
+    fn start_with(extra: impl Fn(u16) -> Vec<String>) -> Redis {
         // A port picked by the kernel may be taken again before the server binds it (tests run
         // in parallel): a server that exits at once is started again on another port.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = unique_port();
+            // A configuration file (not an option) must come first.
+            let mut more = extra(port);
+            let conf: Vec<String> = match more.first() {
+                Some(f) if !f.starts_with("--") => vec![more.remove(0)],
+                _ => Vec::new(),
+            };
+            let dir = tempfile::tempdir().unwrap();
             let mut child = Command::new("redis-server")
+                .current_dir(dir.path())
+                .args(conf)
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--dir", dir.path().to_str().unwrap()])
                 .args(["--port", &port.to_string()])
+                .args(more)
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| {
@@ -45,7 +81,11 @@ impl Redis {
                     // Connected, and to this server: it is still running a moment later.
                     std::thread::sleep(Duration::from_millis(20));
                     if child.try_wait().unwrap().is_none() {
-                        return Redis { child, port };
+                        return Redis {
+                            child,
+                            port,
+                            _dir: dir,
+                        };
                     }
                     break;
                 }
@@ -404,4 +444,389 @@ fn a_slow_reply_never_marks_a_fresh_stamp_spent() {
     );
     assert!(!store.spend(&key(40), t + 100, t).unwrap());
     assert!(!redis.store().spend(&key(41), t + 100, t).unwrap());
+}
+
+fn verify_with(
+    spent: &str,
+    extra: &[&str],
+    stamp: &str,
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    let mut c = pennyblack();
+    c.args([
+        "verify",
+        "--bits",
+        "8",
+        "-r",
+        "bob@example.org",
+        "--spent",
+        spent,
+    ])
+    .args(extra)
+    .arg(stamp);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn a_stamp() -> String {
+    Minter::new()
+        .mint(&MintRequest::hashcash("bob@example.org", 8))
+        .unwrap()
+        .to_string()
+}
+
+/// Locations are read strictly: a scheme we do not support is exit 3 naming the supported
+/// ones, and nothing that looks like a URL becomes a local file or folder.
+#[test]
+fn unsupported_schemes_are_refused_and_never_become_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = a_stamp();
+    for loc in [
+        "http://example.org/spent",
+        "rediss+tls://127.0.0.1:1/0",
+        "reddis://127.0.0.1:1/0",
+        "rediss://127.0.0.1:1/0",
+        "file:",
+    ] {
+        let mut c = pennyblack();
+        c.current_dir(dir.path()).args([
+            "verify",
+            "--bits",
+            "8",
+            "-r",
+            "bob@example.org",
+            "--spent",
+            loc,
+            &stamp,
+        ]);
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(3), "{loc}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !loc.starts_with("rediss://") && loc != "file:" {
+            assert!(
+                err.contains("unsupported scheme") && err.contains("rediss://"),
+                "{loc}: {err}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a URL became a local path"
+    );
+}
+
+/// Makes a test CA, a server certificate for 127.0.0.1 and a client certificate, with openssl.
+fn test_pki(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("the TLS test needs the openssl command (`bash .ci/run` installs it)");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pennyblack test CA",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for name in ["server", "client"] {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+    }
+}
+
+/// rediss:// with a CA made by the test and a client certificate the server demands: a stamp is
+/// accepted once, then refused; without the CA the connection is refused (exit 3).
+#[test]
+#[ignore = "needs redis-server and openssl: run `bash .ci/run`, which installs them"]
+fn tls_with_a_test_ca_and_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    test_pki(dir.path());
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
+    let redis = Redis::start_with(|port| {
+        vec![
+            "--tls-port".into(),
+            port.to_string(),
+            "--port".into(),
+            "0".into(),
+            "--tls-cert-file".into(),
+            p("server.pem"),
+            "--tls-key-file".into(),
+            p("server.key"),
+            "--tls-ca-cert-file".into(),
+            p("ca.pem"),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ]
+    });
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let tls = [
+        "--redis-ca",
+        &p("ca.pem"),
+        "--redis-cert",
+        &p("client.pem"),
+        "--redis-key",
+        &p("client.key"),
+    ];
+    let stamp = a_stamp();
+    let first = verify_with(&url, &tls, &stamp, &[]);
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let again = verify_with(&url, &tls, &stamp, &[]);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("spent"));
+    // The system's roots do not know the test CA.
+    let untrusted = verify_with(&url, &[], &stamp, &[]);
+    assert_eq!(untrusted.status.code(), Some(3), "{untrusted:?}");
+}
+
+/// AUTH with ACL users: a wrong password is exit 3 and never printed; the password from a file
+/// or the environment works and is not needed on the command line.
+#[test]
+#[ignore = "needs redis-server: run `bash .ci/run`, which installs it"]
+fn acl_users_and_passwords_that_are_never_printed() {
+    let redis = Redis::start_with(|_| {
+        [
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "alice",
+            "on",
+            ">s3cret-pw",
+            "~*",
+            "&*",
+            "+@all",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    let stamp = a_stamp();
+    let wrong = format!("redis://alice:wr0ng-pw@127.0.0.1:{}/0", redis.port);
+    let o = verify_with(&wrong, &[], &stamp, &[]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!all.contains("wr0ng-pw"), "the password was printed: {all}");
+    assert!(all.contains("alice:***@"), "{all}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "s3cret-pw\n").unwrap();
+    let user_only = format!("redis://alice@127.0.0.1:{}/0", redis.port);
+    let o = verify_with(
+        &user_only,
+        &["--redis-password-file", file.to_str().unwrap()],
+        &stamp,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = verify_with(
+        &user_only,
+        &[],
+        &stamp,
+        &[("PENNYBLACK_REDIS_PASSWORD", "s3cret-pw")],
+    );
+    assert_eq!(o.status.code(), Some(1), "spent: {o:?}");
+    // Not in --help either, where clap would show the environment's value.
+    let help = pennyblack()
+        .args(["verify", "--help"])
+        .env("PENNYBLACK_SPENT", "redis://alice:s3cret-pw@h/0")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret-pw"));
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let o = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian redis-tools, installed with redis-server)");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A 3-primary Redis Cluster: every key is accepted once and refused again, whichever node its
+/// slot lands on (all three hold some).
+#[test]
+#[ignore = "needs redis-server and redis-cli: run `bash .ci/run`, which installs them"]
+fn a_three_primary_cluster_refuses_replays_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let nodes: Vec<Redis> = (0..3)
+        .map(|i| {
+            let d = d.clone();
+            Redis::start_with(move |port| {
+                vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    format!("{d}/nodes-{i}-{port}.conf"),
+                    "--dir".into(),
+                    d.clone(),
+                ]
+            })
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addrs.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    redis_cli(nodes[0].port, &create);
+    let started = Instant::now();
+    while !nodes
+        .iter()
+        .all(|n| redis_cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cluster did not form"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("redis+cluster://{}", addrs.join(","));
+    let store = RedisStore::open(&url, Duration::from_secs(2)).unwrap();
+    let t = now();
+    let items: Vec<pennyblack::spent::Spend> =
+        (1000..1300).map(|i| (key(i), t + 100).into()).collect();
+    assert!(store.spend_many(&items, t).unwrap().iter().all(|&f| f));
+    assert!(store.spend_many(&items, t).unwrap().iter().all(|&f| !f));
+    for n in &nodes {
+        let size: u64 = redis_cli(n.port, &["dbsize"]).trim().parse().unwrap();
+        assert!(size > 0, "node {} holds no key", n.port);
+    }
+    // Through the command line as well.
+    let stamp = a_stamp();
+    assert_eq!(verify_with(&url, &[], &stamp, &[]).status.code(), Some(0));
+    assert_eq!(verify_with(&url, &[], &stamp, &[]).status.code(), Some(1));
+}
+
+/// Sentinel: a stream of checks through `redis+sentinel://`, a failover in the middle. Stamps
+/// recorded (and replicated) before the switch stay refused after it, fresh ones are accepted
+/// on the new primary, and during the switch the store fails closed (errors, never a verdict
+/// without a check).
+#[test]
+#[ignore = "needs redis-server and redis-cli: run `bash .ci/run`, which installs them"]
+fn sentinel_failover_in_the_middle_of_a_stream() {
+    let primary = Redis::start();
+    let p = primary.port;
+    let replica =
+        Redis::start_with(move |_| vec!["--replicaof".into(), "127.0.0.1".into(), p.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor svc 127.0.0.1 {p} 1\nsentinel down-after-milliseconds svc 1000\n\
+             sentinel failover-timeout svc 10000\n"
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap().to_owned();
+    let sentinel = Redis::start_with(move |_| vec![conf.clone(), "--sentinel".into()]);
+    let url = format!("redis+sentinel://127.0.0.1:{}/svc", sentinel.port);
+    let started = Instant::now();
+    let store = loop {
+        match RedisStore::open(&url, Duration::from_secs(1)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(started.elapsed() < Duration::from_secs(20), "{e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let t = now();
+    let before: Vec<pennyblack::spent::Spend> =
+        (2000..2100).map(|i| (key(i), t + 100).into()).collect();
+    assert!(store.spend_many(&before, t).unwrap().iter().all(|&f| f));
+    // Replicated before the switch (WAIT on the primary), then the failover.
+    assert_eq!(redis_cli(p, &["wait", "1", "5000"]).trim(), "1");
+    assert!(redis_cli(sentinel.port, &["sentinel", "failover", "svc"]).contains("OK"));
+    let started = Instant::now();
+    let mut next = 3000;
+    let mut after_switch = false;
+    while !after_switch {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the store never followed the new primary"
+        );
+        let fresh: Vec<pennyblack::spent::Spend> = (next..next + 10)
+            .map(|i| (key(i), t + 100).into())
+            .collect();
+        next += 10;
+        match store.spend_many(&fresh, t) {
+            // Accepted: fresh keys are fresh (on whichever primary took them).
+            Ok(r) => assert!(r.iter().all(|&f| f), "{r:?}"),
+            // Failing closed while the switch happens is allowed; accepting without a check is not.
+            Err(_) => {}
+        }
+        after_switch = redis_cli(replica.port, &["role"]).starts_with("master");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // On the new primary: what was recorded before is still spent; new keys are fresh.
+    let started = Instant::now();
+    let again = loop {
+        match store.spend_many(&before, t) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(started.elapsed() < Duration::from_secs(30), "{e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert!(
+        again.iter().all(|&f| !f),
+        "a stamp was accepted twice across the failover"
+    );
+    assert!(store.spend(&key(9999), t + 100, t).unwrap());
 }

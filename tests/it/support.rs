@@ -25,6 +25,7 @@ pub fn utc(digits: &str) -> i64 {
 pub fn pennyblack() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pennyblack"));
     c.env_remove("PENNYBLACK_SPENT");
+    c.env_remove("PENNYBLACK_REDIS_PASSWORD");
     c
 }
 

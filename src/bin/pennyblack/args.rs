@@ -608,29 +608,65 @@ pub struct PolicyArgs {
     /// Clock-skew allowance, both directions.
     #[arg(short, long, default_value = "2d", value_parser = parse_duration)]
     pub grace: std::time::Duration,
-    /// Spent-stamp store: a database file, or `redis://HOST:PORT/DB` to share one set between
-    /// machines [default: $XDG_DATA_HOME/pennyblack/spent.redb].
+    /// Spent-stamp store: a database file (a path, or file:PATH), or Redis to share one set
+    /// between machines: redis://[USER[:PASSWORD]@]HOST:PORT/DB, rediss://... (TLS),
+    /// redis+cluster://HOST:PORT[,HOST:PORT], redis+sentinel://HOST:PORT[,...]/SERVICE[/DB]
+    /// [default: $XDG_DATA_HOME/pennyblack/spent.redb]
     #[arg(
         short,
         long,
         env = "PENNYBLACK_SPENT",
-        value_name = "PATH|URL",
-        conflicts_with = "no_spent"
+        hide_env_values = true,
+        value_name = "PATH|URL"
     )]
     pub spent: Option<PathBuf>,
-    /// Do not record or refuse replays (a valid stamp is then not fully checked).
+    /// Do not record or refuse replays (a valid stamp is then not fully checked); wins over
+    /// PENNYBLACK_SPENT.
     #[arg(long)]
     pub no_spent: bool,
-    /// When the spent store fails mid-run: reject (stop with exit 3, the default) or accept
-    /// stamps without a replay check, saying so in each verdict (exit 2).
+    /// When the spent store fails, to open or mid-run: reject (stop with exit 3, the default)
+    /// or accept stamps without a replay check, saying so in each verdict (exit 2).
     #[arg(long, value_enum, default_value_t = Unavailable::Reject)]
     pub spent_unavailable: Unavailable,
-    /// Seconds to wait for the Redis server.
-    #[arg(long, default_value_t = 2)]
-    pub redis_timeout: u64,
+    /// How long to wait for the Redis server (a connection, each reply): 2s, 500ms; a bare
+    /// number is seconds.
+    #[arg(long, default_value = "2s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub redis_timeout: std::time::Duration,
+    /// rediss://: trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
+    /// rediss://: present this client certificate (PEM), with --redis-key.
+    #[arg(long, value_name = "FILE")]
+    pub redis_cert: Option<PathBuf>,
+    /// rediss://: the client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub redis_key: Option<PathBuf>,
+    /// Read the Redis password from this file (first line), so it is not on the command line;
+    /// PENNYBLACK_REDIS_PASSWORD also works. Overrides a password in the URL.
+    #[arg(long, value_name = "FILE")]
+    pub redis_password_file: Option<PathBuf>,
     /// Check as if it were this time: RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
+}
+
+/// A timeout: a duration (2s, 500ms), or a bare number of seconds.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(n) = s.trim().parse::<f64>() {
+        if n.is_finite() && n > 0.0 {
+            return Ok(std::time::Duration::from_secs_f64(n));
+        }
+        return Err(format!("{s:?} is not a positive duration"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (examples: 2s, 500ms, 5)"))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err(format!("{s:?} is not a positive duration"))
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -11,7 +11,7 @@ pub mod spent;
 pub mod stamp;
 pub mod verify;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use pennyblack::{Algorithm, Backend};
 
 /// Refuses a forced backend this CPU lacks for `alg`, naming the ones it has.
@@ -40,28 +40,122 @@ pub fn read_stdin(max: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The spent store to use: `--spent PATH` (or `redis://...`), else the default file, or none
-/// with `--no-spent`.
+/// Where a spent store lives, read strictly: a URL scheme we do not support is an error, never
+/// a file path (so `rediss://host/0` is never created as folders of a local file).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A database file: a path, or `file:PATH`.
+    File(std::path::PathBuf),
+    /// A Redis location (`redis://`, `rediss://`, `redis+cluster://`, `redis+sentinel://`).
+    Redis(String),
+}
+
+/// The schemes `--spent` takes.
+pub const LOCATION_SCHEMES: &str =
+    "a file path, file:PATH, redis://, rediss:// (TLS), redis+cluster://, redis+sentinel://";
+
+pub fn parse_location(raw: &std::path::Path) -> Result<Location> {
+    let Some(s) = raw.to_str() else {
+        return Ok(Location::File(raw.to_owned()));
+    };
+    if let Some(path) = s.strip_prefix("file:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            bail!("--spent {s:?}: file: names no path");
+        }
+        return Ok(Location::File(path.into()));
+    }
+    // SCHEME: (RFC 3986: a letter, then letters, digits, + - .); one letter is a drive name.
+    let scheme = s.split_once(':').map(|(sch, _)| sch).filter(|sch| {
+        sch.len() > 1
+            && sch.starts_with(|c: char| c.is_ascii_alphabetic())
+            && sch
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    match scheme {
+        None => Ok(Location::File(raw.to_owned())),
+        Some(
+            "redis" | "rediss" | "redis+cluster" | "redis+sentinel" | "rediss+cluster"
+            | "rediss+sentinel",
+        ) => Ok(Location::Redis(s.to_owned())),
+        Some(other) => bail!(
+            "--spent {:?}: unsupported scheme {other:?} (supported: {LOCATION_SCHEMES}; a file \
+             whose name has a colon: ./NAME or file:NAME)",
+            redact(s)
+        ),
+    }
+}
+
+/// A location as it may be printed: any password replaced by `***`.
+pub fn redact(s: &str) -> String {
+    #[cfg(feature = "redis")]
+    {
+        pennyblack::spent::redact(s)
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        s.to_owned()
+    }
+}
+
+/// The spent store to use: `--spent PATH` (or a Redis URL), else the default file, or none with
+/// `--no-spent`. A store that cannot be opened is an error, or with `--spent-unavailable accept`
+/// a warning and no store (each verdict then says the replay check was not made).
 pub fn spent_store(p: &crate::args::PolicyArgs) -> Result<Option<Box<dyn pennyblack::SpentStore>>> {
     if p.no_spent {
         return Ok(None);
     }
-    let path = match p.spent.clone() {
+    match open_store(p) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if p.spent_unavailable == crate::args::Unavailable::Accept => {
+            eprintln!(
+                "pennyblack: warning: {e:#}; --spent-unavailable accept: checking without a replay check"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn open_store(p: &crate::args::PolicyArgs) -> Result<Box<dyn pennyblack::SpentStore>> {
+    let raw = match p.spent.clone() {
         Some(p) => p,
         None => verify::default_spent_path()?,
     };
-    if let Some(url) = path.to_str().filter(|s| s.starts_with("redis://")) {
+    match parse_location(&raw)? {
+        Location::File(path) => Ok(Box::new(pennyblack::FileStore::open(&path)?)),
         #[cfg(feature = "redis")]
-        {
-            let timeout = std::time::Duration::from_secs(p.redis_timeout.max(1));
-            return Ok(Some(Box::new(pennyblack::spent::RedisStore::open(
-                url, timeout,
-            )?)));
+        Location::Redis(url) => {
+            let password = match (
+                &p.redis_password_file,
+                std::env::var("PENNYBLACK_REDIS_PASSWORD"),
+            ) {
+                (Some(f), _) => Some(
+                    std::fs::read_to_string(f)
+                        .with_context(|| format!("--redis-password-file {}", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_owned(),
+                ),
+                (None, Ok(v)) if !v.is_empty() => Some(v),
+                _ => None,
+            };
+            let options = pennyblack::spent::RedisOptions {
+                timeout: p.redis_timeout,
+                ca_file: p.redis_ca.clone(),
+                client_cert: p.redis_cert.clone().zip(p.redis_key.clone()),
+                password,
+            };
+            if p.redis_cert.is_some() != p.redis_key.is_some() {
+                bail!("--redis-cert and --redis-key go together");
+            }
+            Ok(Box::new(pennyblack::spent::RedisStore::open_with(
+                &url, &options,
+            )?))
         }
         #[cfg(not(feature = "redis"))]
-        bail!("{url}: built without the `redis` feature");
+        Location::Redis(url) => bail!("{}: built without the `redis` feature", redact(&url)),
     }
-    Ok(Some(Box::new(pennyblack::FileStore::open(&path)?)))
 }
 
 /// A verifier for `policy` with the options' clock, spent store and failure mode.

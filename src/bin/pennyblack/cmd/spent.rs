@@ -15,6 +15,13 @@ pub fn run(c: SpentCommand) -> Result<Exit> {
         Some(p) => p,
         None => crate::cmd::verify::default_spent_path()?,
     };
+    let path = match crate::cmd::parse_location(&path)? {
+        crate::cmd::Location::File(p) => p,
+        crate::cmd::Location::Redis(url) => anyhow::bail!(
+            "{}: `spent stats` and `spent purge` work on a file store (Redis expires entries itself)",
+            crate::cmd::redact(&url)
+        ),
+    };
     let store = FileStore::open(&path)?;
     let now = a.now.unwrap_or_else(|| SystemClock.now());
     if purge {
