@@ -326,6 +326,18 @@ fn unreachable_server_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("redis://127.0.0.1"));
+    // --spent-unavailable accept covers a store that cannot even be opened: checked without a
+    // replay check, said on standard error and in the verdict (exit 2).
+    let stamp = a_stamp();
+    let out = verify_with(
+        &format!("redis://127.0.0.1:{port}/0"),
+        &["--redis-timeout", "500ms", "--spent-unavailable", "accept"],
+        &stamp,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not checked: spent"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--spent-unavailable accept"));
 }
 
 /// A receiver whose clock lags Redis's (within the grace) checks a stamp twice: the entry it
