@@ -1,16 +1,19 @@
 //! DKIM keys: private keys from PEM files (PKCS#8 for both algorithms, PKCS#1 RSA accepted),
 //! public keys from `v=DKIM1; k=...; p=...` records, and where records come from.
+//!
+//! RSA goes through `aws-lc-rs` (AWS-LC, whose private-key operation is constant-time with
+//! blinding: no Marvin-style timing leak, RUSTSEC-2023-0071, as in the `rsa` crate); Ed25519
+//! through `ed25519-dalek`.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::signature::{self as lc, KeyPair as _};
 use base64::Engine;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::traits::PublicKeyParts;
+use ed25519_dalek::Signer as _;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use pem_rfc7468::LineEnding;
 use sha2::{Digest, Sha256};
 
 use super::{DkimError, Tags};
@@ -33,8 +36,8 @@ pub enum KeyKind {
 
 /// A private signing key.
 pub enum SigningKey {
-    /// RSA with PKCS#1 v1.5 signatures over SHA-256.
-    Rsa(Box<rsa::PrivateKey>),
+    /// RSA with PKCS#1 v1.5 signatures over SHA-256 (AWS-LC).
+    Rsa(Box<lc::RsaKeyPair>),
     /// Ed25519 over the SHA-256 hash of the signed data (RFC 8463).
     Ed25519(Box<ed25519_dalek::SigningKey>),
 }
@@ -49,26 +52,36 @@ impl SigningKey {
     /// Reads a PEM key: `PRIVATE KEY` (PKCS#8, RSA or Ed25519) or `RSA PRIVATE KEY` (PKCS#1).
     /// RSA keys under 2048 bits are refused.
     pub fn from_pem(pem: &str) -> Result<SigningKey, DkimError> {
-        let key = if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
-            SigningKey::Ed25519(Box::new(k))
-        } else if let Ok(k) = rsa::PrivateKey::from_pkcs8_pem(pem) {
-            SigningKey::Rsa(Box::new(k))
-        } else if let Ok(k) = rsa::PrivateKey::from_pkcs1_pem(pem) {
-            SigningKey::Rsa(Box::new(k))
-        } else {
-            return Err(DkimError::Key(
-                "not a PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1 RSA)".into(),
-            ));
+        let bad = || {
+            DkimError::Key("not a PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1 RSA)".into())
         };
-        if let SigningKey::Rsa(k) = &key
-            && k.size() * 8 < MIN_RSA_SIGN_BITS
-        {
+        if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+            return Ok(SigningKey::Ed25519(Box::new(k)));
+        }
+        let (label, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|_| bad())?;
+        let key = match label {
+            "PRIVATE KEY" => lc::RsaKeyPair::from_pkcs8(&der),
+            "RSA PRIVATE KEY" => lc::RsaKeyPair::from_der(&der),
+            _ => return Err(bad()),
+        };
+        // AWS-LC refuses RSA keys under 2048 bits itself; say why in our words.
+        let key = key.map_err(|e| {
+            let bits = rsa_private_modulus_bits(&der).unwrap_or(0);
+            if bits > 0 && bits < MIN_RSA_SIGN_BITS {
+                DkimError::Key(format!(
+                    "RSA key of {bits} bits; at least {MIN_RSA_SIGN_BITS} are required"
+                ))
+            } else {
+                DkimError::Key(format!("bad RSA key: {e}"))
+            }
+        })?;
+        if key.public_modulus_len() * 8 < MIN_RSA_SIGN_BITS {
             return Err(DkimError::Key(format!(
                 "RSA key of {} bits; at least {MIN_RSA_SIGN_BITS} are required",
-                k.size() * 8
+                key.public_modulus_len() * 8
             )));
         }
-        Ok(key)
+        Ok(SigningKey::Rsa(Box::new(key)))
     }
 
     /// Reads a PEM key file.
@@ -94,8 +107,19 @@ impl SigningKey {
                         "RSA keys need at least {MIN_RSA_SIGN_BITS} bits"
                     )));
                 }
-                let k = rsa::PrivateKey::new(&mut getrandom::SysRng, rsa_bits)
-                    .map_err(|e| DkimError::Key(e.to_string()))?;
+                let size = match rsa_bits {
+                    2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
+                    3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
+                    4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
+                    8192 => aws_lc_rs::rsa::KeySize::Rsa8192,
+                    other => {
+                        return Err(DkimError::Key(format!(
+                            "RSA keys of 2048, 3072, 4096 or 8192 bits, not {other}"
+                        )));
+                    }
+                };
+                let k = lc::RsaKeyPair::generate(size)
+                    .map_err(|e| DkimError::Key(format!("RSA key generation failed: {e}")))?;
                 Ok(SigningKey::Rsa(Box::new(k)))
             }
         }
@@ -113,11 +137,11 @@ impl SigningKey {
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, DkimError> {
         match self {
             SigningKey::Rsa(k) => {
-                let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
-                let sig = signer
-                    .try_sign(data)
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                k.sign(&lc::RSA_PKCS1_SHA256, &rng, data, &mut sig)
                     .map_err(|e| DkimError::Sign(e.to_string()))?;
-                Ok(sig.to_vec())
+                Ok(sig)
             }
             SigningKey::Ed25519(k) => Ok(k.sign(&Sha256::digest(data)).to_bytes().to_vec()),
         }
@@ -127,11 +151,9 @@ impl SigningKey {
     pub fn public_record(&self) -> Result<String, DkimError> {
         let (k, p) = match self {
             SigningKey::Rsa(k) => {
-                let der = k
-                    .to_public_key()
-                    .to_public_key_der()
+                let der = AsDer::<PublicKeyX509Der>::as_der(k.public_key())
                     .map_err(|e| DkimError::Key(e.to_string()))?;
-                ("rsa", B64.encode(der.as_bytes()))
+                ("rsa", B64.encode(der.as_ref()))
             }
             SigningKey::Ed25519(k) => ("ed25519", B64.encode(k.verifying_key().as_bytes())),
         };
@@ -141,7 +163,12 @@ impl SigningKey {
     /// The key as a PKCS#8 PEM file, as `openssl genpkey` writes it.
     pub fn to_pkcs8_pem(&self) -> Result<String, DkimError> {
         let pem = match self {
-            SigningKey::Rsa(k) => k.to_pkcs8_pem(LineEnding::LF),
+            SigningKey::Rsa(k) => {
+                let der = AsDer::<Pkcs8V1Der>::as_der(k.as_ref())
+                    .map_err(|e| DkimError::Key(e.to_string()))?;
+                return pem_rfc7468::encode_string("PRIVATE KEY", LineEnding::LF, der.as_ref())
+                    .map_err(|e| DkimError::Key(e.to_string()));
+            }
             // Version 1 PKCS#8 without the public key, exactly as `openssl genpkey` writes it
             // (OpenSSL 3.0 refuses the version 2 form).
             SigningKey::Ed25519(k) => ed25519_dalek::pkcs8::KeypairBytes {
@@ -158,8 +185,8 @@ impl SigningKey {
 /// A public key from a DKIM key record.
 #[derive(Debug)]
 pub enum PublicKey {
-    /// RSA.
-    Rsa(Box<rsa::PublicKey>),
+    /// RSA: the PKCS#1 `RSAPublicKey` DER, and its modulus size in bits.
+    Rsa(Vec<u8>, usize),
     /// Ed25519.
     Ed25519(Box<ed25519_dalek::VerifyingKey>),
 }
@@ -191,28 +218,16 @@ impl PublicKey {
         }
         match kind {
             KeyKind::Rsa => {
-                // Measure the modulus before building the key (the rsa crate itself refuses
-                // small keys with a less helpful message).
-                if let Some(bits) = rsa_modulus_bits(&p)
-                    && bits < MIN_RSA_VERIFY_BITS
-                {
+                // SubjectPublicKeyInfo (what keygen and openssl publish) or bare PKCS#1.
+                let pkcs1 = spki_rsa_key(&p).unwrap_or_else(|| p.clone());
+                let bits = rsa_modulus_bits(&pkcs1)
+                    .ok_or_else(|| DkimError::Key("bad RSA key: not an RSA public key".into()))?;
+                if bits < MIN_RSA_VERIFY_BITS {
                     return Err(DkimError::Key(format!(
                         "RSA key of {bits} bits is under {MIN_RSA_VERIFY_BITS} (RFC 8301)"
                     )));
                 }
-                let k = rsa::PublicKey::from_public_key_der(&p)
-                    .or_else(|_| {
-                        use rsa::pkcs1::DecodeRsaPublicKey;
-                        rsa::PublicKey::from_pkcs1_der(&p)
-                    })
-                    .map_err(|e| DkimError::Key(format!("bad RSA key: {e}")))?;
-                if k.size() * 8 < MIN_RSA_VERIFY_BITS {
-                    return Err(DkimError::Key(format!(
-                        "RSA key of {} bits is under {MIN_RSA_VERIFY_BITS} (RFC 8301)",
-                        k.size() * 8
-                    )));
-                }
-                Ok(PublicKey::Rsa(Box::new(k)))
+                Ok(PublicKey::Rsa(pkcs1, bits))
             }
             KeyKind::Ed25519 => {
                 let bytes: [u8; 32] = p
@@ -229,9 +244,17 @@ impl PublicKey {
     /// Whether `sig` is this key's signature of `data`.
     pub fn verify(&self, data: &[u8], sig: &[u8]) -> bool {
         match self {
-            PublicKey::Rsa(k) => {
-                let v = rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**k).clone());
-                rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| v.verify(data, &s).is_ok())
+            PublicKey::Rsa(der, bits) => {
+                // RFC 8301: keys of 1024 bits and more verify; AWS-LC's legacy profile is the one
+                // that accepts 1024 to 2047.
+                let alg = if *bits >= 2048 {
+                    &lc::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &lc::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+                };
+                lc::UnparsedPublicKey::new(alg, der)
+                    .verify(data, sig)
+                    .is_ok()
             }
             PublicKey::Ed25519(k) => ed25519_dalek::Signature::from_slice(sig)
                 .is_ok_and(|s| k.verify_strict(&Sha256::digest(data), &s).is_ok()),
@@ -239,18 +262,89 @@ impl PublicKey {
     }
 }
 
-/// The modulus size of an RSA public key in SubjectPublicKeyInfo or PKCS#1 DER form.
-fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
-    use rsa::pkcs1::der::Decode;
-    let inner = rsa::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(der)
-        .ok()
-        .and_then(|spki| spki.subject_public_key.as_bytes().map(<[u8]>::to_vec))
-        .unwrap_or_else(|| der.to_vec());
-    let key: rsa::pkcs1::RsaPublicKey<rsa::pkcs1::UintRef<'_>> =
-        rsa::pkcs1::RsaPublicKey::from_der(&inner).ok()?;
-    let m = key.modulus.as_bytes();
-    let first = m.iter().position(|&b| b != 0)?;
-    Some((m.len() - first) * 8 - m[first].leading_zeros() as usize)
+/// One DER element at the start of `der`: (tag, contents, the rest after it).
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |l, &b| (l << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The bits of a DER INTEGER's magnitude.
+fn integer_bits(int: &[u8]) -> Option<usize> {
+    let first = int.iter().position(|&b| b != 0)?;
+    Some((int.len() - first) * 8 - int[first].leading_zeros() as usize)
+}
+
+/// The PKCS#1 `RSAPublicKey` inside a SubjectPublicKeyInfo whose algorithm is rsaEncryption.
+fn spki_rsa_key(der: &[u8]) -> Option<Vec<u8>> {
+    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    let (0x30, spki, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x30, alg, rest) = der_element(spki)? else {
+        return None;
+    };
+    let (0x06, oid, _) = der_element(alg)? else {
+        return None;
+    };
+    if oid != RSA_ENCRYPTION {
+        return None;
+    }
+    let (0x03, bits, _) = der_element(rest)? else {
+        return None;
+    };
+    let (&0, key) = bits.split_first()? else {
+        return None;
+    };
+    Some(key.to_vec())
+}
+
+/// The modulus size of a PKCS#1 `RSAPublicKey` (SEQUENCE { modulus, publicExponent }).
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
+    let (0x30, seq, _) = der_element(pkcs1)? else {
+        return None;
+    };
+    let (0x02, n, rest) = der_element(seq)? else {
+        return None;
+    };
+    let (0x02, _e, _) = der_element(rest)? else {
+        return None;
+    };
+    integer_bits(n)
+}
+
+/// The modulus size of an RSA private key, PKCS#8 or PKCS#1, for error messages.
+fn rsa_private_modulus_bits(der: &[u8]) -> Option<usize> {
+    let (0x30, seq, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = der_element(seq)? else {
+        return None;
+    };
+    match der_element(rest)? {
+        // PKCS#1: version, modulus, ...
+        (0x02, n, _) => integer_bits(n),
+        // PKCS#8: version, algorithm, OCTET STRING { RSAPrivateKey }
+        (0x30, _, rest) => {
+            let (0x04, inner, _) = der_element(rest)? else {
+                return None;
+            };
+            rsa_private_modulus_bits(inner)
+        }
+        _ => None,
+    }
 }
 
 /// Why a key record could not be had.

@@ -407,8 +407,15 @@ fn calibrate_picks_bits_from_a_given_rate_and_plots() {
 fn no_spent_wins_over_the_environment() {
     let stamp = mint(&["--alg", "sha1", "--bits", "8", "bob@example.org"]);
     let mut c = pennyblack();
-    c.env("PENNYBLACK_SPENT", "/nonexistent/spent.redb")
-        .args(["verify", "--no-spent", "--bits", "8", "-r", "bob@example.org", stamp.trim()]);
+    c.env("PENNYBLACK_SPENT", "/nonexistent/spent.redb").args([
+        "verify",
+        "--no-spent",
+        "--bits",
+        "8",
+        "-r",
+        "bob@example.org",
+        stamp.trim(),
+    ]);
     let o = c.output().unwrap();
     assert_eq!(code(&o), 2, "{}", err(&o));
     assert!(out(&o).contains("not checked: spent"), "{}", out(&o));
