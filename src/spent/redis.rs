@@ -92,14 +92,14 @@ enum Server {
 
 enum Conn {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl Conn {
     fn as_dyn(&mut self) -> &mut dyn redis::ConnectionLike {
         match self {
             Conn::Single(c) => c,
-            Conn::Cluster(c) => c,
+            Conn::Cluster(c) => c.as_mut(),
         }
     }
 }
@@ -341,7 +341,7 @@ impl RedisStore {
         };
         match &self.server {
             Server::Single(client) => client.get_connection_with_timeout(self.timeout).map(single),
-            Server::Cluster(client) => client.get_connection().map(Conn::Cluster),
+            Server::Cluster(client) => client.get_connection().map(|c| Conn::Cluster(Box::new(c))),
             Server::Sentinel(client) => {
                 // Asks the Sentinels which node is the primary now, on every (re)connect.
                 let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
