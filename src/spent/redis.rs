@@ -304,7 +304,7 @@ impl RedisStore {
                     .set_redis_connection_info(node);
                 let client = redis::sentinel::SentinelClient::build(
                     sentinels,
-                    service.to_owned(),
+                    service,
                     Some(info),
                     redis::sentinel::SentinelServerType::Master,
                 )
