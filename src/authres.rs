@@ -191,9 +191,10 @@ fn stamp_result(outcome: Outcome, s: &StampVerdict) -> Result_ {
     r
 }
 
-/// The stamp field: one `x-hashcash=pass|neutral|fail|none` result per recipient (a recipient
-/// not named in the message's header is not named here either), or without recipients one for
-/// the best stamp; each with its stamp's bits, whether a signature covers it, and the policy's
+/// The stamp field: one `x-hashcash=pass|neutral|fail|none` result per recipient named in the
+/// message's To or Cc (hidden recipients get none, and are not counted or named), one for the
+/// whole message when the header names none of them, or without recipients one for the best
+/// stamp; each with its stamp's bits, whether a signature covers it, and the policy's
 /// minimum. Neutral: valid, but a check was not made (never pass).
 pub fn hashcash_field(
     authserv_id: &str,
@@ -213,15 +214,19 @@ pub fn hashcash_field(
             None => Result_::new("x-hashcash", "none"),
         });
     }
-    for (n, r) in v.recipients.iter().enumerate() {
+    // Every recipient of the message reads this field: only those its To and Cc name get a
+    // result, so the field tells no one of a hidden recipient, paid or not. When the header names
+    // none of them, one result for the message as a whole.
+    for r in v.recipients.iter().filter(|r| r.visible) {
         results.push(match r.stamp {
             Some(i) => stamp_result(r.outcome, &v.stamps[i]),
-            None if r.visible => {
+            None => {
                 Result_::new("x-hashcash", "none").comment(&format!("no stamp for {}", r.address))
             }
-            None => Result_::new("x-hashcash", "none")
-                .comment(&format!("no stamp for recipient {}", n + 1)),
         });
+    }
+    if results.is_empty() {
+        results.push(Result_::new("x-hashcash", v.hashcash().keyword()));
     }
     if let Some(b) = required_bits {
         results = results

@@ -1,7 +1,7 @@
-//! What ties a stamp to one delivery: its message (a digest of the body in the extension field)
-//! and its recipient (the address, compared as a mail address, or a keyed digest of it for a
-//! recipient who must not be named in the header). The rules are the README's "Binding" and
-//! "Hidden recipients" paragraphs of the stamp format.
+//! What ties a stamp to one delivery: its message (a digest of the body and the main header
+//! fields in the extension field) and its recipient (the address, compared as a mail address,
+//! or a keyed digest of it for a recipient who must not be named in the header). The rules are
+//! the README's "Binding" and "Hidden recipients" paragraphs of the stamp format.
 
 use base64::Engine;
 use sha2::Digest as _;
@@ -11,74 +11,138 @@ use crate::error::VerifyError;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// The extension entry that binds a stamp to its message's body: `body=DIGEST`.
-pub const BODY_EXT: &str = "body";
+/// The extension entry that binds a stamp to its message: `bind=MASK DIGEST`.
+pub const BIND_EXT: &str = "bind";
 
 /// How a hidden recipient's resource starts: `bcc.` then 22 base64url characters.
 pub const HIDDEN_PREFIX: &str = "bcc.";
 
-/// The first 128 bits of SHA-256 over a domain tag and the body in DKIM's relaxed
-/// canonicalization (white space runs folded, trailing white space and empty lines dropped, CRLF
-/// line ends), so a body re-encoded in transit between LF and CRLF, or with trailing blanks
-/// trimmed, keeps its binding; any other change breaks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BodyBinding(pub [u8; 16]);
+/// The header fields a binding can cover, in the order they are hashed; bit i of the mask is
+/// field i. A field absent when the stamp was minted is left out of the mask, so a relay that
+/// adds it later does not break the binding.
+pub const BOUND_FIELDS: [&str; 6] = ["from", "to", "cc", "subject", "date", "message-id"];
 
-impl BodyBinding {
-    /// The binding of a message body (the bytes after the blank line ending the header).
-    pub fn of_body(body: &[u8]) -> BodyBinding {
-        let mut h = sha2::Sha256::new();
-        h.update(b"pennyblack body 1\0");
-        crate::canon::body_into(Canon::Relaxed, body, None, &mut |piece| h.update(piece));
-        let d = h.finalize();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&d[..16]);
-        BodyBinding(out)
+/// A stamp's binding to its message: which of [`BOUND_FIELDS`] it covers, and the first 128 bits
+/// of SHA-256 over a domain tag, the mask, every instance of each covered field (top to bottom,
+/// in DKIM's relaxed header canonicalization, each field's instances followed by a zero byte)
+/// and SHA-256 of the body in DKIM's relaxed body canonicalization. White space changes in transit and LF/CRLF keep it; any other change to
+/// the body or to a covered field (a field added, removed or changed) breaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Binding {
+    /// Bit i set: [`BOUND_FIELDS`]`[i]` is covered.
+    pub mask: u8,
+    /// The digest.
+    pub digest: [u8; 16],
+}
+
+/// A message as a binding sees it: the raw instances of a header field, and the body.
+pub trait BindingSource {
+    /// The raw instances (name, colon, value, folding, line ending) of the field `name`
+    /// (lower case), top to bottom.
+    fn fields(&self, name: &str) -> Vec<&[u8]>;
+    /// The body.
+    fn body(&self) -> &[u8];
+    /// SHA-256 of the body in relaxed canonicalization. An implementation that checks many
+    /// stamps of one message computes it once (the body is the costly part).
+    fn body_digest(&self) -> [u8; 32] {
+        body_digest(self.body())
+    }
+}
+
+/// SHA-256 of a body in DKIM's relaxed body canonicalization, streamed.
+pub fn body_digest(body: &[u8]) -> [u8; 32] {
+    crate::canon::body_hash(Canon::Relaxed, body, None)
+}
+
+impl Binding {
+    /// The binding of `msg` over the fields it has of [`BOUND_FIELDS`].
+    pub fn of(msg: &dyn BindingSource) -> Binding {
+        let mask = BOUND_FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !msg.fields(f).is_empty())
+            .fold(0u8, |m, (i, _)| m | 1 << i);
+        Binding::with_mask(msg, mask)
     }
 
-    /// The value written after `body=`: 22 base64url characters without padding.
+    /// The binding of `msg` over the fields of `mask` (what a checker computes to compare).
+    pub fn with_mask(msg: &dyn BindingSource, mask: u8) -> Binding {
+        let mut h = sha2::Sha256::new();
+        h.update(b"pennyblack bind 1\0");
+        h.update([mask]);
+        for (i, name) in BOUND_FIELDS.iter().enumerate() {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            for raw in msg.fields(name) {
+                h.update(crate::canon::header(Canon::Relaxed, raw));
+            }
+            h.update(b"\0");
+        }
+        h.update(msg.body_digest());
+        let d = h.finalize();
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&d[..16]);
+        Binding { mask, digest }
+    }
+
+    /// The value written after `bind=`: the mask as one base64url character, then the digest
+    /// as 22 (23 characters, no padding).
     pub fn encode(&self) -> String {
-        B64URL.encode(self.0)
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut s = String::with_capacity(23);
+        s.push(alphabet[usize::from(self.mask & 63)] as char);
+        s.push_str(&B64URL.encode(self.digest));
+        s
     }
 
     /// Reads a value written by [`encode`](Self::encode); `None` for anything else.
-    pub fn decode(s: &str) -> Option<BodyBinding> {
-        if s.len() != 22 {
+    pub fn decode(s: &str) -> Option<Binding> {
+        if s.len() != 23 || !s.is_ascii() {
             return None;
         }
-        let v = B64URL.decode(s).ok()?;
-        let bytes: [u8; 16] = v.try_into().ok()?;
+        let (m, d) = s.split_at(1);
+        let mask = match m.as_bytes()[0] {
+            c @ b'A'..=b'Z' => c - b'A',
+            c @ b'a'..=b'z' => c - b'a' + 26,
+            c @ b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        let v = B64URL.decode(d).ok()?;
+        let digest: [u8; 16] = v.try_into().ok()?;
         // Only the canonical spelling (the last character's unused bits zero) is accepted.
-        (B64URL.encode(bytes) == s).then_some(BodyBinding(bytes))
+        (B64URL.encode(digest) == d).then_some(Binding { mask, digest })
     }
 
     /// The extension field `ext` with this binding added as its first entry.
     pub fn add_to_ext(&self, ext: &str) -> String {
         if ext.is_empty() {
-            format!("{BODY_EXT}={}", self.encode())
+            format!("{BIND_EXT}={}", self.encode())
         } else {
-            format!("{BODY_EXT}={};{ext}", self.encode())
+            format!("{BIND_EXT}={};{ext}", self.encode())
         }
     }
 }
 
-/// The binding an extension field carries: `Ok(None)` without a `body` entry,
+/// The binding an extension field carries: `Ok(None)` without a `bind` entry,
 /// [`VerifyError::BadBinding`] when the entry is repeated or its value is not one canonical
-/// digest (such a stamp is refused).
-pub fn binding_of_ext(ext: &str) -> Result<Option<BodyBinding>, VerifyError> {
+/// binding (such a stamp is refused).
+pub fn binding_of_ext(ext: &str) -> Result<Option<Binding>, VerifyError> {
     if ext.is_empty() {
         return Ok(None);
     }
     let mut found = None;
     for entry in ext.split(';') {
         let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
-        if name != BODY_EXT {
+        if name != BIND_EXT {
             continue;
         }
         if found.is_some() {
             return Err(VerifyError::BadBinding);
         }
-        found = Some(BodyBinding::decode(value).ok_or(VerifyError::BadBinding)?);
+        found = Some(Binding::decode(value).ok_or(VerifyError::BadBinding)?);
     }
     Ok(found)
 }
@@ -158,13 +222,18 @@ pub fn hidden_resource(rand: &str, address: &str) -> String {
     format!("{HIDDEN_PREFIX}{}", B64URL.encode(&d[..16]))
 }
 
+/// Whether a resource has the form of a hidden one (`bcc.` and 22 characters).
+pub fn is_hidden(resource: &str) -> bool {
+    resource.len() == HIDDEN_LEN && resource.starts_with(HIDDEN_PREFIX)
+}
+
 /// The length of every [`hidden_resource`].
 pub const HIDDEN_LEN: usize = HIDDEN_PREFIX.len() + 22;
 
 /// Whether a stamp with this `resource` and `rand` pays for `address`: the resource is the
 /// address itself, or its hidden form keyed by `rand`.
 pub fn resource_names(resource: &str, rand: &str, address: &str) -> bool {
-    if resource.len() == HIDDEN_LEN && resource.starts_with(HIDDEN_PREFIX) {
+    if is_hidden(resource) {
         let want = hidden_resource(rand, address);
         return bool::from(subtle::ConstantTimeEq::ct_eq(
             want.as_bytes(),
@@ -205,17 +274,91 @@ mod tests {
         assert_ne!(r, hidden_resource("BBBBsalt", "bob@example.org"));
     }
 
+    struct Msg(Vec<(&'static str, &'static [u8])>, &'static [u8]);
+    impl BindingSource for Msg {
+        fn fields(&self, name: &str) -> Vec<&[u8]> {
+            self.0
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, r)| *r)
+                .collect()
+        }
+        fn body(&self) -> &[u8] {
+            self.1
+        }
+    }
+
     #[test]
-    fn bindings_round_trip_and_refuse_doubles() {
-        let b = BodyBinding::of_body(b"Hello\r\n");
-        assert_eq!(b, BodyBinding::of_body(b"Hello  \n\n\n"));
-        assert_ne!(b, BodyBinding::of_body(b"Hello!\r\n"));
+    fn bindings_cover_body_and_fields_and_refuse_doubles() {
+        let m = Msg(
+            vec![
+                ("from", b"From: alice@example.org\r\n"),
+                ("subject", b"Subject: lunch\r\n"),
+            ],
+            b"Hello\r\n",
+        );
+        let b = Binding::of(&m);
+        assert_eq!(b.mask, 0b1001);
+        // White space in transit keeps it.
+        let same = Msg(
+            vec![
+                ("from", b"From:   alice@example.org\n"),
+                ("subject", b"Subject: lunch \r\n"),
+            ],
+            b"Hello  \n\n",
+        );
+        assert_eq!(Binding::with_mask(&same, b.mask), b);
+        // Another body, another From, a second From, or another Subject break it; a field
+        // outside the mask does not.
+        for other in [
+            Msg(
+                vec![
+                    ("from", b"From: alice@example.org\r\n"),
+                    ("subject", b"Subject: lunch\r\n"),
+                ],
+                b"Buy\r\n",
+            ),
+            Msg(
+                vec![
+                    ("from", b"From: ceo@example.org\r\n"),
+                    ("subject", b"Subject: lunch\r\n"),
+                ],
+                b"Hello\r\n",
+            ),
+            Msg(
+                vec![
+                    ("from", b"From: ceo@example.org\r\n"),
+                    ("from", b"From: alice@example.org\r\n"),
+                    ("subject", b"Subject: lunch\r\n"),
+                ],
+                b"Hello\r\n",
+            ),
+            Msg(
+                vec![
+                    ("from", b"From: alice@example.org\r\n"),
+                    ("subject", b"Subject: URGENT\r\n"),
+                ],
+                b"Hello\r\n",
+            ),
+        ] {
+            assert_ne!(Binding::with_mask(&other, b.mask), b);
+        }
+        let added = Msg(
+            vec![
+                ("from", b"From: alice@example.org\r\n"),
+                ("cc", b"Cc: x@example.org\r\n"),
+                ("subject", b"Subject: lunch\r\n"),
+            ],
+            b"Hello\r\n",
+        );
+        assert_eq!(Binding::with_mask(&added, b.mask), b);
         let ext = b.add_to_ext("a=1");
         assert_eq!(binding_of_ext(&ext), Ok(Some(b)));
+        assert_eq!(Binding::decode(&b.encode()), Some(b));
         assert_eq!(binding_of_ext("a=1"), Ok(None));
         assert_eq!(binding_of_ext(""), Ok(None));
         assert!(binding_of_ext(&format!("{ext};{ext}")).is_err());
-        assert!(binding_of_ext("body=short").is_err());
-        assert!(binding_of_ext("body").is_err());
+        assert!(binding_of_ext("bind=short").is_err());
+        assert!(binding_of_ext("bind").is_err());
     }
 }

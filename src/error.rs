@@ -115,14 +115,15 @@ pub enum VerifyError {
         /// The policy's minimum.
         required: u32,
     },
-    /// The stamp is bound to a message whose body is not this one's (lifted from another message).
-    #[error("bound to another message: its body digest is not this message's")]
+    /// The stamp is bound to another message (lifted from it): the body or a covered header
+    /// field differs.
+    #[error("bound to another message: its binding does not match this message")]
     WrongMessage,
     /// The stamp carries no binding to its message and the policy demands one.
     #[error("not bound to its message, and the policy requires bound stamps")]
     Unbound,
     /// The stamp's extension holds a binding that is not one well-formed body digest.
-    #[error("malformed binding: the extension's body= entry is repeated or not a digest")]
+    #[error("malformed binding: the extension's bind= entry is repeated or not a binding")]
     BadBinding,
     /// The stamp was already spent (seen before by this receiver).
     #[error("spent: this stamp was already accepted once")]

@@ -2,7 +2,9 @@
 //! one and say what was found. The `stamp` and `check` commands (and, later, the milter) are thin
 //! layers over these two functions.
 
-use crate::bind::{BodyBinding, normalize_address, same_address};
+use std::collections::{HashMap, HashSet};
+
+use crate::bind::{Binding, BindingSource, normalize_address, same_address};
 use crate::dkim::{self, DkimResult, DkimStatus, KeyLookup, SignRequest};
 use crate::error::{Error, MintError};
 use crate::mail::{Message, format_field};
@@ -64,8 +66,9 @@ pub fn stamp_message(
 /// minted one after another with `minter`, each on all of its threads, so its deadline and
 /// cancel flag bound the whole message. Every request is validated before any work starts.
 ///
-/// Every stamp is bound to the message's body (`body=` in its extension field, added in front
-/// of `request.ext`), so it is worth nothing in another message. A recipient not named in the
+/// Every stamp is bound to the message (`bind=` in its extension field, added in front of
+/// `request.ext`: a digest of the body and of From, To, Cc, Subject, Date and Message-ID), so it
+/// is worth nothing in another message. A recipient not named in the
 /// message's `To` or `Cc` (a Bcc or envelope-only recipient) gets a stamp whose resource is the
 /// hidden form of the address, so the header every recipient receives names no one it did not
 /// already name. Recipients are stamped once per address (compared as mail addresses).
@@ -80,7 +83,7 @@ pub fn stamp_fields(
         return Err(StampError::NoRecipients);
     }
     let visible = msg.recipients();
-    let ext = BodyBinding::of_body(msg.body()).add_to_ext(&request.ext);
+    let ext = Binding::of(&BindingView::new(msg)).add_to_ext(&request.ext);
     let mut seen: Vec<String> = Vec::with_capacity(recipients.len());
     let mut reqs: Vec<MintRequest> = Vec::with_capacity(recipients.len());
     for r in recipients {
@@ -128,6 +131,45 @@ pub fn stamp_fields(
 
 /// The longest stamp an `X-Hashcash:` field holds on one line of at most 998 octets.
 pub const MAX_FIELD_STAMP: usize = crate::mail::MAX_LINE - "X-Hashcash: ".len();
+
+/// A message as the stamp binding sees it, its body digest computed once however many stamps
+/// are checked against it.
+pub struct BindingView<'a> {
+    msg: &'a Message,
+    body: std::cell::OnceCell<[u8; 32]>,
+}
+
+impl<'a> BindingView<'a> {
+    /// A view of `msg`.
+    pub fn new(msg: &'a Message) -> Self {
+        BindingView {
+            msg,
+            body: std::cell::OnceCell::new(),
+        }
+    }
+}
+
+impl BindingSource for BindingView<'_> {
+    fn fields(&self, name: &str) -> Vec<&[u8]> {
+        self.msg
+            .fields()
+            .filter(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.raw)
+            .collect()
+    }
+    fn body(&self) -> &[u8] {
+        self.msg.body()
+    }
+    fn body_digest(&self) -> [u8; 32] {
+        *self
+            .body
+            .get_or_init(|| crate::bind::body_digest(self.msg.body()))
+    }
+}
+
+/// At most this many hidden-resource digests are computed per message when matching `bcc.`
+/// stamps against the recipients (each is one SHA-256): beyond it, hidden stamps pay no one.
+pub const HIDDEN_MATCH_BUDGET: usize = 65_536;
 
 /// How an error names a request's recipient: hidden ones are not named (errors reach logs).
 fn shown(r: &MintRequest) -> String {
@@ -326,16 +368,22 @@ pub fn check_message_if(
     keys: &dyn KeyLookup,
     dkim_opts: &dkim::VerifyOptions,
     limits: &CheckLimits,
-    accept: impl FnOnce(&MessageVerdict) -> bool,
+    accept: impl Fn(&MessageVerdict) -> bool,
 ) -> Result<(MessageVerdict, bool), Error> {
     let dkim = dkim::verify(msg, keys, dkim_opts);
-    let body = BodyBinding::of_body(msg.body());
+    let view = BindingView::new(msg);
     let policy = verifier.policy();
     let visible = msg.recipients();
-    // The recipients, once per address.
+    // The recipients, once per distinct text (two spellings of one address are two recipients,
+    // each needing a stamp of its own), indexed by normalized address for the clear stamps.
     let mut rcpts: Vec<&crate::ResourcePattern> = Vec::new();
+    let mut texts = HashSet::new();
+    let mut by_address: HashMap<String, usize> = HashMap::new();
     for p in policy.resources.iter().filter(|p| p.is_address()) {
-        if !rcpts.iter().any(|r| same_address(r.as_str(), p.as_str())) {
+        if texts.insert(p.as_str()) {
+            by_address
+                .entry(normalize_address(p.as_str()))
+                .or_insert(rcpts.len());
             rcpts.push(p);
         }
     }
@@ -344,16 +392,42 @@ pub fn check_message_if(
         .iter()
         .filter(|p| !p.is_address())
         .collect();
+    // Every recipient can be paid however many there are; fields beyond twice that are not
+    // even parsed.
+    let max_stamps = limits.max_stamps.saturating_add(rcpts.len());
     let fields: Vec<_> = msg.fields_named("X-Hashcash").collect();
     let total = fields.len();
     let mut pending = Vec::new();
     let mut about = Vec::new(); // (bound_to, pays) per pending stamp
     let mut skipped = 0;
+    let mut hidden_budget = HIDDEN_MATCH_BUDGET;
     for (i, f) in fields.iter().enumerate() {
+        if i >= max_stamps.saturating_mul(2) || pending.len() >= max_stamps {
+            skipped += total - i;
+            break;
+        }
         let text: String = f.value().chars().filter(|c| !c.is_whitespace()).collect();
         let (for_us, pays) = match text.parse::<crate::Stamp>() {
             Ok(s) => {
-                let pays = rcpts.iter().position(|r| r.accepts(&s));
+                let resource = s.resource();
+                let pays = if crate::bind::is_hidden(resource) {
+                    let mut found = None;
+                    for (r, p) in rcpts.iter().enumerate() {
+                        if hidden_budget == 0 {
+                            break;
+                        }
+                        hidden_budget -= 1;
+                        if crate::bind::resource_names(resource, s.rand(), p.as_str()) {
+                            found = Some(r);
+                            break;
+                        }
+                    }
+                    found
+                } else if rcpts.is_empty() {
+                    None
+                } else {
+                    by_address.get(&normalize_address(resource)).copied()
+                };
                 let for_us = policy.resources.is_empty()
                     || pays.is_some()
                     || patterns.iter().any(|p| p.accepts(&s));
@@ -361,7 +435,7 @@ pub fn check_message_if(
             }
             Err(_) => (true, None),
         };
-        if !for_us || pending.len() >= limits.max_stamps {
+        if !for_us {
             skipped += 1;
             continue;
         }
@@ -370,7 +444,15 @@ pub fn check_message_if(
             .iter()
             .find(|d| d.status == DkimStatus::Pass && d.covers("x-hashcash") >= from_bottom)
             .map(|d| d.domain.clone());
-        pending.push(verifier.check_pending(&text, Some(&body)));
+        // The resource was matched here already (once, indexed): the verifier need not again.
+        let mut p = verifier.check_pending_matched(&text, Some(&view));
+        if !rcpts.is_empty() && pays.is_none() {
+            // With recipients, a stamp that pays none of them (one for another resource the
+            // operator's pattern accepts) is reported but not recorded: it may be a
+            // co-recipient's, whose own delivery must still find it fresh.
+            p = p.unrecorded();
+        }
+        pending.push(p);
         about.push((bound_to, pays));
     }
     let judge = |verdicts: Vec<Verdict>, dkim: Vec<DkimResult>| {
@@ -394,6 +476,16 @@ pub fn check_message_if(
     let provisional = judge(pending.iter().map(|p| p.verdict().clone()).collect(), dkim);
     if !accept(&provisional) {
         return Ok((provisional, false));
+    }
+    // All or nothing first: if a stamp turns out spent nothing is written, and the message is
+    // judged again with it spent; refused then, it burns none of its stamps.
+    let (verdicts, recorded) = verifier.record_if_all_fresh(pending.clone())?;
+    if recorded {
+        return Ok((judge(verdicts, provisional.dkim), true));
+    }
+    let with_spent = judge(verdicts, provisional.dkim.clone());
+    if !accept(&with_spent) {
+        return Ok((with_spent, false));
     }
     let verdicts = verifier.record(pending)?;
     Ok((judge(verdicts, provisional.dkim), true))

@@ -167,6 +167,8 @@ struct Msg {
     /// forgeries are removed on every path.
     authres_seen: u32,
     forged: Vec<u32>,
+    /// The envelope recipients as a set, for constant-time duplicate checks.
+    rcpt_set: std::collections::HashSet<String>,
 }
 
 /// Errors end the connection (the MTA then applies its default action, e.g. tempfail).
@@ -342,7 +344,8 @@ impl Session {
                 Some(_permit) => stamp_fields(&msg, &rcpts, &out.request, &minter, &signers)
                     .map(|f| (f, rcpts.len())),
                 None => Err(crate::message::StampError::Mint {
-                    resource: rcpts.join(","),
+                    // Never the addresses: some may be Bcc recipients, and this reaches the log.
+                    resource: format!("{} recipient(s)", rcpts.len()),
                     error: crate::MintError::DeadlineExceeded(out.timeout),
                 }),
             };
@@ -521,9 +524,9 @@ impl Session {
             ),
         );
         // Every envelope recipient pays on its own: one unpaid recipient refuses the message,
-        // so no unpaid recipient is ever delivered to.
+        // so no unpaid recipient is ever delivered to (and a message without any is refused).
         if let Some(min) = inb.reject_below
-            && !paid
+            && (!paid || recipients == 0)
         {
             return Ok(refuse(&format!(
                 "no valid postage stamp of at least {min} bits for {unpaid} of {recipients} recipient(s)"
@@ -669,13 +672,9 @@ impl miltr_server::Milter for Session {
 
     async fn rcpt(&mut self, r: Recipient) -> Result<Action, Self::Error> {
         let addr = envelope_address(&r.recipient());
-        if !addr.is_empty()
-            && !self
-                .msg
-                .rcpts
-                .iter()
-                .any(|x| crate::bind::same_address(x, &addr))
-        {
+        // Distinct texts are distinct recipients, each paid on its own (two spellings of one
+        // mailbox that the MTA delivers twice need two stamps).
+        if !addr.is_empty() && self.msg.rcpt_set.insert(addr.clone()) {
             self.msg.rcpts.push(addr);
         }
         Ok(Continue.into())

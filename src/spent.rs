@@ -65,6 +65,15 @@ pub trait SpentStore: Send + Sync {
     /// to purge entries whose time has passed.
     fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error>;
 
+    /// [`spend_many`](Self::spend_many), all or nothing: the items are recorded only if every
+    /// one is fresh; when any is spent (or repeated in the batch) nothing is written, and the
+    /// result says which were fresh. A message whose stamps are checked together burns none of
+    /// them when one turns out spent. The default is not atomic (it records the fresh ones);
+    /// the stores of this crate override it.
+    fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
+        self.spend_many(items, now)
+    }
+
     /// Removes every entry whose keep-until time has passed at `now`; returns how many went.
     fn purge(&self, now: i64) -> Result<u64, Error>;
 
@@ -87,6 +96,9 @@ macro_rules! forward_store {
             }
             fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
                 (**self).spend_many(items, now)
+            }
+            fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
+                (**self).spend_if_all_fresh(items, now)
             }
             fn purge(&self, now: i64) -> Result<u64, Error> {
                 (**self).purge(now)

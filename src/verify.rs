@@ -11,7 +11,7 @@ pub use resource::ResourcePattern;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::bind::{BodyBinding, binding_of_ext};
+use crate::bind::{Binding, BindingSource, binding_of_ext};
 use crate::error::{Error, VerifyError};
 use crate::spent::{Spend, SpentStore, legacy_key, spent_key};
 use crate::stamp::{Stamp, Version, date::rfc3339};
@@ -247,6 +247,15 @@ impl Pending {
     pub fn verdict(&self) -> &Verdict {
         &self.verdict
     }
+
+    /// Leaves the stamp out of the store: checked, but neither recorded nor refused as spent
+    /// (its verdict says the replay check was not made).
+    pub fn unrecorded(mut self) -> Pending {
+        if self.spend.take().is_some() {
+            self.verdict.unchecked.insert(Unchecked::Spent);
+        }
+        self
+    }
 }
 
 /// From this many stamps on, [`Verifier::check_batch`] checks them on every core.
@@ -311,11 +320,11 @@ impl Verifier {
         self.check_in(text, None)
     }
 
-    /// Checks one stamp text that came in a message whose body binding is `body`: a stamp bound
-    /// to another body is refused (and not recorded as spent); with `None` (the message is not
-    /// known) a bound stamp is valid but not fully checked.
-    pub fn check_in(&self, text: &str, body: Option<&BodyBinding>) -> Result<Verdict, Error> {
-        let pending = self.check_pending(text, body);
+    /// Checks one stamp text that came in `msg`: a stamp bound to another message is refused
+    /// (and not recorded as spent); with `None` (the message is not known) a bound stamp is
+    /// valid but not fully checked, and not recorded.
+    pub fn check_in(&self, text: &str, msg: Option<&dyn BindingSource>) -> Result<Verdict, Error> {
+        let pending = self.check_pending(text, msg);
         if self.store.is_none() {
             // Nothing to commit: no batch bookkeeping.
             return Ok(pending.verdict);
@@ -327,9 +336,21 @@ impl Verifier {
     /// Every check but the spent store: the verdict as it will be if the stamp is fresh, and
     /// what [`record`](Self::record) would send to the store. Nothing is recorded, so a caller
     /// can decide (e.g. refuse a whole message) before any stamp of it is spent.
-    pub fn check_pending(&self, text: &str, body: Option<&BodyBinding>) -> Pending {
+    pub fn check_pending(&self, text: &str, msg: Option<&dyn BindingSource>) -> Pending {
         let now = self.clock.now();
-        let (verdict, spend) = self.check_without_store(text, now, body);
+        let (verdict, spend) = self.check_without_store(text, now, msg, true);
+        Pending { verdict, spend }
+    }
+
+    /// [`check_pending`](Self::check_pending) for a stamp whose resource the caller has matched
+    /// against the policy already (`check_message` does, once per message, indexed).
+    pub(crate) fn check_pending_matched(
+        &self,
+        text: &str,
+        msg: Option<&dyn BindingSource>,
+    ) -> Pending {
+        let now = self.clock.now();
+        let (verdict, spend) = self.check_without_store(text, now, msg, false);
         Pending { verdict, spend }
     }
 
@@ -344,6 +365,48 @@ impl Verifier {
         )
     }
 
+    /// [`record`](Self::record), all or nothing: the stamps are recorded only if every one is
+    /// fresh. Returns the verdicts (those found spent say so) and whether they were recorded;
+    /// when one was spent nothing was written, so the caller may still refuse the whole message
+    /// without having burnt any stamp of it.
+    pub fn record_if_all_fresh(
+        &self,
+        pending: Vec<Pending>,
+    ) -> Result<(Vec<Verdict>, bool), Error> {
+        let now = self.clock.now();
+        let mut verdicts = Vec::with_capacity(pending.len());
+        let (mut items, mut at) = (Vec::new(), Vec::new());
+        for (i, p) in pending.into_iter().enumerate() {
+            if let Some(item) = p.spend {
+                items.push(item);
+                at.push(i);
+            }
+            verdicts.push(p.verdict);
+        }
+        let Some(store) = self.store.as_ref().filter(|_| !items.is_empty()) else {
+            return Ok((verdicts, true));
+        };
+        match store.spend_if_all_fresh(&items, now) {
+            Ok(fresh) => {
+                let all = !fresh.contains(&false);
+                for (&i, f) in at.iter().zip(fresh) {
+                    if !f {
+                        verdicts[i].failure = Some(VerifyError::Spent);
+                    }
+                }
+                Ok((verdicts, all))
+            }
+            Err(e) if self.fail_open => {
+                for &i in &at {
+                    verdicts[i].unchecked.insert(Unchecked::Spent);
+                    verdicts[i].store_error = Some(e.to_string());
+                }
+                Ok((verdicts, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks a batch of stamp texts: every check but the store for each, then one call to the
     /// store for all that passed (for a durable store, one commit, so a large batch costs hashing,
     /// not fsyncs). A stamp repeated within the batch is accepted once. `Err` only when the store
@@ -354,7 +417,7 @@ impl Verifier {
     pub fn check_batch(&self, texts: &[&str]) -> Result<Vec<Verdict>, Error> {
         use rayon::prelude::*;
         let now = self.clock.now();
-        let one = |text: &&str| self.check_without_store(text, now, None);
+        let one = |text: &&str| self.check_without_store(text, now, None, true);
         let checked: Vec<(Verdict, Option<Spend>)> = if texts.len() >= PARALLEL_BATCH {
             texts.par_iter().with_min_len(64).map(one).collect()
         } else {
@@ -408,7 +471,8 @@ impl Verifier {
         &self,
         text: &str,
         now: i64,
-        body: Option<&BodyBinding>,
+        msg: Option<&dyn BindingSource>,
+        match_resource: bool,
     ) -> (Verdict, Option<Spend>) {
         let text = text.trim_ascii();
         let mut unchecked = UncheckedSet::default();
@@ -438,9 +502,16 @@ impl Verifier {
                 (verdict, None)
             }
             Ok(stamp) => {
-                let outcome = self.check_parsed(&stamp, now, body, &mut verdict.unchecked);
+                let outcome =
+                    self.check_parsed(&stamp, now, msg, match_resource, &mut verdict.unchecked);
+                // A stamp whose binding could not be compared is not recorded: it may have been
+                // lifted from another message, and recording it would burn the genuine one.
+                let unbound_check = verdict.unchecked.contains(Unchecked::Binding);
+                if unbound_check && self.store.is_some() {
+                    verdict.unchecked.insert(Unchecked::Spent);
+                }
                 let item = match (&outcome, &self.store) {
-                    (Ok(work), Some(_)) if work.pass => Some(Spend {
+                    (Ok(work), Some(_)) if work.pass && !unbound_check => Some(Spend {
                         key: spent_key(&stamp),
                         legacy: legacy_key(&stamp),
                         keep_until: work.keep_until,
@@ -471,11 +542,12 @@ impl Verifier {
         &self,
         stamp: &Stamp,
         now: i64,
-        body: Option<&BodyBinding>,
+        msg: Option<&dyn BindingSource>,
+        match_resource: bool,
         unchecked: &mut UncheckedSet,
     ) -> Result<Work, VerifyError> {
         let date = stamp.date().to_unix(now)?;
-        let grace = self.policy.grace.as_secs() as i64;
+        let grace = i64::try_from(self.policy.grace.as_secs()).unwrap_or(i64::MAX);
         if date > now.saturating_add(grace) {
             return Err(VerifyError::Future {
                 date: rfc3339(date),
@@ -485,7 +557,8 @@ impl Verifier {
         let (expires_at, keep_until) = if self.policy.validity.is_zero() {
             (i64::MAX, i64::MAX)
         } else {
-            let end = date.saturating_add(self.policy.validity.as_secs() as i64);
+            let end = date
+                .saturating_add(i64::try_from(self.policy.validity.as_secs()).unwrap_or(i64::MAX));
             // The entry outlives this window by one more grace: a checker whose clock lags the
             // one that purges by up to the grace still finds it.
             (
@@ -499,16 +572,17 @@ impl Verifier {
                 expired_at: rfc3339(expires_at),
             });
         }
-        if !self.policy.resources.is_empty()
+        if match_resource
+            && !self.policy.resources.is_empty()
             && !self.policy.resources.iter().any(|p| p.accepts(stamp))
         {
             return Err(VerifyError::WrongResource {
                 resource: stamp.resource().to_owned(),
             });
         }
-        match (binding_of_ext(stamp.ext()), body) {
+        match (binding_of_ext(stamp.ext()), msg) {
             (Err(e), _) => return Err(e),
-            (Ok(Some(bound)), Some(body)) if bound != *body => {
+            (Ok(Some(bound)), Some(msg)) if Binding::with_mask(msg, bound.mask) != bound => {
                 return Err(VerifyError::WrongMessage);
             }
             (Ok(Some(_)), Some(_)) => {}

@@ -136,6 +136,63 @@ impl FileStore {
     fn err(&self, e: impl std::fmt::Display) -> Error {
         store_err(&self.path, e)
     }
+
+    /// The records of `spend_many`, made in `tx` (committed by the caller).
+    fn spend_in(
+        &self,
+        tx: &redb::WriteTransaction,
+        items: &[Spend],
+        now: i64,
+    ) -> Result<Vec<bool>, Error> {
+        let mut fresh = vec![false; items.len()];
+        let legacy = now < self.legacy_until;
+        // Visit keys in sorted order (B-tree inserts with locality), keeping each item's place.
+        // The stored key as one big-endian number sorts as its bytes do, and compares in one
+        // instruction; with the index as the tie-break, of a key repeated in the batch the
+        // first occurrence wins.
+        let mut order: Vec<(u128, usize)> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (u128::from_be_bytes(short(&item.key)), i))
+            .collect();
+        order.sort_unstable();
+        {
+            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            for &(_, i) in &order {
+                let item = &items[i];
+                // One B-tree operation for a fresh stamp: insert, and look at what was there.
+                let old = spent
+                    .insert(short(&item.key), item.keep_until)
+                    .map_err(|e| self.err(e))?
+                    .map(|v| v.value());
+                fresh[i] = match old {
+                    Some(kept) => {
+                        // Spent: kept as long as the longest time asked for.
+                        if kept > item.keep_until {
+                            spent
+                                .insert(short(&item.key), kept)
+                                .map_err(|e| self.err(e))?;
+                        }
+                        false
+                    }
+                    None => match item.legacy.filter(|_| legacy) {
+                        Some(old_key) => spent
+                            .get(short(&old_key))
+                            .map_err(|e| self.err(e))?
+                            .is_none(),
+                        None => true,
+                    },
+                };
+            }
+            // Swept by the real clock at the latest: a check run `--now` in the future must
+            // not remove live entries of a shared store.
+            let sweep_now = now.min(crate::verify::Clock::now(&crate::verify::SystemClock));
+            sweep(&mut spent, &mut meta, sweep_now, items.len() + PURGE_STEP)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(fresh)
+    }
 }
 
 /// Moves the entries of a file written by an earlier build into the current table, in the
@@ -274,49 +331,39 @@ impl SpentStore for FileStore {
     /// One transaction, one fsync, for the whole batch.
     fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut fresh = vec![false; items.len()];
+        let fresh = self.spend_in(&tx, items, now)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(fresh)
+    }
+
+    /// One transaction: every key looked up first; only if all are fresh are they inserted and
+    /// committed, otherwise the transaction is dropped (nothing written).
+    fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let legacy = now < self.legacy_until;
-        // Visit keys in sorted order (B-tree inserts with locality), keeping each item's place.
-        // The stored key as one big-endian number sorts as its bytes do, and compares in one
-        // instruction; with the index as the tie-break, of a key repeated in the batch the
-        // first occurrence wins.
-        let mut order: Vec<(u128, usize)> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| (u128::from_be_bytes(short(&item.key)), i))
-            .collect();
-        order.sort_unstable();
-        {
-            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
-            for &(_, i) in &order {
-                let item = &items[i];
-                // One B-tree operation for a fresh stamp: insert, and look at what was there.
-                let old = spent
-                    .insert(short(&item.key), item.keep_until)
+        let mut seen = std::collections::HashSet::new();
+        let fresh = {
+            let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+            let mut fresh = Vec::with_capacity(items.len());
+            for item in items {
+                let mut known = spent
+                    .get(short(&item.key))
                     .map_err(|e| self.err(e))?
-                    .map(|v| v.value());
-                fresh[i] = match old {
-                    Some(kept) => {
-                        // Spent: kept as long as the longest time asked for.
-                        if kept > item.keep_until {
-                            spent
-                                .insert(short(&item.key), kept)
-                                .map_err(|e| self.err(e))?;
-                        }
-                        false
-                    }
-                    None => match item.legacy.filter(|_| legacy) {
-                        Some(old_key) => spent
-                            .get(short(&old_key))
-                            .map_err(|e| self.err(e))?
-                            .is_none(),
-                        None => true,
-                    },
-                };
+                    .is_some();
+                if !known
+                    && legacy
+                    && let Some(old) = &item.legacy
+                {
+                    known = spent.get(short(old)).map_err(|e| self.err(e))?.is_some();
+                }
+                fresh.push(seen.insert(short(&item.key)) && !known);
             }
-            sweep(&mut spent, &mut meta, now, items.len() + PURGE_STEP).map_err(|e| self.err(e))?;
+            fresh
+        };
+        if fresh.contains(&false) {
+            return Ok(fresh); // dropped: nothing written
         }
+        let fresh = self.spend_in(&tx, items, now)?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(fresh)
     }

@@ -18,6 +18,32 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// The fresh flags of `items` under the lock; recorded unless `all` and one is not fresh.
+    fn spend_locked(
+        &self,
+        map: &mut HashMap<SpentKey, i64>,
+        items: &[Spend],
+        all: bool,
+    ) -> Vec<bool> {
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<bool> = items
+            .iter()
+            .map(|item| {
+                let known = map.contains_key(&item.key)
+                    || item.legacy.is_some_and(|k| map.contains_key(&k));
+                seen.insert(item.key) && !known
+            })
+            .collect();
+        if all && fresh.contains(&false) {
+            return fresh;
+        }
+        for item in items {
+            let keep = map.entry(item.key).or_insert(item.keep_until);
+            *keep = (*keep).max(item.keep_until);
+        }
+        fresh
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SpentKey, i64>> {
         // A panic while holding the lock cannot leave the map half-updated: recover it.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
@@ -26,23 +52,11 @@ impl MemoryStore {
 
 impl SpentStore for MemoryStore {
     fn spend_many(&self, items: &[Spend], _now: i64) -> Result<Vec<bool>, Error> {
-        let mut map = self.lock();
-        Ok(items
-            .iter()
-            .map(|item| {
-                let legacy = item.legacy.is_some_and(|k| map.contains_key(&k));
-                match map.get_mut(&item.key) {
-                    Some(keep) => {
-                        *keep = (*keep).max(item.keep_until);
-                        false
-                    }
-                    None => {
-                        map.insert(item.key, item.keep_until);
-                        !legacy
-                    }
-                }
-            })
-            .collect())
+        Ok(self.spend_locked(&mut self.lock(), items, false))
+    }
+
+    fn spend_if_all_fresh(&self, items: &[Spend], _now: i64) -> Result<Vec<bool>, Error> {
+        Ok(self.spend_locked(&mut self.lock(), items, true))
     }
 
     fn purge(&self, now: i64) -> Result<u64, Error> {

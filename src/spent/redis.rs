@@ -20,34 +20,58 @@ use crate::error::Error;
 const PREFIX: &str = "pennyblack:spent:";
 
 /// KEYS: per item its key and its legacy key (the key again when it has none). ARGV[1]: the
-/// batch's token; ARGV[1 + i]: item i's lifetime in seconds, 0 for good. Returns 1 (fresh) or 0
-/// (spent) per item. An item's value is the token and its index, so of a key repeated within
-/// the batch only the first occurrence is fresh, while the same batch sent again sees its own.
+/// batch's token; ARGV[2]: the mode, `0` record each fresh item, `1` all or nothing (nothing is
+/// written unless every item is fresh), `2` only look; ARGV[2 + i]: item i's lifetime in
+/// seconds, 0 for good. Returns 1 (fresh) or 0 (spent) per item.
+///
+/// Every key is looked at before any is written. A recorded item's value is the token, its
+/// index and its answer, so the same batch sent again after a lost reply gets the same answers
+/// (a retry never turns a fresh stamp into a spent one, nor a spent one into a fresh one), and
+/// of a key repeated within the batch only the first occurrence is fresh.
 const SPEND_SCRIPT: &str = r#"
-local out = {}
-for i = 1, #KEYS / 2 do
+local n = #KEYS / 2
+local mode = ARGV[2]
+local out, state, seen = {}, {}, {}
+for i = 1, n do
   local key, legacy = KEYS[2 * i - 1], KEYS[2 * i]
-  local ttl = tonumber(ARGV[i + 1])
-  local mine = ARGV[1] .. ':' .. i
+  local mine = ARGV[1] .. ':' .. i .. ':'
   local value = redis.call('GET', key)
-  if value == mine then
-    out[i] = 1
+  if seen[key] then
+    state[i] = 'spent'; out[i] = 0
+  elseif value and string.sub(value, 1, #mine) == mine then
+    state[i] = 'retry'; out[i] = tonumber(string.sub(value, #mine + 1))
   elseif value then
+    state[i] = 'spent'; out[i] = 0
+  elseif legacy ~= key and redis.call('EXISTS', legacy) == 1 then
+    state[i] = 'new'; out[i] = 0
+  else
+    state[i] = 'new'; out[i] = 1
+  end
+  seen[key] = true
+end
+if mode == '2' then return out end
+if mode == '1' then
+  for i = 1, n do
+    if out[i] == 0 then return out end
+  end
+end
+for i = 1, n do
+  local key = KEYS[2 * i - 1]
+  local ttl = tonumber(ARGV[i + 2])
+  if state[i] == 'new' then
+    local value = ARGV[1] .. ':' .. i .. ':' .. out[i]
+    if ttl == 0 then
+      redis.call('SET', key, value)
+    else
+      redis.call('SET', key, value, 'EX', ttl)
+    end
+  elseif state[i] == 'spent' then
     if ttl == 0 then
       redis.call('PERSIST', key)
     else
       local left = redis.call('TTL', key)
       if left >= 0 and left < ttl then redis.call('EXPIRE', key, ttl) end
     end
-    out[i] = 0
-  else
-    local seen = legacy ~= key and redis.call('EXISTS', legacy) == 1
-    if ttl == 0 then
-      redis.call('SET', key, mine)
-    else
-      redis.call('SET', key, mine, 'EX', ttl)
-    end
-    if seen then out[i] = 0 else out[i] = 1 end
   end
 end
 return out
@@ -385,7 +409,13 @@ impl RedisStore {
     }
 
     /// Runs the spend script for `items` (all in one slot on a cluster).
-    fn spend_script(&self, items: &[&Spend], now: i64, legacy: bool) -> Result<Vec<bool>, Error> {
+    fn spend_script(
+        &self,
+        items: &[&Spend],
+        now: i64,
+        legacy: bool,
+        mode: &str,
+    ) -> Result<Vec<bool>, Error> {
         let mut token = [0u8; 12];
         getrandom::fill(&mut token).map_err(|e| Error::Store(format!("random token: {e}")))?;
         let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
@@ -395,13 +425,15 @@ impl RedisStore {
             let old = item.legacy.as_ref().filter(|_| legacy).unwrap_or(&item.key);
             cmd.arg(key_name(&item.key)).arg(key_name(old));
         }
-        cmd.arg(&token);
+        cmd.arg(&token).arg(mode);
         for item in items {
             // Seconds from this checker's clock; at least 1, so the entry is written at all.
-            let ttl = if item.keep_until == i64::MAX {
-                0
-            } else {
-                item.keep_until.saturating_sub(now).max(1)
+            // Beyond a century (or for good) the entry never expires: Redis refuses lifetimes
+            // past its own limits, and no window is that long.
+            const CENTURY: i64 = 100 * 366 * 86_400;
+            let ttl = match item.keep_until.saturating_sub(now) {
+                t if t > CENTURY => 0,
+                t => t.max(1),
             };
             cmd.arg(ttl);
         }
@@ -416,6 +448,55 @@ impl RedisStore {
             )));
         }
         Ok(replies.into_iter().map(|r| r == 1).collect())
+    }
+}
+
+impl RedisStore {
+    fn spend_mode(&self, items: &[Spend], now: i64, all: bool) -> Result<Vec<bool>, Error> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !matches!(self.server, Server::Cluster(_)) {
+            let mode = if all { "1" } else { "0" };
+            return self.spend_script(&items.iter().collect::<Vec<_>>(), now, true, mode);
+        }
+        // A cluster runs a script on one slot's node: one script per slot, in slot order, each
+        // atomic. Legacy keys (of single-server stores written by earlier builds) are not looked
+        // up: they would lie in other slots. All or nothing across slots: every slot is looked
+        // at first, and written only if all its items are fresh (a replay racing in between
+        // can still make a later slot refuse; that race is the only way to burn a stamp).
+        let mut by_slot: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
+        for (i, item) in items.iter().enumerate() {
+            by_slot
+                .entry(slot(key_name(&item.key).as_bytes()))
+                .or_default()
+                .push(i);
+        }
+        let groups: Vec<(&Vec<usize>, Vec<&Spend>)> = by_slot
+            .values()
+            .map(|idx| (idx, idx.iter().map(|&i| &items[i]).collect()))
+            .collect();
+        let mut fresh = vec![false; items.len()];
+        if all {
+            let mut every = true;
+            for (idx, group) in &groups {
+                for (&i, f) in idx.iter().zip(self.spend_script(group, now, false, "2")?) {
+                    fresh[i] = f;
+                    every &= f;
+                }
+            }
+            // Repeated keys land in one slot and are seen there.
+            if !every {
+                return Ok(fresh);
+            }
+        }
+        let mode = if all { "1" } else { "0" };
+        for (idx, group) in &groups {
+            for (&i, f) in idx.iter().zip(self.spend_script(group, now, false, mode)?) {
+                fresh[i] = f;
+            }
+        }
+        Ok(fresh)
     }
 }
 
@@ -436,30 +517,11 @@ fn scrub(message: &str, location: &str) -> String {
 
 impl SpentStore for RedisStore {
     fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        if !matches!(self.server, Server::Cluster(_)) {
-            return self.spend_script(&items.iter().collect::<Vec<_>>(), now, true);
-        }
-        // A cluster runs a script on one slot's node: one script per slot, in slot order, each
-        // atomic. Legacy keys (of single-server stores written by earlier builds) are not looked
-        // up: they would lie in other slots.
-        let mut by_slot: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
-        for (i, item) in items.iter().enumerate() {
-            by_slot
-                .entry(slot(key_name(&item.key).as_bytes()))
-                .or_default()
-                .push(i);
-        }
-        let mut fresh = vec![false; items.len()];
-        for idx in by_slot.values() {
-            let group: Vec<&Spend> = idx.iter().map(|&i| &items[i]).collect();
-            for (&i, f) in idx.iter().zip(self.spend_script(&group, now, false)?) {
-                fresh[i] = f;
-            }
-        }
-        Ok(fresh)
+        self.spend_mode(items, now, false)
+    }
+
+    fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
+        self.spend_mode(items, now, true)
     }
 
     /// Redis expires entries itself; nothing to do.

@@ -170,7 +170,7 @@ fn bound_and_hidden_stamps_pass_hashcash() {
     for stamp in stamps {
         let resource = stamp.split(':').nth(3).unwrap();
         assert!(
-            stamp.split(':').nth(4).unwrap().starts_with("body="),
+            stamp.split(':').nth(4).unwrap().starts_with("bind="),
             "{stamp}"
         );
         assert!(
@@ -180,7 +180,7 @@ fn bound_and_hidden_stamps_pass_hashcash() {
         let check = |s: &str| hashcash_check(&["-d", "-f", db, "-b", "12", "-r", resource], s);
         assert_eq!(check(stamp), 0, "{stamp}");
         // And the binding is part of what hashcash hashes: a changed digest is refused.
-        let tampered = stamp.replacen("body=", "body=x", 1);
+        let tampered = stamp.replacen("bind=", "bind=x", 1);
         assert_eq!(check(&tampered), 1, "{tampered}");
     }
 }

@@ -155,7 +155,7 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         (carol_stamp, carol_stamp.split(':').nth(3).unwrap()),
     ] {
         assert!(s.starts_with("1:16:"), "{s}");
-        assert!(s.split(':').nth(4).unwrap().starts_with("body="), "{s}");
+        assert!(s.split(':').nth(4).unwrap().starts_with("bind="), "{s}");
         assert_eq!(
             hashcash_check(&hc_db, 16, resource, s),
             0,
@@ -695,4 +695,139 @@ fn milter_with_dns_keys_stops_cleanly_and_warns_of_open_sockets() {
     let status = m.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}: {}", m.log());
     assert!(!m.log().contains("panicked"), "{}", m.log());
+}
+
+/// The header fields of a raw message as the MTA hands them to a milter (name, value with its
+/// folding), and the body.
+fn split_message(raw: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
+    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split('\n') {
+        if line.starts_with([' ', '\t']) {
+            let last = fields.last_mut().unwrap();
+            last.1.push('\n');
+            last.1.push_str(line);
+        } else {
+            let (n, v) = line.split_once(':').unwrap();
+            fields.push((n.to_owned(), v.trim_start().to_owned()));
+        }
+    }
+    (fields, body.replace('\n', "\r\n").into_bytes())
+}
+
+/// With --reject-below: a stamp lifted into a message with the same body but other header
+/// fields pays nothing; a message refused because one recipient's stamp is spent burns none of
+/// its other stamps; the verdict names no hidden recipient.
+#[test]
+fn milter_refuses_whole_burns_nothing_and_names_no_hidden_recipient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_key, keys) = signing_key(dir);
+    let spent = dir.join("spent.redb");
+    let common = [
+        "--keys",
+        &keys,
+        "--authserv-id",
+        "mx.test.example",
+        "--inbound-only",
+    ];
+    let strict = Milter::start(
+        dir,
+        "milter-strict",
+        &[
+            &common[..],
+            &[
+                "--min-bits",
+                "8",
+                "--reject-below",
+                "8",
+                "--spent",
+                spent.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let port: u16 = strict.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let msg = "From: alice@example.org\r\nTo: bob@example.net\r\nCc: dave@example.net\r\n\
+               Subject: lunch\r\nMessage-ID: <m1@example.org>\r\n\r\nAt noon?\r\n";
+    let stamped = pipe(
+        {
+            let mut c = pennyblack();
+            c.args(["stamp", "--alg", "sha1", "--bits", "8"]);
+            c
+        },
+        msg.as_bytes(),
+    );
+    assert!(stamped.status.success());
+    let (fields, body) = split_message(&stamped.stdout);
+    let as_refs = |f: &[(String, String)]| -> Vec<(String, String)> { f.to_vec() };
+    let send = |rcpts: &[&str], fields: &[(String, String)], body: &[u8]| {
+        let mut c = proto::Client::connect(port);
+        c.smtp_connect("192.0.2.66");
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let r = c.message("alice@example.org", rcpts, &refs, body);
+        c.quit();
+        r
+    };
+    // 1. Carol keeps the body and Bob's stamp, and writes her own header fields.
+    let mut lifted: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(n, v)| n == "X-Hashcash" && v.contains(":bob@example.net:"))
+        .cloned()
+        .collect();
+    lifted.extend(
+        [
+            ("From", "ceo@example.org"),
+            ("To", "bob@example.net"),
+            ("Subject", "URGENT: wire 10k"),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned())),
+    );
+    let r = send(&["bob@example.net"], &lifted, &body);
+    assert_eq!(r.action, 'y', "a lifted stamp paid: {r:?}");
+    // 2. The genuine message to Bob alone passes (the lifted copy burnt nothing).
+    let r = send(&["bob@example.net"], &as_refs(&fields), &body);
+    assert_eq!(r.action, 'c', "{r:?}");
+    // 3. Again, to Bob and Dave: Bob's stamp is spent now, so the message is refused whole...
+    let r = send(
+        &["bob@example.net", "dave@example.net"],
+        &as_refs(&fields),
+        &body,
+    );
+    assert_eq!(r.action, 'y', "{r:?}");
+    assert!(r.text.contains("1 of 2"), "{r:?}");
+    // 4. ...and that refusal burnt nothing: to Dave alone it passes.
+    let r = send(&["dave@example.net"], &as_refs(&fields), &body);
+    assert_eq!(
+        r.action, 'c',
+        "Dave's stamp was burnt by a refused message: {r:?}"
+    );
+    // 5. A Bcc recipient at the same receiver: the verdict names only Bob, and says nothing of
+    // the other (not even that there is one).
+    let bcc = pipe(
+        {
+            let mut c = pennyblack();
+            c.args(["stamp", "--alg", "sha1", "--bits", "8", "--only-rcpt"])
+                .args(["--rcpt", "bob@example.net", "--rcpt", "secret@example.net"]);
+            c
+        },
+        b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi\r\n",
+    );
+    let (bf, bb) = split_message(&bcc.stdout);
+    let r = send(&["bob@example.net", "secret@example.net"], &bf, &bb);
+    assert_eq!(r.action, 'c', "{r:?}");
+    let ar = r.added_named("Authentication-Results").join("\n");
+    assert!(
+        ar.contains("x-hashcash=pass") && ar.contains("header.resource=bob@example.net"),
+        "{ar}"
+    );
+    assert!(
+        !ar.contains("bcc.") && !ar.contains("recipient 2") && !ar.contains("secret"),
+        "{ar}"
+    );
+    assert_eq!(ar.matches("x-hashcash=").count(), 1, "{ar}");
 }

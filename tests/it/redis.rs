@@ -456,6 +456,19 @@ fn a_slow_reply_never_marks_a_fresh_stamp_spent() {
     );
     assert!(!store.spend(&key(40), t + 100, t).unwrap());
     assert!(!redis.store().spend(&key(41), t + 100, t).unwrap());
+    // Nor a spent one into a fresh one: a stamp spent under its legacy key (an earlier build's)
+    // stays spent when the reply is lost and the batch sent again.
+    let legacy = key(42);
+    assert!(store.spend(&legacy, t + 100, t).unwrap());
+    relay
+        .delay_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let upgraded = pennyblack::spent::Spend {
+        key: key(43),
+        legacy: Some(legacy),
+        keep_until: t + 100,
+    };
+    assert_eq!(store.spend_many(&[upgraded], t).unwrap(), [false]);
 }
 
 fn verify_with(

@@ -65,7 +65,7 @@ Examples:
       --domain example.org --sign s1:/etc/pennyblack/s1.pem --originating ORIGINATING \\
       --spent /var/lib/pennyblack/spent.redb
   pennyblack milter --listen unix:/run/pennyblack/milter.sock --inbound-only --min-bits 20 \\
-      --reject-below 16 --spent redis://10.0.0.5:6379/0
+      --reject-below 20 --spent redis://10.0.0.5:6379/0
 
 Outbound (stamped and signed): mail from a SASL-authenticated sender or an --internal client,
 and with --originating only when it came through an MTA daemon so named (Postfix:
@@ -204,7 +204,13 @@ pub enum SpentCommand {
 #[derive(Debug, Args)]
 pub struct SpentArgs {
     /// Spent-stamp database file [default: $XDG_DATA_HOME/pennyblack/spent.redb].
-    #[arg(short, long, env = "PENNYBLACK_SPENT", value_name = "PATH")]
+    #[arg(
+        short,
+        long,
+        env = "PENNYBLACK_SPENT",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
     pub spent: Option<PathBuf>,
     /// As if it were this time: RFC 3339 or Unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -611,14 +617,8 @@ pub struct PolicyArgs {
     /// Spent-stamp store: a database file (a path, or file:PATH), or Redis to share one set
     /// between machines: redis://[USER[:PASSWORD]@]HOST:PORT/DB, rediss://... (TLS),
     /// redis+cluster://HOST:PORT[,HOST:PORT], redis+sentinel://HOST:PORT[,...]/SERVICE[/DB]
-    /// [default: $XDG_DATA_HOME/pennyblack/spent.redb]
-    #[arg(
-        short,
-        long,
-        env = "PENNYBLACK_SPENT",
-        hide_env_values = true,
-        value_name = "PATH|URL"
-    )]
+    /// [default: $PENNYBLACK_SPENT, else $XDG_DATA_HOME/pennyblack/spent.redb]
+    #[arg(short, long, value_name = "PATH|URL", conflicts_with = "no_spent")]
     pub spent: Option<PathBuf>,
     /// Do not record or refuse replays (a valid stamp is then not fully checked); wins over
     /// PENNYBLACK_SPENT.

@@ -121,7 +121,10 @@ pub fn spent_store(p: &crate::args::PolicyArgs) -> Result<Option<Box<dyn pennybl
 fn open_store(p: &crate::args::PolicyArgs) -> Result<Box<dyn pennyblack::SpentStore>> {
     let raw = match p.spent.clone() {
         Some(p) => p,
-        None => verify::default_spent_path()?,
+        None => match std::env::var_os("PENNYBLACK_SPENT").filter(|v| !v.is_empty()) {
+            Some(v) => v.into(),
+            None => verify::default_spent_path()?,
+        },
     };
     match parse_location(&raw)? {
         Location::File(path) => Ok(Box::new(pennyblack::FileStore::open(&path)?)),
