@@ -1,7 +1,7 @@
 //! What ties a stamp to one delivery: its message (a digest of the body and the main header
 //! fields in the extension field) and its recipient (the address, compared as a mail address,
 //! or a keyed digest of it for a recipient who must not be named in the header). The rules are
-//! the README's "Binding" and "Hidden recipients" paragraphs of the stamp format.
+//! the "Binding" and "Hidden recipients" paragraphs of docs/FORMAT.md.
 
 use base64::Engine;
 use sha2::Digest as _;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-/// Why a text is not a well-formed stamp. See the README's "Stamp formats" section for the grammar.
+/// Why a text is not a well-formed stamp. See docs/FORMAT.md for the grammar.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {

@@ -1,5 +1,5 @@
-//! The stamp: its versions, fields and hash algorithm. Parsing and formatting follow the README's
-//! "Stamp formats" section and live in `stamp/parse.rs` and `stamp/format.rs` only.
+//! The stamp: its versions, fields and hash algorithm. Parsing and formatting follow
+//! docs/FORMAT.md and live in `stamp/parse.rs` and `stamp/format.rs` only.
 
 pub(crate) mod date;
 mod format;

@@ -1,4 +1,4 @@
-//! Stamp grammar, writing side (see the README's "Stamp formats" section). A stamp's text is
+//! Stamp grammar, writing side (see docs/FORMAT.md). A stamp's text is
 //! written here and then read back by `parse`, so what we write is always what we accept.
 
 use std::fmt::Write;

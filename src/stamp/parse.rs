@@ -1,5 +1,5 @@
-//! Stamp grammar, reading side. The grammar is written down in the README's "Stamp formats"
-//! section; this file and `format.rs` are the only places that know it.
+//! Stamp grammar, reading side. The grammar is written down in docs/FORMAT.md; this file and
+//! `format.rs` are the only places that know it.
 
 use super::{
     Algorithm, MAX_PARTS, MAX_STAMP_LEN, Span, Stamp, StampDate, Version, is_alphabet, split_commas,

@@ -420,3 +420,27 @@ fn no_spent_wins_over_the_environment() {
     assert_eq!(code(&o), 2, "{}", err(&o));
     assert!(out(&o).contains("not checked: spent"), "{}", out(&o));
 }
+
+/// The man page and completions come from the same definitions as --help.
+#[test]
+fn man_page_and_completions() {
+    let o = run(&["man"], b"");
+    assert_eq!(code(&o), 0);
+    let page = out(&o);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH pennyblack 1"),
+        "{page:.200}"
+    );
+    for sub in ["mint", "verify", "stamp", "check", "spent", "keygen"] {
+        assert!(page.contains(&format!("COMMAND {sub}")), "{sub}");
+    }
+    assert!(
+        page.contains("\\-\\-require\\-binding"),
+        "flags of subcommands are in it"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell], b"");
+        assert_eq!(code(&o), 0, "{shell}");
+        assert!(out(&o).contains("verify"), "{shell}");
+    }
+}

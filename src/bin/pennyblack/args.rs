@@ -56,6 +56,14 @@ pub enum Command {
     #[cfg(feature = "milter")]
     #[command(after_help = MILTER_EXAMPLES)]
     Milter(Box<MilterArgs>),
+    /// Print the man page (roff) on standard output: `pennyblack man > pennyblack.1`.
+    Man,
+    /// Print shell completions: `pennyblack completions bash > /etc/bash_completion.d/pennyblack`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[cfg(feature = "milter")]
@@ -136,7 +144,7 @@ Examples:
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
-  pennyblack verify --bits 20 -r bob@example.org '1:20:261127:bob@example.org::...'
+  pennyblack verify --bits 20 -r bob@example.org \"$(pennyblack mint --alg sha1 bob@example.org)\"
   grep -i '^X-Hashcash:' message.eml | pennyblack verify --bits 20 -r '*@example.org'
   pennyblack verify --no-spent --json --bits 20 -r bob@example.org < stamps.txt
 

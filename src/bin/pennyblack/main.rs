@@ -20,6 +20,29 @@ pub enum Exit {
     Error = 3,
 }
 
+/// The man page, from the same definitions as `--help`, with every subcommand as a section.
+fn man() -> anyhow::Result<Exit> {
+    use std::io::Write;
+    let cmd = <args::Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    for sub in cmd.get_subcommands() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub.clone()).render(&mut page)?;
+        // The subcommand's own page, without its title header, as a section of the tool's.
+        let text = String::from_utf8_lossy(&page);
+        let body: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with(".SH"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        out.extend_from_slice(format!(".SH \"COMMAND {}\"\n", sub.get_name()).as_bytes());
+        out.extend_from_slice(body.replace(".SH ", ".SS ").as_bytes());
+    }
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(Exit::Ok)
+}
+
 fn main() -> ExitCode {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
@@ -45,6 +68,12 @@ fn main() -> ExitCode {
         args::Command::Calibrate(a) => cmd::calibrate::run(a),
         #[cfg(feature = "milter")]
         args::Command::Milter(a) => cmd::milter::run(*a),
+        args::Command::Man => man(),
+        args::Command::Completions { shell } => {
+            let mut cmd = <args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "pennyblack", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
