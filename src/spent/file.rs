@@ -39,7 +39,8 @@ const OPEN_WAIT: Duration = Duration::from_secs(10);
 
 /// A spent store in one file, safe against crashes.
 pub struct FileStore {
-    db: Database,
+    /// Always `Some` until dropped (see `Drop`).
+    db: Option<Database>,
     path: PathBuf,
     /// Legacy keys are looked up while `now` is before this.
     legacy_until: i64,
@@ -57,12 +58,37 @@ fn store_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Store(format!("{}: {e}", path.display()))
 }
 
+/// Runs `f` on the database, turning a panic inside `redb` (which it raises on some damage
+/// within the file's data, e.g. "Malformed allocator state") into a clear error: a damaged store
+/// stops the check (exit 3) rather than crashing it, and never lets a replay through.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unreadable".to_owned());
+            Err(Error::Store(format!(
+                "{}: database damaged ({what}): move it aside (a new one is made on the next \
+                 check; stamps it held could be accepted once more) or restore it from a backup",
+                path.display()
+            )))
+        }
+    }
+}
+
 impl FileStore {
     /// Opens the store at `path`, creating it (and its parent folder) if needed. Any number of
     /// processes may have it open at once; their write transactions take turns. A process that
     /// locks the whole file (an earlier build) is waited for, up to 10 seconds.
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, Error> {
         let path = path.as_ref();
+        guarded(path, || FileStore::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<FileStore, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| store_err(dir, e))?;
         }
@@ -122,7 +148,7 @@ impl FileStore {
             .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
             .map_or(i64::MIN, i64::from_be_bytes);
         Ok(FileStore {
-            db,
+            db: Some(db),
             path: path.to_owned(),
             legacy_until,
         })
@@ -135,6 +161,12 @@ impl FileStore {
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
         store_err(&self.path, e)
+    }
+
+    fn db(&self) -> &Database {
+        self.db
+            .as_ref()
+            .expect("the database is only taken in drop")
     }
 
     /// The records of `spend_many`, made in `tx` (committed by the caller).
@@ -192,6 +224,16 @@ impl FileStore {
                 .map_err(|e| self.err(e))?;
         }
         Ok(fresh)
+    }
+}
+
+impl Drop for FileStore {
+    /// Closing a damaged database can panic inside `redb`, as using it can: the store is closed
+    /// under the same guard, so a damaged file ends in the error already reported, not a crash.
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        }
     }
 }
 
@@ -256,26 +298,56 @@ impl FileStore {
     /// Counts entries and expired entries at `now` (reads the whole table: an operator's
     /// command, not part of checking).
     pub fn stats(&self, now: i64) -> Result<Stats, Error> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-        let (mut entries, mut expired, mut next_expiry) = (0u64, 0u64, None::<i64>);
-        for r in spent.iter().map_err(|e| self.err(e))? {
-            let (_, v) = r.map_err(|e| self.err(e))?;
-            let exp = v.value();
-            entries += 1;
-            if exp <= now {
-                expired += 1;
-            } else {
-                next_expiry = Some(next_expiry.map_or(exp, |n| n.min(exp)));
-            }
-        }
-        Ok(Stats {
-            entries,
-            expired,
-            next_expiry,
-            file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+        guarded(&self.path, || stats_of(self.db(), &self.path, now))
+    }
+
+    /// [`stats`](Self::stats) of the store at `path`, opened read-only: nothing is written (a
+    /// read-only file works, a missing one is an error, not created).
+    pub fn stats_read_only(path: impl AsRef<Path>, now: i64) -> Result<Stats, Error> {
+        let path = path.as_ref();
+        guarded(path, || {
+            let mut builder = Database::builder();
+            builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+            let db = builder
+                .open_read_only(path)
+                .map_err(|e| store_err(path, e))?;
+            stats_of(&db, path, now)
         })
     }
+
+    /// Gives the file's free pages back to the file system (after a purge): the file shrinks.
+    /// Waits for other processes' transactions; returns whether anything was compacted.
+    pub fn compact(&mut self) -> Result<bool, Error> {
+        let path = self.path.clone();
+        let db = self
+            .db
+            .as_mut()
+            .expect("the database is only taken in drop");
+        guarded(&path, || db.compact().map_err(|e| store_err(&path, e)))
+    }
+}
+
+fn stats_of(db: &impl ReadableDatabase, path: &Path, now: i64) -> Result<Stats, Error> {
+    let err = |e: &dyn std::fmt::Display| store_err(path, e);
+    let tx = db.begin_read().map_err(|e| err(&e))?;
+    let spent = tx.open_table(SPENT).map_err(|e| err(&e))?;
+    let (mut entries, mut expired, mut next_expiry) = (0u64, 0u64, None::<i64>);
+    for r in spent.iter().map_err(|e| err(&e))? {
+        let (_, v) = r.map_err(|e| err(&e))?;
+        let exp = v.value();
+        entries += 1;
+        if exp <= now {
+            expired += 1;
+        } else {
+            next_expiry = Some(next_expiry.map_or(exp, |n| n.min(exp)));
+        }
+    }
+    Ok(Stats {
+        entries,
+        expired,
+        next_expiry,
+        file_bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+    })
 }
 
 /// Examines up to `budget` entries after the stored cursor (wrapping round to the start once),
@@ -330,16 +402,32 @@ fn short(key: &SpentKey) -> [u8; 16] {
 impl SpentStore for FileStore {
     /// One transaction, one fsync, for the whole batch.
     fn spend_many(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let fresh = self.spend_in(&tx, items, now)?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(fresh)
+        guarded(&self.path, || {
+            let tx = self.db().begin_write().map_err(|e| self.err(e))?;
+            let fresh = self.spend_in(&tx, items, now)?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(fresh)
+        })
     }
 
     /// One transaction: every key looked up first; only if all are fresh are they inserted and
     /// committed, otherwise the transaction is dropped (nothing written).
     fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        guarded(&self.path, || self.spend_if_all_fresh_unguarded(items, now))
+    }
+
+    fn purge(&self, now: i64) -> Result<u64, Error> {
+        guarded(&self.path, || self.purge_unguarded(now))
+    }
+
+    fn len(&self) -> Result<u64, Error> {
+        guarded(&self.path, || self.len_unguarded())
+    }
+}
+
+impl FileStore {
+    fn spend_if_all_fresh_unguarded(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
+        let tx = self.db().begin_write().map_err(|e| self.err(e))?;
         let legacy = now < self.legacy_until;
         let mut seen = std::collections::HashSet::new();
         let fresh = {
@@ -368,8 +456,8 @@ impl SpentStore for FileStore {
         Ok(fresh)
     }
 
-    fn purge(&self, now: i64) -> Result<u64, Error> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+    fn purge_unguarded(&self, now: i64) -> Result<u64, Error> {
+        let tx = self.db().begin_write().map_err(|e| self.err(e))?;
         let removed = {
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
             let before = spent.len().map_err(|e| self.err(e))?;
@@ -380,8 +468,8 @@ impl SpentStore for FileStore {
         Ok(removed)
     }
 
-    fn len(&self) -> Result<u64, Error> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+    fn len_unguarded(&self) -> Result<u64, Error> {
+        let tx = self.db().begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(SPENT).map_err(|e| self.err(e))?;
         table.len().map_err(|e| self.err(e))
     }

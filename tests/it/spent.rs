@@ -339,3 +339,132 @@ fn a_parallel_batch_matches_one_at_a_time() {
     // Exactly the fresh, well-made stamps for example.org: one in five.
     assert_eq!(valid, texts.len().div_ceil(5));
 }
+
+/// A store damaged inside its data (random bytes past the header) is a clear error, exit 3,
+/// for every command that opens it: never a panic (exit 101), never a replay let through.
+#[test]
+fn a_damaged_store_is_exit_3_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.redb");
+    {
+        let s = FileStore::open(&good).unwrap();
+        for batch in 0..6u32 {
+            let items: Vec<Spend> = (batch * 50..batch * 50 + 50)
+                .map(|i| (key(i), i64::MAX).into())
+                .collect();
+            s.spend_many(&items, 0).unwrap();
+        }
+    }
+    let original = std::fs::read(&good).unwrap();
+    let stamp = pennyblack::mint(&pennyblack::MintRequest::hashcash("bob@example.org", 4))
+        .unwrap()
+        .to_string();
+    let msg =
+        format!("X-Hashcash: {stamp}\r\nFrom: a@example.org\r\nTo: bob@example.org\r\n\r\nhi\r\n");
+    let mut damaged_seen = 0;
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..30 {
+        let mut data = original.clone();
+        for _ in 0..24 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let at = 8192 + (state >> 33) as usize % (data.len() - 8192);
+            data[at] = (state >> 17) as u8;
+        }
+        let bad = dir.path().join(format!("bad-{round}.redb"));
+        let bad_s = bad.to_str().unwrap();
+        for (args, input) in [
+            (
+                vec![
+                    "verify",
+                    "--bits",
+                    "4",
+                    "-r",
+                    "bob@example.org",
+                    "--spent",
+                    bad_s,
+                    &stamp,
+                ],
+                "",
+            ),
+            (
+                vec![
+                    "check",
+                    "--bits",
+                    "4",
+                    "--rcpt",
+                    "bob@example.org",
+                    "--keys",
+                    "/dev/null",
+                    "--spent",
+                    bad_s,
+                ],
+                msg.as_str(),
+            ),
+            (vec!["spent", "stats", "--spent", bad_s], ""),
+            (vec!["spent", "purge", "--spent", bad_s], ""),
+        ] {
+            std::fs::write(&bad, &data).unwrap();
+            let mut c = crate::support::pennyblack();
+            c.args(&args);
+            let o = crate::support::pipe(c, input.as_bytes());
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            if err.contains("database damaged") {
+                assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+                damaged_seen += 1;
+            }
+        }
+    }
+    assert!(damaged_seen > 0, "no round hit damage that redb panics on");
+}
+
+/// `spent stats` only reads (a missing file is an error, not created; the file is left byte for
+/// byte as it was), and `spent purge` gives the freed pages back: the file shrinks.
+#[test]
+fn stats_reads_only_and_purge_shrinks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spent.redb");
+    let p = path.to_str().unwrap();
+    let missing = crate::support::pennyblack()
+        .args(["spent", "stats", "--spent", p])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(!path.exists(), "stats created the store");
+    {
+        let s = FileStore::open(&path).unwrap();
+        for batch in 0..40u32 {
+            let items: Vec<Spend> = (batch * 500..batch * 500 + 500)
+                .map(|i| (key(i), 1000).into())
+                .collect();
+            s.spend_many(&items, 0).unwrap();
+        }
+    }
+    let before = std::fs::read(&path).unwrap();
+    let stats = crate::support::pennyblack()
+        .args(["spent", "stats", "--json", "--spent", p, "--now", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(stats.status.code(), Some(0), "{stats:?}");
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("\"entries\":20000"));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "stats wrote to the store"
+    );
+    let purge = crate::support::pennyblack()
+        .args(["spent", "purge", "--json", "--spent", p, "--now", "2000"])
+        .output()
+        .unwrap();
+    assert_eq!(purge.status.code(), Some(0), "{purge:?}");
+    let v: serde_json::Value = serde_json::from_slice(&purge.stdout).unwrap();
+    assert_eq!(v["removed"], 20000);
+    let (b, a) = (
+        v["bytes_before"].as_u64().unwrap(),
+        v["bytes_after"].as_u64().unwrap(),
+    );
+    assert!(a * 4 < b, "the file did not shrink: {b} -> {a} bytes");
+}

@@ -44,6 +44,15 @@ fn man() -> anyhow::Result<Exit> {
 }
 
 fn main() -> ExitCode {
+    // The embedded store panics on some damage inside its file; the store turns that into an
+    // error ("database damaged: ..."), so its own panic message is not shown.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.location().is_some_and(|l| l.file().contains("/redb-")) {
+            return;
+        }
+        default_hook(info);
+    }));
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

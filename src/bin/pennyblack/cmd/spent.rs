@@ -22,32 +22,41 @@ pub fn run(c: SpentCommand) -> Result<Exit> {
             crate::cmd::redact(&url)
         ),
     };
-    let store = FileStore::open(&path)?;
     let now = a.now.unwrap_or_else(|| SystemClock.now());
     if purge {
+        let mut store = FileStore::open(&path)?;
         let removed = store.purge(now)?;
+        let before = std::fs::metadata(&path).map_or(0, |m| m.len());
+        // Removed entries leave free pages: give them back, so the file shrinks.
+        store.compact()?;
+        drop(store);
+        let after = std::fs::metadata(&path).map_or(0, |m| m.len());
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({ "removed": removed, "path": path })
+                serde_json::json!({ "removed": removed, "path": path, "bytes_before": before, "bytes_after": after })
             );
         } else {
-            println!("removed {removed} expired entries from {}", path.display());
+            println!(
+                "removed {removed} entries whose time had passed from {}; {before} -> {after} bytes",
+                path.display()
+            );
         }
         return Ok(Exit::Ok);
     }
-    let s = store.stats(now)?;
+    // Read-only: works on a file this user may not write, and never creates one.
+    let s = FileStore::stats_read_only(&path, now)?;
     if a.json {
         println!("{}", serde_json::json!({ "path": path, "stats": s }));
     } else {
         println!("file:      {} ({} bytes)", path.display(), s.file_bytes);
         println!("entries:   {}", s.entries);
         println!(
-            "expired:   {} (removed by `pennyblack spent purge`, and a few at a time by checks)",
+            "past their time: {} (removed by `pennyblack spent purge`, and a few at a time by checks)",
             s.expired
         );
         if let Some(t) = s.next_expiry {
-            println!("next expiry: {t} (Unix seconds)");
+            println!("next to go: {t} (Unix seconds)");
         }
     }
     Ok(Exit::Ok)
