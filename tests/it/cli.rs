@@ -444,3 +444,32 @@ fn man_page_and_completions() {
         assert!(out(&o).contains("verify"), "{shell}");
     }
 }
+
+/// hashcash folds long stamp fields: `verify` joins a field's continuation lines, so a folded
+/// field given whole verifies, beside bare stamps and unfolded fields.
+#[test]
+fn verify_joins_folded_stamp_fields() {
+    let a = mint(&["--alg", "sha1", "--bits", "8", "bob@example.org"]);
+    let b = mint(&["--alg", "sha1", "--bits", "8", "bob@example.org"]);
+    let (a, b) = (a.trim(), b.trim());
+    let input = format!(
+        "X-Hashcash: {}\r\n\t{}\r\n{b}\r\nx-hashcash:{a}\r\n",
+        &a[..20],
+        &a[20..]
+    );
+    let o = run(
+        &[
+            "verify",
+            "--no-spent",
+            "--bits",
+            "8",
+            "-r",
+            "bob@example.org",
+        ],
+        input.as_bytes(),
+    );
+    let text = out(&o);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().all(|l| l.starts_with("valid")), "{text}");
+    assert_eq!(code(&o), 2, "{text}");
+}

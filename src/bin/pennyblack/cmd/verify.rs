@@ -33,6 +33,10 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
     let args = a.stamps.clone();
     std::thread::spawn(move || {
         if from_stdin {
+            // A folded `X-Hashcash:` field (hashcash folds long stamps): its continuation lines,
+            // which start with white space, are joined to it before it is checked. Only a header
+            // line is held back for them; a bare stamp goes on at once.
+            let mut held: Option<String> = None;
             for l in std::io::stdin().lock().split(b'\n') {
                 // Invalid UTF-8 becomes U+FFFD, which the parser refuses as a malformed stamp.
                 let l = l
@@ -41,10 +45,35 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
                             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
                     })
                     .context("reading standard input");
-                let stop = l.is_err();
-                if tx.send(l).is_err() || stop {
+                let line = match l {
+                    Ok(line) => line,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                if line.starts_with([' ', '\t'])
+                    && let Some(h) = held.as_mut()
+                {
+                    h.push_str(line.trim_ascii());
+                    continue;
+                }
+                if let Some(h) = held.take()
+                    && tx.send(Ok(h)).is_err()
+                {
                     return;
                 }
+                let is_header = line
+                    .split_once(':')
+                    .is_some_and(|(n, _)| n.trim_ascii().eq_ignore_ascii_case("x-hashcash"));
+                if is_header {
+                    held = Some(line.trim_end_matches('\r').to_owned());
+                } else if tx.send(Ok(line)).is_err() {
+                    return;
+                }
+            }
+            if let Some(h) = held {
+                let _ = tx.send(Ok(h));
             }
         } else {
             for s in args {
