@@ -88,7 +88,10 @@ impl SigningKey {
     pub fn from_file(path: &Path) -> Result<SigningKey, DkimError> {
         let pem = std::fs::read_to_string(path)
             .map_err(|e| DkimError::Key(format!("{}: {e}", path.display())))?;
-        SigningKey::from_pem(&pem).map_err(|e| DkimError::Key(format!("{}: {e}", path.display())))
+        SigningKey::from_pem(&pem).map_err(|e| match e {
+            DkimError::Key(m) => DkimError::Key(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// A new key: Ed25519, or RSA of `rsa_bits` (at least 2048).
@@ -381,13 +384,26 @@ impl KeyFile {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let Some((name, record)) = line.split_once(char::is_whitespace) else {
-                return Err(DkimError::Key(format!(
-                    "line {}: expected NAME RECORD",
+            let bad = |why: &str| {
+                DkimError::Key(format!(
+                    "line {}: {why} (expected SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...)",
                     i + 1
-                )));
+                ))
+            };
+            let Some((name, record)) = line.split_once(char::is_whitespace) else {
+                return Err(bad("no record after the name"));
             };
             let record = record.trim().trim_matches('"');
+            if !name.to_ascii_lowercase().contains("._domainkey.") {
+                return Err(bad(&format!(
+                    "{name:.60} is not SELECTOR._domainkey.DOMAIN"
+                )));
+            }
+            match Tags::parse(record) {
+                Ok(t) if t.get("p").is_some() => {}
+                Ok(_) => return Err(bad("the record has no p= tag")),
+                Err(e) => return Err(bad(&format!("the record is not a tag list: {e}"))),
+            }
             records.insert(
                 name.trim_end_matches('.').to_ascii_lowercase(),
                 record.to_owned(),
@@ -400,7 +416,10 @@ impl KeyFile {
     pub fn open(path: &Path) -> Result<KeyFile, DkimError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DkimError::Key(format!("{}: {e}", path.display())))?;
-        KeyFile::parse(&text)
+        KeyFile::parse(&text).map_err(|e| match e {
+            DkimError::Key(m) => DkimError::Key(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// Adds one record.

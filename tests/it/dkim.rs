@@ -589,3 +589,65 @@ fn oversized_tag_and_header_lists_are_permerrors() {
         "{ar}"
     );
 }
+
+/// A keys file of garbage lines is refused with the line and what was expected; a bad key file
+/// is named once ("key: FILE: why", not "key: FILE: key: why").
+#[test]
+fn key_files_are_read_strictly_and_errors_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    for (text, want) in [
+        (
+            "garbage line here\n",
+            "line 1: garbage is not SELECTOR._domainkey.DOMAIN",
+        ),
+        (
+            "# ok\ns1._domainkey.example.org v=DKIM1; k=ed25519\n",
+            "line 2: the record has no p= tag",
+        ),
+        ("lonely\n", "line 1: no record after the name"),
+    ] {
+        std::fs::write(&keys, text).unwrap();
+        let mut c = pennyblack();
+        c.args(["check", "--keys", keys.to_str().unwrap()]);
+        let o = pipe(c, b"From: a@example.org\r\n\r\nhi\r\n");
+        assert_eq!(o.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{err}");
+    }
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "junk").unwrap();
+    let mut c = pennyblack();
+    c.args(["stamp", "--domain", "example.org", "--sign"])
+        .arg(format!("s:{}", bad.display()));
+    let o = pipe(c, b"From: a@example.org\r\nTo: b@example.org\r\n\r\nhi\r\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("key:").count(), 1, "{err}");
+    // keygen prints a zone-file record in strings of at most 255 octets.
+    let out = pennyblack()
+        .args([
+            "keygen",
+            "--selector",
+            "s2",
+            "--domain",
+            "example.org",
+            "--alg",
+            "rsa",
+            "--out",
+        ])
+        .arg(dir.path().join("rsa.pem"))
+        .output()
+        .unwrap();
+    let zone = String::from_utf8_lossy(&out.stderr);
+    let strings: Vec<&str> = zone.split('"').skip(1).step_by(2).collect();
+    assert!(strings.len() >= 2, "{zone}");
+    assert!(strings.iter().all(|s| s.len() <= 255), "{zone}");
+    assert_eq!(
+        strings.concat(),
+        String::from_utf8_lossy(&out.stdout)
+            .split_once(' ')
+            .unwrap()
+            .1
+            .trim()
+    );
+}

@@ -35,5 +35,17 @@ pub fn run(a: KeygenArgs) -> Result<Exit> {
     }
     std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
     println!("{}._domainkey.{} {record}", a.selector, a.domain);
+    // Ready for a zone file: TXT strings hold at most 255 octets each (an RSA record is longer).
+    let strings: Vec<String> = record
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    eprintln!(
+        "publish in DNS (zone file):\n{}._domainkey.{}. IN TXT ( {} )",
+        a.selector,
+        a.domain,
+        strings.join(" ")
+    );
     Ok(Exit::Ok)
 }
