@@ -473,3 +473,40 @@ fn verify_joins_folded_stamp_fields() {
     assert!(text.lines().all(|l| l.starts_with("valid")), "{text}");
     assert_eq!(code(&o), 2, "{text}");
 }
+
+/// The systemd units in contrib/ (the milter, and a daily purge timer) pass
+/// `systemd-analyze verify`, run with this build's binary in place of /usr/local/bin/pennyblack.
+#[test]
+#[ignore = "needs systemd-analyze (Debian systemd): run `bash .ci/run`, which installs it"]
+fn contrib_systemd_units_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib");
+    let names = [
+        "pennyblack-milter.service",
+        "pennyblack-purge.service",
+        "pennyblack-purge.timer",
+    ];
+    for n in names {
+        let text = std::fs::read_to_string(contrib.join(n)).unwrap();
+        assert!(
+            text.contains("/usr/local/bin/pennyblack") || n.ends_with(".timer"),
+            "{n}"
+        );
+        let text = text.replace(
+            "/usr/local/bin/pennyblack",
+            env!("CARGO_BIN_EXE_pennyblack"),
+        );
+        std::fs::write(dir.path().join(n), text).unwrap();
+    }
+    let o = std::process::Command::new("systemd-analyze")
+        .current_dir(dir.path())
+        .args(["verify", "--man=no"])
+        .args(names)
+        .output()
+        .expect("systemd-analyze (Debian systemd; `bash .ci/run` installs it)");
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
