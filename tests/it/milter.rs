@@ -30,23 +30,8 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // A signing key and its record, as an operator would make them.
-    let key = dir.join("s1.pem");
-    let out = pennyblack()
-        .args([
-            "keygen",
-            "--selector",
-            "s1",
-            "--domain",
-            "example.org",
-            "--out",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let keys = dir.join("keys.txt");
-    std::fs::write(&keys, &out.stdout).unwrap();
-    let (key, keys) = (key.to_str().unwrap(), keys.to_str().unwrap());
+    let (key, keys) = signing_key(dir);
+    let (key, keys) = (key.as_str(), keys.as_str());
 
     // Milter A: stamps (SHA-1, 16 bits: hashcash version 1) and signs outbound mail, adds
     // verdicts to inbound mail. Milter B: stamps that cannot be minted in time (40 bits in 2 s),
