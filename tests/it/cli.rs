@@ -510,3 +510,15 @@ fn contrib_systemd_units_verify() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `stamp --deadline`: a stamp that takes too long is exit 3 and nothing is written.
+#[test]
+fn stamp_deadline_is_an_error_and_writes_nothing() {
+    let o = run(
+        &["stamp", "--bits", "60", "--deadline", "300ms"],
+        b"From: a@example.org\r\nTo: b@example.org\r\n\r\nhi\r\n",
+    );
+    assert_eq!(code(&o), 3, "{}", err(&o));
+    assert!(o.stdout.is_empty());
+    assert!(err(&o).contains("did not finish within"), "{}", err(&o));
+}

@@ -247,6 +247,12 @@ pub struct StampArgs {
     /// Worker threads [default: all cores].
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// Give up (exit 3, nothing written) when the stamps take longer than this (e.g. 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
+    /// No progress line on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_size: usize,

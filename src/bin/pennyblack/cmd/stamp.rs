@@ -50,7 +50,28 @@ pub fn run(a: StampArgs) -> Result<Exit> {
             time: now,
         })
         .collect();
-    let out = pennyblack::message::stamp_message(&msg, &recipients, &request, threads, &signers)?;
+    let mut minter = pennyblack::Minter::new().threads(threads);
+    if let Some(d) = a.deadline {
+        minter = minter.deadline(d);
+    }
+    let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if progress {
+        minter = minter.on_progress(std::time::Duration::from_secs(1), |p| {
+            let secs = p.elapsed.as_secs_f64().max(1e-9);
+            eprint!(
+                "\r\x1b[2Kstamping: {:.0}% of a stamp's expected work, {:.1} M hashes/s, {}/{} parts",
+                100.0 * p.attempts as f64 / p.expected,
+                p.attempts as f64 / secs / 1e6,
+                p.found,
+                p.parts
+            );
+        });
+    }
+    let fields = pennyblack::message::stamp_fields(&msg, &recipients, &request, &minter, &signers);
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    let out = msg.with_fields_on_top(&fields?);
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&out)?;
     stdout.flush()?;
