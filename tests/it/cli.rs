@@ -522,3 +522,25 @@ fn stamp_deadline_is_an_error_and_writes_nothing() {
     assert!(o.stdout.is_empty());
     assert!(err(&o).contains("did not finish within"), "{}", err(&o));
 }
+
+/// Ctrl-C (SIGINT) during a mint cancels it cleanly: exit 3, "cancelled", nothing printed on
+/// standard output (and the progress line, on a terminal, is cleared first).
+#[test]
+fn sigint_cancels_a_mint_cleanly() {
+    let child = pennyblack()
+        .args(["mint", "--bits", "60", "bob@example.org"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 3, "{}", err(&o));
+    assert!(err(&o).contains("cancelled"), "{}", err(&o));
+    assert!(o.stdout.is_empty());
+}

@@ -14,6 +14,14 @@ pub mod verify;
 use anyhow::{Context, Result, bail};
 use pennyblack::{Algorithm, Backend};
 
+/// Ctrl-C (SIGINT) cancels `minter`'s work: the mint returns `Cancelled`, the caller clears its
+/// progress line and exits with an error, instead of the terminal being left with it.
+pub fn cancel_on_interrupt(minter: &pennyblack::Minter) {
+    let flag = minter.cancel_flag();
+    // Only one handler per process; a second command in one process keeps the first.
+    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+}
+
 /// Refuses a forced backend this CPU lacks for `alg`, naming the ones it has.
 pub fn require_backend(b: Backend, alg: Algorithm) -> Result<()> {
     if !b.supports(alg) {

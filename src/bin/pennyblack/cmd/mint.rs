@@ -68,6 +68,7 @@ pub fn run(a: MintArgs) -> Result<Exit> {
     if let Some(d) = a.deadline {
         minter = minter.deadline(d);
     }
+    crate::cmd::cancel_on_interrupt(&minter);
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
     let current = Arc::new(Mutex::new(String::new()));
     if show_progress {

@@ -54,6 +54,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
     if let Some(d) = a.deadline {
         minter = minter.deadline(d);
     }
+    crate::cmd::cancel_on_interrupt(&minter);
     let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     if progress {
         minter = minter.on_progress(std::time::Duration::from_secs(1), |p| {
