@@ -544,3 +544,49 @@ fn sigint_cancels_a_mint_cleanly() {
     assert!(err(&o).contains("cancelled"), "{}", err(&o));
     assert!(o.stdout.is_empty());
 }
+
+/// `calibrate --parts 1 --plot` compares one part with 16 (it drew two identical curves), and a
+/// measured rate is the median of several samples, their spread reported.
+#[test]
+fn calibrate_samples_and_plots_one_part_against_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("p.svg");
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "2s",
+            "--parts",
+            "1",
+            "--rate",
+            "1e8",
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        plot.contains("1 part of") && plot.contains("16 parts of"),
+        "{plot:.300}"
+    );
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "1s",
+            "--seconds",
+            "0.5",
+            "--alg",
+            "sha1",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert!(
+        err(&o).contains("samples:") && err(&o).contains("spread"),
+        "{}",
+        err(&o)
+    );
+}

@@ -44,15 +44,38 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
             if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 600.0) {
                 bail!("--seconds must be more than 0 and at most 600");
             }
+            // Several samples, the choice on their median: one sample on a shared machine can be
+            // off by a third, and flip the chosen bits.
+            const SAMPLES: usize = 5;
             if !a.json {
                 eprintln!(
-                    "measuring {alg} on {backend} with {threads} threads for {:.1}s...",
+                    "measuring {alg} on {backend} with {threads} threads: {SAMPLES} samples in {:.1}s...",
                     a.seconds
                 );
             }
-            measure(alg, backend, threads, Duration::from_secs_f64(a.seconds))
-                .context("the backend is not available")?
-                .per_second
+            let each = Duration::from_secs_f64(a.seconds / SAMPLES as f64);
+            let mut rates = Vec::with_capacity(SAMPLES);
+            for _ in 0..SAMPLES {
+                rates.push(
+                    measure(alg, backend, threads, each)
+                        .context("the backend is not available")?
+                        .per_second,
+                );
+            }
+            rates.sort_by(f64::total_cmp);
+            let median = rates[SAMPLES / 2];
+            if !a.json {
+                eprintln!(
+                    "samples: {} M hashes/s (spread {:.0}%); choosing on the median",
+                    rates
+                        .iter()
+                        .map(|r| format!("{:.1}", r / 1e6))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    100.0 * (rates[SAMPLES - 1] - rates[0]) / median
+                );
+            }
+            median
         }
     };
     let bits = choose_bits(rate, a.target, parts, alg.output_bits());
@@ -63,7 +86,20 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
         .collect();
 
     if let Some(path) = &a.plot {
-        plot(path, &one_part, &chosen).with_context(|| format!("writing {}", path.display()))?;
+        // One part against the chosen parts; with one part chosen, against the default 16.
+        let other = if parts == 1 && alg.max_parts() > 1 {
+            predict(rate, bits, alg.default_parts())
+        } else if parts == 1 {
+            predict(rate, bits, 16)
+        } else {
+            one_part.clone()
+        };
+        let (one, many) = if other.parts < chosen.parts {
+            (&other, &chosen)
+        } else {
+            (&chosen, &other)
+        };
+        plot(path, one, many).with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {
         println!(
