@@ -92,7 +92,7 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
         } else if parts == 1 {
             predict(rate, bits, 16)
         } else {
-            one_part.clone()
+            one_part
         };
         let (one, many) = if other.parts < chosen.parts {
             (&other, &chosen)
