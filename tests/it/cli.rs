@@ -590,3 +590,34 @@ fn calibrate_samples_and_plots_one_part_against_many() {
         err(&o)
     );
 }
+
+/// One vocabulary: the receiving minimum is --min-bits in verify and check (as in the milter),
+/// with hashcash's --bits and -b kept; timeouts take durations or bare seconds; -s is --spent
+/// only.
+#[test]
+fn one_flag_vocabulary() {
+    let stamp = mint(&["--alg", "sha1", "--bits", "8", "bob@example.org"]);
+    for flag in ["--min-bits", "--bits", "-b"] {
+        let o = run(
+            &[
+                "verify",
+                "--no-spent",
+                flag,
+                "8",
+                "-r",
+                "bob@example.org",
+                stamp.trim(),
+            ],
+            b"",
+        );
+        assert_eq!(code(&o), 2, "{flag}: {}", err(&o));
+    }
+    let o = run(&["bench", "-s", "1"], b"");
+    assert_eq!(code(&o), 3, "-s is not --seconds");
+    for t in ["2", "500ms", "2s"] {
+        let o = run(&["check", "--dns-timeout", t, "--help"], b"");
+        assert_eq!(code(&o), 0, "{t}");
+    }
+    let o = run(&["check", "--dns-timeout", "0", "--keys", "/dev/null"], b"");
+    assert_eq!(code(&o), 3);
+}

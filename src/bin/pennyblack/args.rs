@@ -95,8 +95,8 @@ is 3.";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
-  pennyblack check --bits 20 --rcpt me@example.net --keys keys.txt < message.eml
-  pennyblack check --bits 20 --verdict-only --authserv-id mx.example.net \
+  pennyblack check --min-bits 20 --rcpt me@example.net --keys keys.txt < message.eml
+  pennyblack check --min-bits 20 --verdict-only --authserv-id mx.example.net \
       --rcpt \"$RECIPIENT\" < m.eml                         # from a delivery agent
 
 Each --rcpt must be paid by a valid stamp naming it (literally, or in hidden form for a Bcc
@@ -104,7 +104,7 @@ recipient); stamps bound to another message's body are refused and not recorded 
 Keys come from the DNS (the system resolver, or --dns-server), or from --keys FILE with lines
 `SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...`.
 Exit status: 0 pass (every recipient paid, every check made, no failing signature); 1 fail;
-2 none or neutral (a recipient without a stamp, or not fully checked: no --bits, no --rcpt
+2 none or neutral (a recipient without a stamp, or not fully checked: no --min-bits, no --rcpt
 or --resource, --no-spent); 3 error.";
 
 const KEYGEN_EXAMPLES: &str = "\
@@ -144,12 +144,12 @@ Examples:
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
-  pennyblack verify --bits 20 -r bob@example.org \"$(pennyblack mint --alg sha1 bob@example.org)\"
-  grep -i '^X-Hashcash:' message.eml | pennyblack verify --bits 20 -r '*@example.org'
-  pennyblack verify --no-spent --json --bits 20 -r bob@example.org < stamps.txt
+  pennyblack verify --min-bits 20 -r bob@example.org \"$(pennyblack mint --alg sha1 bob@example.org)\"
+  grep -i '^X-Hashcash:' message.eml | pennyblack verify --min-bits 20 -r '*@example.org'
+  pennyblack verify --no-spent --json --min-bits 20 -r bob@example.org < stamps.txt
 
 Exit status: 0 all valid and fully checked; 1 any invalid; 2 all valid but not fully checked
-(no --bits, no --resource, --no-spent, or a stamp bound to a message body, which only `check`
+(no --min-bits, no --resource, --no-spent, or a stamp bound to a message body, which only `check`
 can compare); 3 error.";
 
 /// Hash algorithm, which also picks the stamp version.
@@ -248,7 +248,7 @@ pub struct StampArgs {
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Give up (exit 3, nothing written) when the stamps take longer than this (e.g. 30s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_timeout)]
     pub deadline: Option<std::time::Duration>,
     /// No progress line on standard error.
     #[arg(short, long)]
@@ -261,8 +261,9 @@ pub struct StampArgs {
 /// `pennyblack check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Least work accepted, in bits.
-    #[arg(short, long)]
+    /// Least work accepted, in bits (as the milter's --min-bits; --bits, hashcash's spelling,
+    /// works too). Without it any honest claim passes (neutral, exit 2).
+    #[arg(short = 'b', long = "min-bits", alias = "bits", value_name = "BITS")]
     pub bits: Option<u32>,
     /// A recipient of this delivery (the envelope address, as the MTA gives it); repeat for
     /// several. Each must be paid by a valid stamp naming it. Matched as a mail address, never
@@ -316,9 +317,9 @@ pub struct KeySourceArgs {
     /// Ask this DNS server (IP:PORT) for key records instead of the system's resolver.
     #[arg(long, value_name = "IP:PORT")]
     pub dns_server: Option<std::net::SocketAddr>,
-    /// Seconds to wait for a DNS answer.
-    #[arg(long, default_value_t = 5)]
-    pub dns_timeout: u64,
+    /// How long to wait for a DNS answer: 5s, 500ms; a bare number is seconds.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub dns_timeout: std::time::Duration,
 }
 
 /// DKIM signing options, shared by `stamp` and `milter`.
@@ -365,7 +366,7 @@ pub struct MilterArgs {
     pub max_mints: usize,
     /// Time allowed for one message's stamps, waiting included; then the message passes
     /// unstamped (logged). Keep it below the MTA's milter content timeout (Postfix: 300s).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Outbound: stamps")]
+    #[arg(long, default_value = "60s", value_parser = parse_timeout, help_heading = "Outbound: stamps")]
     pub mint_timeout: std::time::Duration,
     /// DKIM signatures over the stamped message.
     #[command(flatten, next_help_heading = "Outbound: DKIM")]
@@ -410,7 +411,7 @@ pub struct MilterArgs {
     #[arg(long, default_value_t = 64 << 20)]
     pub max_size: usize,
     /// On SIGTERM or SIGINT, wait this long for messages in progress before closing.
-    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "90s", value_parser = parse_timeout)]
     pub shutdown_grace: std::time::Duration,
     /// No log line per message on standard error.
     #[arg(short, long)]
@@ -482,7 +483,7 @@ pub struct BenchArgs {
     #[arg(short, long)]
     pub threads: Option<usize>,
     /// Seconds per measurement.
-    #[arg(short, long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0)]
     pub seconds: f64,
     /// Skip the OpenSSL and hashcash reference measurements.
     #[arg(long)]
@@ -496,7 +497,7 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// Target mean mint time per stamp (e.g. 2s, 500ms).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_timeout)]
     pub target: std::time::Duration,
     /// Hash algorithm.
     #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
@@ -510,8 +511,8 @@ pub struct CalibrateArgs {
     /// Minting backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
-    /// Seconds spent measuring this machine's rate.
-    #[arg(short, long, default_value_t = 1.0)]
+    /// Seconds spent measuring this machine's rate (five samples).
+    #[arg(long, default_value_t = 1.0)]
     pub seconds: f64,
     /// Use this rate (hashes per second, all threads) instead of measuring.
     #[arg(long)]
@@ -571,7 +572,7 @@ pub struct MintArgs {
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
     /// Give up on a stamp that takes longer than this (e.g. 30s, 2m).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_timeout)]
     pub deadline: Option<std::time::Duration>,
     /// Print `X-Hashcash: STAMP` header lines instead of bare stamps.
     #[arg(short = 'X', long)]
@@ -587,8 +588,9 @@ pub struct VerifyArgs {
     /// Stamps to check; none, or `-`, reads standard input, one per line (`X-Hashcash:` allowed).
     #[arg(value_name = "STAMP")]
     pub stamps: Vec<String>,
-    /// Least work accepted, in bits. Without it any honest claim passes (exit 2).
-    #[arg(short, long)]
+    /// Least work accepted, in bits (as the milter's --min-bits; --bits, hashcash's spelling,
+    /// works too). Without it any honest claim passes (exit 2).
+    #[arg(short = 'b', long = "min-bits", alias = "bits", value_name = "BITS")]
     pub bits: Option<u32>,
     /// Accepted resource; repeat for several. `*` and `?` are wildcards (`*@example.org`).
     /// Without it any resource passes (exit 2).

@@ -192,8 +192,7 @@ pub fn key_lookup(k: &crate::args::KeySourceArgs) -> Result<Box<dyn pennyblack::
         (Some(p), _) => Box::new(dkim::KeyFile::open(p)?),
         #[cfg(feature = "dns")]
         (None, Some(server)) => Box::new(
-            dkim::DnsLookup::with_server(server, std::time::Duration::from_secs(k.dns_timeout))
-                .map_err(anyhow::Error::msg)?,
+            dkim::DnsLookup::with_server(server, k.dns_timeout).map_err(anyhow::Error::msg)?,
         ),
         #[cfg(feature = "dns")]
         (None, None) => Box::new(dkim::DnsLookup::system().map_err(anyhow::Error::msg)?),
