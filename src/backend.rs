@@ -2,8 +2,8 @@
 //!
 //! A kernel scans a range of counters for one [`Job`] (a fixed prefix, a counter of fixed width
 //! appended to it, a number of leading zero bits to reach) and reports the counters whose hash
-//! reaches the target. Every kernel has the same signature, so the SIMD kernels of later work slot
-//! in beside [`portable`] without the minter changing.
+//! reaches the target. Every kernel has the same signature, so the SIMD kernels (`x86_sha`,
+//! `x86_avx2`) sit beside [`portable`] and the minter does not know which one runs.
 
 pub(crate) mod portable;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]

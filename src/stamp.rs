@@ -212,8 +212,6 @@ impl fmt::Display for Stamp {
     }
 }
 
-/// The characters allowed in RAND and COUNTER fields: `[A-Za-z0-9+/=]`, as hashcash checks.
-#[inline(always)]
 /// The pieces of `list` between commas: `str::split(',')` for the short pieces of a counter
 /// list, with a plain byte scan where `split` calls `memchr` once per piece.
 pub(crate) fn split_commas(list: &str) -> impl Iterator<Item = &str> + '_ {
@@ -233,6 +231,8 @@ pub(crate) fn split_commas(list: &str) -> impl Iterator<Item = &str> + '_ {
     })
 }
 
+/// The characters allowed in RAND and COUNTER fields: `[A-Za-z0-9+/=]`, as hashcash checks.
+#[inline(always)]
 pub(crate) fn is_alphabet(b: u8) -> bool {
     let lower = b | 0x20;
     (lower.wrapping_sub(b'a') < 26)
