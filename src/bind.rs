@@ -157,7 +157,11 @@ pub fn normalize_address(addr: &str) -> String {
         return addr.to_ascii_lowercase();
     };
     let (local, domain) = (&addr[..at], &addr[at + 1..]);
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    // Trailing dots and white space in any mix go (the form is idempotent: normalizing twice
+    // gives what normalizing once gave).
+    let domain = domain
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+        .to_ascii_lowercase();
     let local = match local
         .strip_prefix('"')
         .and_then(|l| l.strip_suffix('"'))
@@ -261,6 +265,11 @@ mod tests {
         assert!(!same_address("*@example.org", "bob@example.org"));
         assert!(same_address("*", "*"));
         assert!(!same_address("bob@example.org", "bob@example.org.evil"));
+        // Found by the fuzzer: a domain ending in white space before a dot.
+        for odd in ["a@\u{fffd}    . ", "a@x. .", " b@ ", "\"q r\"@x.", "x"] {
+            let once = normalize_address(odd);
+            assert_eq!(normalize_address(&once), once, "{odd:?}");
+        }
     }
 
     #[test]
