@@ -44,8 +44,9 @@ pub fn pvalue(s: &str) -> String {
                 q.push('\\');
                 q.push(c);
             }
-            // Not representable in a header: shown, not passed through.
-            c if c.is_control() => {
+            // Not representable in an ASCII header (control characters, and non-ASCII ones
+            // outside RFC 6532): shown as their code point, not passed through.
+            c if c.is_control() || !c.is_ascii() => {
                 q.push_str(&c.escape_unicode().to_string().replace('\\', "\\\\"))
             }
             c => q.push(c),
@@ -65,6 +66,10 @@ fn comment(text: &str) -> Vec<String> {
                 escaped.push(c);
             }
             c if c.is_control() => escaped.push(' '),
+            // Non-ASCII shown as its code point (a quoted-pair keeps the backslash).
+            c if !c.is_ascii() => {
+                escaped.push_str(&c.escape_unicode().to_string().replace('\\', "\\\\"))
+            }
             c => escaped.push(c),
         }
     }
@@ -240,6 +245,23 @@ pub fn hashcash_field(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_ascii_whatever_the_input() {
+        for v in ["caf\u{e9}.example", "\u{fffd}\n", "a\u{1b}b"] {
+            assert!(
+                pvalue(v).bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{v:?}"
+            );
+            assert!(
+                comment(v)
+                    .concat()
+                    .bytes()
+                    .all(|b| (0x20..0x7f).contains(&b)),
+                "{v:?}"
+            );
+        }
+    }
 
     #[test]
     fn values_are_quoted_not_rewritten() {
