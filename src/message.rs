@@ -258,6 +258,11 @@ impl Outcome {
     }
 }
 
+/// Whether `value` bits reach `bits` (with room for the rounding of `log2(parts)`).
+fn enough(value: f64, bits: u32) -> bool {
+    value + 1e-9 >= f64::from(bits)
+}
+
 /// The outcome of a set of stamps for one recipient (or for the message without recipients).
 fn outcome_of<'a>(verdicts: impl Iterator<Item = &'a Verdict>) -> Outcome {
     let mut out = Outcome::None;
@@ -308,16 +313,23 @@ impl MessageVerdict {
     /// Whether every recipient is paid by a valid stamp of at least `bits` (a receiver's
     /// refusal policy); without recipients, whether any stamp for us is.
     pub fn paid_at_least(&self, bits: u32) -> bool {
-        let enough = |v: f64| v + 1e-9 >= f64::from(bits);
         if self.recipients.is_empty() {
             return self
                 .stamps
                 .iter()
-                .any(|s| s.verdict.is_valid() && enough(s.verdict.value));
+                .any(|s| s.verdict.is_valid() && enough(s.verdict.value, bits));
         }
+        self.unpaid_at(bits) == 0
+    }
+
+    /// How many recipients no valid stamp of at least `bits` pays.
+    pub fn unpaid_at(&self, bits: u32) -> usize {
         self.recipients
             .iter()
-            .all(|r| matches!(r.outcome, Outcome::Pass | Outcome::Neutral) && enough(r.value))
+            .filter(|r| {
+                !(matches!(r.outcome, Outcome::Pass | Outcome::Neutral) && enough(r.value, bits))
+            })
+            .count()
     }
 }
 

@@ -485,14 +485,7 @@ impl Session {
                 crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
             ];
             let paid = paid_enough(&v);
-            let unpaid = v
-                .recipients
-                .iter()
-                .filter(|r| {
-                    !inb.reject_below
-                        .is_none_or(|min| r.value + 1e-9 >= f64::from(min))
-                })
-                .count();
+            let unpaid = inb.reject_below.map_or(0, |min| v.unpaid_at(min));
             let summary = (v.recipients.len(), unpaid, paid);
             Ok::<_, (&'static str, String)>((fields, v.hashcash(), v.outcome(), summary))
         })

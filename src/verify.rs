@@ -344,6 +344,7 @@ impl Verifier {
 
     /// [`check_pending`](Self::check_pending) for a stamp whose resource the caller has matched
     /// against the policy already (`check_message` does, once per message, indexed).
+    #[cfg(feature = "mail")]
     pub(crate) fn check_pending_matched(
         &self,
         text: &str,
@@ -374,37 +375,11 @@ impl Verifier {
         pending: Vec<Pending>,
     ) -> Result<(Vec<Verdict>, bool), Error> {
         let now = self.clock.now();
-        let mut verdicts = Vec::with_capacity(pending.len());
-        let (mut items, mut at) = (Vec::new(), Vec::new());
-        for (i, p) in pending.into_iter().enumerate() {
-            if let Some(item) = p.spend {
-                items.push(item);
-                at.push(i);
-            }
-            verdicts.push(p.verdict);
-        }
-        let Some(store) = self.store.as_ref().filter(|_| !items.is_empty()) else {
-            return Ok((verdicts, true));
-        };
-        match store.spend_if_all_fresh(&items, now) {
-            Ok(fresh) => {
-                let all = !fresh.contains(&false);
-                for (&i, f) in at.iter().zip(fresh) {
-                    if !f {
-                        verdicts[i].failure = Some(VerifyError::Spent);
-                    }
-                }
-                Ok((verdicts, all))
-            }
-            Err(e) if self.fail_open => {
-                for &i in &at {
-                    verdicts[i].unchecked.insert(Unchecked::Spent);
-                    verdicts[i].store_error = Some(e.to_string());
-                }
-                Ok((verdicts, true))
-            }
-            Err(e) => Err(e),
-        }
+        self.record_each_or_all(
+            pending.into_iter().map(|p| (p.verdict, p.spend)).collect(),
+            now,
+            true,
+        )
     }
 
     /// Checks a batch of stamp texts: every check but the store for each, then one call to the
@@ -433,6 +408,18 @@ impl Verifier {
         checked: Vec<(Verdict, Option<Spend>)>,
         now: i64,
     ) -> Result<Vec<Verdict>, Error> {
+        Ok(self.record_each_or_all(checked, now, false)?.0)
+    }
+
+    /// Sends the stamps that passed every other check to the store in one call, in order, and
+    /// marks those it found spent. With `all`, the store records them only if every one is
+    /// fresh; the flag returned says whether they were recorded (always, without `all`).
+    fn record_each_or_all(
+        &self,
+        checked: Vec<(Verdict, Option<Spend>)>,
+        now: i64,
+        all: bool,
+    ) -> Result<(Vec<Verdict>, bool), Error> {
         let mut verdicts = Vec::with_capacity(checked.len());
         // What goes to the store, and where each item's verdict is.
         let (mut items, mut at): (Vec<Spend>, Vec<usize>) = (Vec::new(), Vec::new());
@@ -443,27 +430,33 @@ impl Verifier {
             }
             verdicts.push(verdict);
         }
-        if let Some(store) = &self.store
-            && !items.is_empty()
-        {
-            match store.spend_many(&items, now) {
-                Ok(fresh) => {
-                    for (&i, f) in at.iter().zip(fresh) {
-                        if !f {
-                            verdicts[i].failure = Some(VerifyError::Spent);
-                        }
+        let Some(store) = self.store.as_ref().filter(|_| !items.is_empty()) else {
+            return Ok((verdicts, true));
+        };
+        let result = if all {
+            store.spend_if_all_fresh(&items, now)
+        } else {
+            store.spend_many(&items, now)
+        };
+        match result {
+            Ok(fresh) => {
+                let recorded = !all || !fresh.contains(&false);
+                for (&i, f) in at.iter().zip(fresh) {
+                    if !f {
+                        verdicts[i].failure = Some(VerifyError::Spent);
                     }
                 }
-                Err(e) if self.fail_open => {
-                    for &i in &at {
-                        verdicts[i].unchecked.insert(Unchecked::Spent);
-                        verdicts[i].store_error = Some(e.to_string());
-                    }
-                }
-                Err(e) => return Err(e),
+                Ok((verdicts, recorded))
             }
+            Err(e) if self.fail_open => {
+                for &i in &at {
+                    verdicts[i].unchecked.insert(Unchecked::Spent);
+                    verdicts[i].store_error = Some(e.to_string());
+                }
+                Ok((verdicts, true))
+            }
+            Err(e) => Err(e),
         }
-        Ok(verdicts)
     }
 
     /// The verdict before the spent store, and what to record if it passed (with a store).
