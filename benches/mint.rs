@@ -18,7 +18,7 @@ fn kernels(c: &mut Criterion) {
             let mut start = 0u64;
             g.bench_function(BenchmarkId::from_parameter(backend), |b| {
                 b.iter(|| {
-                    search.run(backend, start, ATTEMPTS, &mut hits);
+                    search.run(backend, start, ATTEMPTS, &mut hits).unwrap();
                     start += ATTEMPTS;
                 })
             });
@@ -45,7 +45,7 @@ fn threads(c: &mut Criterion) {
                             s.spawn(move || {
                                 let mut hits = Vec::new();
                                 let share = TOTAL / t as u64;
-                                search.run(backend, i << 40, share, &mut hits);
+                                search.run(backend, i << 40, share, &mut hits).unwrap();
                             });
                         }
                     })

@@ -190,7 +190,7 @@ fn stamp_result(outcome: Outcome, s: &StampVerdict) -> Result_ {
         let msg: String = e.to_string().chars().take(120).collect();
         r = r.comment(&msg);
     }
-    if let Some(p) = &s.verdict.parsed {
+    if let Some(p) = s.verdict.parsed() {
         r = r.prop("header.resource", p.resource());
     }
     r

@@ -99,6 +99,17 @@ impl Backend {
         }
     }
 
+    /// `Ok` when this backend can mint `alg` on this CPU, otherwise the one error every entry
+    /// point that takes a forced backend gives ([`Minter::backend`](crate::Minter::backend),
+    /// [`Search::run`], [`crate::rate::measure`], the command line).
+    pub fn require(self, alg: Algorithm) -> Result<(), crate::MintError> {
+        if self.supports(alg) {
+            Ok(())
+        } else {
+            Err(crate::MintError::BackendUnavailable { backend: self, alg })
+        }
+    }
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -113,7 +124,9 @@ impl Backend {
     /// A backend the CPU lacks for this algorithm falls back to the portable kernel.
     pub(crate) fn search(self, job: &Job, start: u64, count: u64, hits: &mut Vec<u64>) {
         let end = start.saturating_add(count).min(COUNTER_SPACE);
+        // Callers ask `require` first; a kernel is never run on a CPU without its instructions.
         if !self.supports(job.alg) {
+            debug_assert!(false, "{self} run without support for {}", job.alg);
             return portable::search(job, start, end, hits);
         }
         match self {
@@ -163,13 +176,18 @@ impl Search {
     }
 
     /// Tries counters `start..start + count` on `backend` and appends the hits to `hits`.
-    /// Returns `false` (and does nothing) when this CPU lacks the backend.
-    pub fn run(&self, backend: Backend, start: u64, count: u64, hits: &mut Vec<u64>) -> bool {
-        if !backend.supports(self.job.alg) {
-            return false;
-        }
+    /// Does nothing but return [`MintError::BackendUnavailable`](crate::MintError) when this
+    /// CPU lacks the backend.
+    pub fn run(
+        &self,
+        backend: Backend,
+        start: u64,
+        count: u64,
+        hits: &mut Vec<u64>,
+    ) -> Result<(), crate::MintError> {
+        backend.require(self.job.alg)?;
         backend.search(&self.job, start, count, hits);
-        true
+        Ok(())
     }
 }
 

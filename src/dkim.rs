@@ -254,9 +254,7 @@ impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             honour_l: false,
-            now: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            now: crate::clock::unix_now(),
             skew: 300,
             max_signatures: 5,
         }

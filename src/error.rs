@@ -139,7 +139,91 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// The spent-stamp store failed (could not open, read or commit).
     #[error("spent-stamp store: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
+}
+
+/// Why a spent-stamp store could not answer. Says nothing about the stamp: a check that meets
+/// one of these is neither accepted nor refused as spent (the caller's policy decides).
+/// Locations in these errors never hold a password (see [`crate::spent::redact`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store file's database failed: I/O, a lock, a full disk, a file that is not a store.
+    #[cfg(feature = "store")]
+    #[error("{}: {source}", path.display())]
+    Database {
+        /// The store file.
+        path: std::path::PathBuf,
+        /// What the database library said.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// The store file is damaged inside its data.
+    #[error(
+        "{}: database damaged ({what}): move it aside (a new one is made on the next check; \
+         stamps it held could be accepted once more) or restore it from a backup",
+        path.display()
+    )]
+    Damaged {
+        /// The store file.
+        path: std::path::PathBuf,
+        /// What the database library found.
+        what: String,
+    },
+    /// The store file was written by a development build whose layout this one does not read.
+    #[error(
+        "{}: written by a development build of pennyblack in a layout this version does not \
+         read: move it aside (stamps it held could be accepted once more)",
+        path.display()
+    )]
+    UnknownLayout {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
+    /// A file the store needs could not be read or made.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The location names no store this build can open.
+    #[error("{location}: {reason}")]
+    BadLocation {
+        /// The location as given, its password hidden.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server could not be reached, did not answer in time, or answered with an error.
+    #[error("{location}: {detail}")]
+    Unavailable {
+        /// The server's location, its password hidden.
+        location: String,
+        /// What the client library said, any password removed.
+        detail: String,
+    },
+    /// The server answered something the store does not expect.
+    #[error("{location}: unexpected reply: {detail}")]
+    Protocol {
+        /// The server's location, its password hidden.
+        location: String,
+        /// What was expected and what came.
+        detail: String,
+    },
+    /// The operation is not offered by this kind of store.
+    #[error("{location}: {what} is not supported by this store")]
+    Unsupported {
+        /// The store's location, its password hidden.
+        location: String,
+        /// The operation.
+        what: &'static str,
+    },
+    /// The operating system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Random(getrandom::Error),
 }
 
 /// Why minting refused a request or did not finish.
@@ -182,6 +266,17 @@ pub enum MintError {
     /// The date cannot be written as a stamp date (before 1970 or after 2069, or a bad width).
     #[error("the date cannot be written in a stamp: {0}")]
     BadDate(String),
+    /// A backend was forced that this CPU lacks for the algorithm.
+    #[error(
+        "backend {backend} cannot mint {alg} on this CPU (available for {alg}: {})",
+        crate::Backend::available(*alg).iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+    )]
+    BackendUnavailable {
+        /// The backend asked for.
+        backend: crate::Backend,
+        /// The algorithm.
+        alg: crate::Algorithm,
+    },
     /// The minter was cancelled.
     #[error("minting was cancelled")]
     Cancelled,

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bind;
 pub mod calibrate;
 pub mod canon;
+pub mod clock;
 #[cfg(feature = "mail")]
 pub mod dkim;
 pub mod error;
@@ -24,7 +25,8 @@ pub mod stamp;
 pub mod verify;
 
 pub use backend::{Backend, Search};
-pub use error::{Error, MintError, ParseError, VerifyError};
+pub use clock::unix_now;
+pub use error::{Error, MintError, ParseError, StoreError, VerifyError};
 pub use mint::{MintRequest, Minter, Progress};
 #[cfg(feature = "store")]
 pub use spent::FileStore;

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, encode_counter};
 use crate::error::MintError;
@@ -309,9 +309,7 @@ impl Minter {
         let date = match &req.date {
             Some(d) => *d,
             None => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
+                let now = crate::clock::unix_now();
                 StampDate::from_unix(now, req.date_width).map_err(MintError::BadDate)?
             }
         };
@@ -343,7 +341,13 @@ impl Minter {
         }
         fields.rand = &rand;
         let prefix = build_prefix(&fields);
-        let backend = self.backend.unwrap_or_else(|| Backend::detect(req.alg));
+        let backend = match self.backend {
+            Some(b) => {
+                b.require(req.alg)?;
+                b
+            }
+            None => Backend::detect(req.alg),
+        };
         let job = Job::new(req.alg, prefix.as_bytes(), COUNTER_WIDTH, bits);
         let found = self.search(&job, backend, req.parts)?;
         // Canonical order: counters sorted as text.

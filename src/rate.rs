@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Search};
+use crate::error::MintError;
 use crate::stamp::Algorithm;
 
 /// A measured rate.
@@ -24,17 +25,15 @@ pub struct Rate {
 }
 
 /// Hashes a realistic stamp prefix with `backend` on `threads` threads for about `duration`
-/// (each thread on its own counter range, chunks of 64K attempts) and reports the rate. `None`
-/// when this CPU lacks the backend for `alg`.
+/// (each thread on its own counter range, chunks of 64K attempts) and reports the rate;
+/// [`MintError::BackendUnavailable`] when this CPU lacks the backend for `alg`.
 pub fn measure(
     alg: Algorithm,
     backend: Backend,
     threads: usize,
     duration: Duration,
-) -> Option<Rate> {
-    if !backend.supports(alg) {
-        return None;
-    }
+) -> Result<Rate, MintError> {
+    backend.require(alg)?;
     const CHUNK: u64 = 1 << 16;
     let threads = threads.max(1);
     let prefix = sample_prefix(alg);
@@ -50,7 +49,8 @@ pub fn measure(
                     let mut n = (t as u64) << 40;
                     let mut done = 0u64;
                     while started.elapsed() < duration {
-                        search.run(backend, n, CHUNK, &mut hits);
+                        // Supported: required above.
+                        let _ = search.run(backend, n, CHUNK, &mut hits);
                         n += CHUNK;
                         done += CHUNK;
                     }
@@ -61,7 +61,7 @@ pub fn measure(
         handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
     });
     let seconds = started.elapsed().as_secs_f64();
-    Some(Rate {
+    Ok(Rate {
         alg,
         backend,
         threads,

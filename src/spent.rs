@@ -30,15 +30,21 @@ pub struct Spend {
     /// The key earlier builds used for this stamp ([`legacy_key`]); an entry under it also makes
     /// the stamp spent.
     pub legacy: Option<SpentKey>,
+    /// The stamp's date (Unix seconds), by which a store may file the entry (the file store
+    /// keeps one table per hour of dates). Every `Spend` of one key must carry the same date,
+    /// as every check of one stamp does; `None` files the entry with the other undated ones.
+    pub date: Option<i64>,
     /// Unix seconds until which the entry must be kept ([`i64::MAX`]: for good).
     pub keep_until: i64,
 }
 
 impl From<(SpentKey, i64)> for Spend {
+    /// An undated entry.
     fn from((key, keep_until): (SpentKey, i64)) -> Spend {
         Spend {
             key,
             legacy: None,
+            date: None,
             keep_until,
         }
     }
@@ -74,7 +80,10 @@ pub trait SpentStore: Send + Sync {
         self.spend_many(items, now)
     }
 
-    /// Removes every entry whose keep-until time has passed at `now`; returns how many went.
+    /// Removes entries whose keep-until time has passed at `now`; returns how many went. A
+    /// store may keep an entry longer than its own time (the file store drops an hour of stamp
+    /// dates at once, when the latest time asked for any of its entries has passed), never
+    /// shorter.
     fn purge(&self, now: i64) -> Result<u64, Error>;
 
     /// How many entries the store holds, those past their time included until they are purged.

@@ -9,7 +9,7 @@ pub(crate) mod work;
 
 pub use resource::ResourcePattern;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::bind::{Binding, BindingSource, binding_of_ext};
 use crate::error::{Error, VerifyError};
@@ -78,33 +78,7 @@ impl Policy {
     }
 }
 
-/// A source of the current time, in Unix seconds. Injectable so that tests are deterministic.
-pub trait Clock: Send + Sync {
-    /// Now, in seconds since the Unix epoch (UTC).
-    fn now(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    }
-}
-
-/// A clock stopped at a fixed time.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub i64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        self.0
-    }
-}
+pub use crate::clock::{Clock, FixedClock, SystemClock};
 
 /// A check a verdict could not make because the policy did not ask for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -168,11 +142,8 @@ impl UncheckedSet {
 /// The outcome of checking one stamp.
 #[derive(Debug, Clone)]
 pub struct Verdict {
-    /// The text that was checked, when it did not parse (a parsed stamp keeps its own text);
-    /// cut to 256 bytes and `...` when longer.
-    pub malformed_text: Option<String>,
-    /// The parsed stamp, unless it was malformed.
-    pub parsed: Option<Stamp>,
+    /// The stamp, or the text that did not parse.
+    checked: Checked,
     /// Bits of work found (0 when the hashes miss their claim or were not reached).
     pub value: f64,
     /// Why the stamp failed a check other than its work (form, dates, resource, spent).
@@ -187,17 +158,48 @@ pub struct Verdict {
     pub unchecked: UncheckedSet,
     /// Set when the spent store failed and the verifier fails open: the stamp was accepted
     /// without a replay check, for this reason.
-    pub store_error: Option<String>,
+    store_error: Option<std::sync::Arc<crate::Error>>,
+}
+
+/// What a verdict is about: a stamp, or a text that is not one (and then the verdict's
+/// failure is [`VerifyError::Malformed`]).
+#[derive(Debug, Clone)]
+enum Checked {
+    Stamp(Stamp),
+    /// Cut to 256 bytes and `...` when longer.
+    Malformed(String),
 }
 
 impl Verdict {
-    /// The stamp text that was checked (surrounding white space removed).
+    /// The stamp text that was checked (surrounding white space removed; a malformed text is
+    /// cut to 256 bytes and `...` when longer).
     pub fn stamp(&self) -> &str {
-        match (&self.parsed, &self.malformed_text) {
-            (Some(s), _) => s.as_str(),
-            (None, Some(t)) => t,
-            (None, None) => "",
+        match &self.checked {
+            Checked::Stamp(s) => s.as_str(),
+            Checked::Malformed(t) => t,
         }
+    }
+
+    /// The parsed stamp, unless the text was malformed.
+    pub fn parsed(&self) -> Option<&Stamp> {
+        match &self.checked {
+            Checked::Stamp(s) => Some(s),
+            Checked::Malformed(_) => None,
+        }
+    }
+
+    /// The text that was checked, when it did not parse.
+    pub fn malformed_text(&self) -> Option<&str> {
+        match &self.checked {
+            Checked::Stamp(_) => None,
+            Checked::Malformed(t) => Some(t),
+        }
+    }
+
+    /// Why the spent store could not be asked, when the verifier fails open: the stamp was
+    /// accepted without a replay check.
+    pub fn store_error(&self) -> Option<&crate::Error> {
+        self.store_error.as_deref()
     }
 
     /// `Ok` for an acceptable stamp, otherwise the reason it is not.
@@ -231,6 +233,8 @@ struct Work {
     required: u32,
     /// Whether the work is enough.
     pass: bool,
+    /// The stamp's date (Unix seconds).
+    date: i64,
     /// Until when its spent entry must be kept.
     keep_until: i64,
 }
@@ -449,9 +453,10 @@ impl Verifier {
                 Ok((verdicts, recorded))
             }
             Err(e) if self.fail_open => {
+                let e = std::sync::Arc::new(e);
                 for &i in &at {
                     verdicts[i].unchecked.insert(Unchecked::Spent);
-                    verdicts[i].store_error = Some(e.to_string());
+                    verdicts[i].store_error = Some(e.clone());
                 }
                 Ok((verdicts, true))
             }
@@ -478,9 +483,8 @@ impl Verifier {
         if self.store.is_none() {
             unchecked.insert(Unchecked::Spent);
         }
-        let mut verdict = Verdict {
-            malformed_text: None,
-            parsed: None,
+        let verdict = |checked| Verdict {
+            checked,
             value: 0.0,
             failure: None,
             work_ok: false,
@@ -490,28 +494,32 @@ impl Verifier {
         };
         match text.parse::<Stamp>() {
             Err(e) => {
+                let mut verdict = verdict(Checked::Malformed(shorten(text)));
                 verdict.failure = Some(VerifyError::Malformed(e));
-                verdict.malformed_text = Some(shorten(text));
                 (verdict, None)
             }
             Ok(stamp) => {
-                let outcome =
-                    self.check_parsed(&stamp, now, msg, match_resource, &mut verdict.unchecked);
+                let mut unchecked = unchecked;
+                let outcome = self.check_parsed(&stamp, now, msg, match_resource, &mut unchecked);
                 // A stamp whose binding could not be compared is not recorded: it may have been
                 // lifted from another message, and recording it would burn the genuine one.
-                let unbound_check = verdict.unchecked.contains(Unchecked::Binding);
+                let unbound_check = unchecked.contains(Unchecked::Binding);
                 if unbound_check && self.store.is_some() {
-                    verdict.unchecked.insert(Unchecked::Spent);
+                    unchecked.insert(Unchecked::Spent);
                 }
                 let item = match (&outcome, &self.store) {
                     (Ok(work), Some(_)) if work.pass && !unbound_check => Some(Spend {
                         key: spent_key(&stamp),
                         legacy: legacy_key(&stamp),
+                        date: Some(work.date),
                         keep_until: work.keep_until,
                     }),
                     _ => None,
                 };
-                verdict.parsed = Some(stamp);
+                let mut verdict = Verdict {
+                    unchecked,
+                    ..verdict(Checked::Stamp(stamp))
+                };
                 match outcome {
                     Ok(work) => {
                         // The work's outcome is stored as data, the same stores either way.
@@ -599,6 +607,7 @@ impl Verifier {
             value,
             required: required.max(claimed),
             pass: honest & enough,
+            date,
             keep_until,
         })
     }
@@ -629,7 +638,7 @@ mod tests {
         };
         let (enough, short) = (at(8), at(stamp.bits() + 1));
         for v in [&enough, &short] {
-            assert!(v.failure.is_none() && v.parsed.is_some() && v.value == 8.0);
+            assert!(v.failure.is_none() && v.parsed().is_some() && v.value == 8.0);
         }
         assert!(enough.work_ok && enough.is_valid() && enough.result().is_ok());
         assert!(!short.work_ok && !short.is_valid());

@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let prefix = &data[4..data.len().min(4 + 1100)];
     let search = Search::new(alg, prefix, bits);
     let mut want = Vec::new();
-    assert!(search.run(Backend::Portable, start, 300, &mut want));
+    search.run(Backend::Portable, start, 300, &mut want).unwrap();
     for b in Backend::available(alg) {
         let mut got = Vec::new();
-        search.run(b, start, 300, &mut got);
+        search.run(b, start, 300, &mut got).unwrap();
         assert_eq!(
             got,
             want,

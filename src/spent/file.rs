@@ -1,40 +1,55 @@
 //! The durable spent store: one `redb` file. Each `spend` is one ACID transaction committed
 //! with fsync before it returns, so an accepted stamp is never forgotten by a crash.
+//!
+//! Layout: entries are filed by the hour of their stamp's date, one table per hour
+//! (`spent/h<hour>`) holding the first 128 bits of each spent key and nothing else. A stamp's
+//! date is part of its identity, so every check of one stamp looks in one table; fresh stamps
+//! carry recent dates, so a fresh stamp goes into a small table however many entries the store
+//! holds (a B-tree insert dirties pages of that table only). Each hour's table is kept until
+//! the latest keep-until time asked for any of its entries (table `parts`, indexed by that time
+//! in `parts_by_expiry`), then dropped whole: purging costs a table drop, not a walk over
+//! entries. Entries recorded without a date (see [`Spend::date`]) share one table.
 
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 
 use super::{Spend, SpentKey, SpentStore};
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 
-/// Spent stamps: the first 128 bits of the spent key, and until when the entry is kept. Fixed-width
-/// keys half the size of the full digest make the B-tree insert, the cost of a fresh stamp, about
-/// a third cheaper; 128 bits keep an accidental collision out of reach (2^-64 at 2^32 entries).
-const SPENT: TableDefinition<[u8; 16], i64> = TableDefinition::new("spent16");
-/// The table of earlier builds, keyed by the whole 256-bit key; moved into `SPENT` on open.
-const OLD_SPENT: TableDefinition<&[u8], i64> = TableDefinition::new("spent");
-/// Small values of the store's own: the purge cursor.
+/// The entries of one hour of stamp dates: the first 128 bits of each key. 128 bits keep an
+/// accidental collision out of reach (2^-64 at 2^32 entries), and a collision could only refuse
+/// a stamp, never accept one.
+type Entries<'a> = TableDefinition<'a, [u8; 16], ()>;
+/// Hour (Unix seconds / 3600) -> the latest keep-until time asked for an entry of that hour.
+const PARTS: TableDefinition<u32, i64> = TableDefinition::new("parts");
+/// (keep-until, hour): the hours in the order they may go.
+const BY_EXPIRY: TableDefinition<(i64, u32), ()> = TableDefinition::new("parts_by_expiry");
+/// Small values of the store's own.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// An index by expiry that earlier builds kept; dropped on open (it cost a second B-tree
-/// insert per stamp).
-const OLD_BY_EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("spent_by_expiry");
-/// The key after which the next purge sweep starts.
-const CURSOR: &str = "purge_cursor";
-/// Present once the file holds keys of the current rule (version 2 stamps keyed by prefix).
-const KEYS_RULE: &str = "keys_rule";
-/// Until when (Unix seconds, big-endian) entries of the earlier key rule may remain: until then a
-/// version 2 stamp is also looked up under its legacy key.
+/// The layout marker, [`LAYOUT`].
+const LAYOUT_KEY: &str = "layout";
+const LAYOUT: &[u8] = b"3";
+/// The table of the previous layout (one table of every entry with its own keep-until time,
+/// keyed by the spent key or, for version 2 stamps before the prefix rule, the legacy key): read
+/// only, looked up under both keys until its last entry's time (`LEGACY_UNTIL`), then dropped.
+const LEGACY: TableDefinition<[u8; 16], i64> = TableDefinition::new("spent16");
+/// Until when (Unix seconds, big-endian) the `LEGACY` table is kept.
 const LEGACY_UNTIL: &str = "legacy_until";
+/// The table of development builds before the 128-bit layout; such a file is refused.
+const ANCIENT: &str = "spent";
+/// The hour under which entries without a date are filed.
+const UNDATED: u32 = u32::MAX;
+/// At most this many hours are dropped by the sweep of one check (a purge drops all): the
+/// latency of a check stays bounded when many hours fall due at once.
+const DROPS_PER_CHECK: usize = 4;
 
-/// Entries examined for expiry per transaction, beyond one per stamp recorded: the sweep goes
-/// round the table at least as fast as it grows, a little at a time, with no full scan on any
-/// check, so an expired entry is gone after at most one lap.
-const PURGE_STEP: usize = 16;
-
-/// How long `open` waits for a process that locks the whole file (an earlier build).
+/// How long `open` waits for a process that locks the whole file.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
 
 /// A spent store in one file, safe against crashes.
@@ -42,8 +57,6 @@ pub struct FileStore {
     /// Always `Some` until dropped (see `Drop`).
     db: Option<Database>,
     path: PathBuf,
-    /// Legacy keys are looked up while `now` is before this.
-    legacy_until: i64,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -54,8 +67,12 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-fn store_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Store(format!("{}: {e}", path.display()))
+fn db_err(path: &Path, e: impl Into<redb::Error>) -> Error {
+    StoreError::Database {
+        path: path.to_owned(),
+        source: Box::new(e.into()),
+    }
+    .into()
 }
 
 /// Runs `f` on the database, turning a panic inside `redb` (which it raises on some damage
@@ -70,19 +87,44 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Er
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unreadable".to_owned());
-            Err(Error::Store(format!(
-                "{}: database damaged ({what}): move it aside (a new one is made on the next \
-                 check; stamps it held could be accepted once more) or restore it from a backup",
-                path.display()
-            )))
+            Err(StoreError::Damaged {
+                path: path.to_owned(),
+                what,
+            }
+            .into())
         }
     }
+}
+
+/// The hour a stamp dated `date` is filed under.
+fn hour_of(date: Option<i64>) -> u32 {
+    match date {
+        None => UNDATED,
+        Some(d) => u32::try_from(d.div_euclid(3600).max(0))
+            .unwrap_or(UNDATED - 1)
+            .min(UNDATED - 1),
+    }
+}
+
+fn table_name(hour: u32) -> String {
+    if hour == UNDATED {
+        "spent/undated".to_owned()
+    } else {
+        format!("spent/h{hour}")
+    }
+}
+
+/// The part of a spent key this store keeps.
+fn short(key: &SpentKey) -> [u8; 16] {
+    let mut k = [0; 16];
+    k.copy_from_slice(&key[..16]);
+    k
 }
 
 impl FileStore {
     /// Opens the store at `path`, creating it (and its parent folder) if needed. Any number of
     /// processes may have it open at once; their write transactions take turns. A process that
-    /// locks the whole file (an earlier build) is waited for, up to 10 seconds.
+    /// locks the whole file is waited for, up to 10 seconds.
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, Error> {
         let path = path.as_ref();
         guarded(path, || FileStore::open_unguarded(path))
@@ -90,11 +132,15 @@ impl FileStore {
 
     fn open_unguarded(path: &Path) -> Result<FileStore, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| store_err(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
+        let err = |e: redb::Error| db_err(path, e);
         let started = Instant::now();
         // Any number of processes keep the file open and write to it, one write transaction at
-        // a time (redb's byte-range locks); an older build holding the whole file is waited for.
+        // a time (redb's byte-range locks); a process holding the whole file is waited for.
         let mut builder = Database::builder();
         builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
         let db = loop {
@@ -103,54 +149,43 @@ impl FileStore {
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < OPEN_WAIT => {
                     thread::sleep(Duration::from_millis(5));
                 }
-                Err(e) => return Err(store_err(path, e)),
+                Err(e) => return Err(err(e.into())),
             }
         };
         // A file already in the current layout opens without a write transaction (and its
         // fsync): one check per process, as a pipe filter runs, costs one commit, not two.
-        let names = {
-            let tx = db.begin_read().map_err(|e| store_err(path, e))?;
-            let tables = tx.list_tables().map_err(|e| store_err(path, e))?;
-            tables
-                .map(|t| redb::TableHandle::name(&t).to_owned())
-                .collect::<Vec<String>>()
+        let (names, layout) = {
+            let tx = db.begin_read().map_err(|e| err(e.into()))?;
+            let names = tx
+                .list_tables()
+                .map_err(|e| err(e.into()))?
+                .map(|t| t.name().to_owned())
+                .collect::<Vec<String>>();
+            let layout = if names.iter().any(|n| n == META.name()) {
+                let meta = tx.open_table(META).map_err(|e| err(e.into()))?;
+                meta.get(LAYOUT_KEY)
+                    .map_err(|e| err(e.into()))?
+                    .map(|v| v.value().to_vec())
+            } else {
+                None
+            };
+            (names, layout)
         };
-        let has = |t: &dyn redb::TableHandle| names.iter().any(|n| n == t.name());
-        let had_old = has(&OLD_SPENT);
-        let meta = |name: &str| -> Result<Option<Vec<u8>>, Error> {
-            if !has(&META) {
-                return Ok(None);
+        let has = |name: &str| names.iter().any(|n| n == name);
+        if has(ANCIENT) {
+            return Err(StoreError::UnknownLayout {
+                path: path.to_owned(),
             }
-            let tx = db.begin_read().map_err(|e| store_err(path, e))?;
-            let t = tx.open_table(META).map_err(|e| store_err(path, e))?;
-            Ok(t.get(name)
-                .map_err(|e| store_err(path, e))?
-                .map(|v| v.value().to_vec()))
-        };
-        let has_rule = meta(KEYS_RULE)?.is_some();
-        let needs_write =
-            !has(&SPENT) || !has(&META) || had_old || has(&OLD_BY_EXPIRY) || !has_rule;
-        if needs_write {
-            let tx = db.begin_write().map_err(|e| store_err(path, e))?;
-            tx.open_table(SPENT).map_err(|e| store_err(path, e))?;
-            tx.open_table(META).map_err(|e| store_err(path, e))?;
-            tx.delete_table(OLD_BY_EXPIRY)
-                .map_err(|e| store_err(path, e))?;
-            if had_old {
-                migrate(&tx).map_err(|e| store_err(path, e))?;
-            }
-            if !has_rule {
-                upgrade_key_rule(&tx).map_err(|e| store_err(path, e))?;
-            }
-            tx.commit().map_err(|e| store_err(path, e))?;
+            .into());
         }
-        let legacy_until = meta(LEGACY_UNTIL)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(i64::MIN, i64::from_be_bytes);
+        if layout.as_deref() != Some(LAYOUT) {
+            let tx = db.begin_write().map_err(|e| err(e.into()))?;
+            upgrade(&tx, has(LEGACY.name())).map_err(err)?;
+            tx.commit().map_err(|e| err(e.into()))?;
+        }
         Ok(FileStore {
             db: Some(db),
             path: path.to_owned(),
-            legacy_until,
         })
     }
 
@@ -159,8 +194,8 @@ impl FileStore {
         &self.path
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> Error {
-        store_err(&self.path, e)
+    fn err(&self, e: impl Into<redb::Error>) -> Error {
+        db_err(&self.path, e)
     }
 
     fn db(&self) -> &Database {
@@ -168,60 +203,198 @@ impl FileStore {
             .as_ref()
             .expect("the database is only taken in drop")
     }
+}
 
+/// Makes a new file, or one of the previous layout, current: creates the tables, and records
+/// until when the previous layout's table must be kept (its latest entry's time).
+fn upgrade(tx: &WriteTransaction, had_legacy: bool) -> Result<(), redb::Error> {
+    tx.open_table(PARTS)?;
+    tx.open_table(BY_EXPIRY)?;
+    let mut meta = tx.open_table(META)?;
+    // Bookkeeping of the previous layout (its sweep cursor, its key-rule marker).
+    meta.remove("purge_cursor")?;
+    meta.remove("keys_rule")?;
+    if had_legacy && meta.get(LEGACY_UNTIL)?.is_none() {
+        let legacy = tx.open_table(LEGACY)?;
+        let mut latest = None::<i64>;
+        for r in legacy.iter()? {
+            let (_, v) = r?;
+            latest = Some(latest.map_or(v.value(), |l| l.max(v.value())));
+        }
+        drop(legacy);
+        match latest {
+            Some(until) => {
+                meta.insert(LEGACY_UNTIL, until.to_be_bytes().as_slice())?;
+            }
+            None => {
+                tx.delete_table(LEGACY)?;
+            }
+        }
+    }
+    meta.insert(LAYOUT_KEY, LAYOUT)?;
+    Ok(())
+}
+
+/// The previous layout's table while it is kept.
+fn legacy_table(
+    tx: &WriteTransaction,
+) -> Result<Option<redb::Table<'_, [u8; 16], i64>>, redb::Error> {
+    let meta = tx.open_table(META)?;
+    if meta.get(LEGACY_UNTIL)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(tx.open_table(LEGACY)?))
+}
+
+/// Whether the previous layout's table holds `item` under its key or its legacy key.
+fn in_legacy(
+    legacy: Option<&redb::Table<'_, [u8; 16], i64>>,
+    item: &Spend,
+) -> Result<bool, redb::Error> {
+    let Some(t) = legacy else {
+        return Ok(false);
+    };
+    if t.get(short(&item.key))?.is_some() {
+        return Ok(true);
+    }
+    match &item.legacy {
+        Some(old) => Ok(t.get(short(old))?.is_some()),
+        None => Ok(false),
+    }
+}
+
+/// The items' order of visit: by hour, then key (B-tree inserts with locality), then place in
+/// the batch (of a key repeated in the batch, the first occurrence wins).
+fn visit_order(items: &[Spend]) -> Vec<(u32, u128, usize)> {
+    let mut order: Vec<(u32, u128, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (hour_of(item.date), u128::from_be_bytes(short(&item.key)), i))
+        .collect();
+    order.sort_unstable();
+    order
+}
+
+/// Records that entries of `hour` are kept until at least `keep`.
+fn keep_hour(tx: &WriteTransaction, hour: u32, keep: i64) -> Result<(), redb::Error> {
+    let mut parts = tx.open_table(PARTS)?;
+    let old = parts.get(hour)?.map(|v| v.value());
+    if old.is_some_and(|old| old >= keep) {
+        return Ok(());
+    }
+    parts.insert(hour, keep)?;
+    let mut by_expiry = tx.open_table(BY_EXPIRY)?;
+    if let Some(old) = old {
+        by_expiry.remove((old, hour))?;
+    }
+    by_expiry.insert((keep, hour), ())?;
+    Ok(())
+}
+
+/// Drops up to `limit` hours whose time has passed at `now` (and the previous layout's table
+/// once its time has passed); returns how many entries went.
+fn expire(tx: &WriteTransaction, now: i64, limit: usize) -> Result<u64, redb::Error> {
+    let mut removed = 0;
+    for _ in 0..limit {
+        let due = {
+            let by_expiry = tx.open_table(BY_EXPIRY)?;
+            let first = by_expiry.first()?.map(|(k, _)| k.value());
+            first.filter(|&(keep, _)| keep <= now)
+        };
+        let Some((keep, hour)) = due else { break };
+        let name = table_name(hour);
+        let def = Entries::new(&name);
+        removed += tx.open_table(def)?.len()?;
+        tx.delete_table(def)?;
+        tx.open_table(PARTS)?.remove(hour)?;
+        tx.open_table(BY_EXPIRY)?.remove((keep, hour))?;
+    }
+    let mut meta = tx.open_table(META)?;
+    let until = meta
+        .get(LEGACY_UNTIL)?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(i64::from_be_bytes);
+    if until.is_some_and(|u| u <= now) {
+        removed += tx.open_table(LEGACY)?.len()?;
+        tx.delete_table(LEGACY)?;
+        meta.remove(LEGACY_UNTIL)?;
+    }
+    Ok(removed)
+}
+
+impl FileStore {
     /// The records of `spend_many`, made in `tx` (committed by the caller).
     fn spend_in(
         &self,
-        tx: &redb::WriteTransaction,
+        tx: &WriteTransaction,
         items: &[Spend],
         now: i64,
     ) -> Result<Vec<bool>, Error> {
         let mut fresh = vec![false; items.len()];
-        let legacy = now < self.legacy_until;
-        // Visit keys in sorted order (B-tree inserts with locality), keeping each item's place.
-        // The stored key as one big-endian number sorts as its bytes do, and compares in one
-        // instruction; with the index as the tie-break, of a key repeated in the batch the
-        // first occurrence wins.
-        let mut order: Vec<(u128, usize)> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| (u128::from_be_bytes(short(&item.key)), i))
-            .collect();
-        order.sort_unstable();
-        {
-            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
-            for &(_, i) in &order {
-                let item = &items[i];
-                // One B-tree operation for a fresh stamp: insert, and look at what was there.
-                let old = spent
-                    .insert(short(&item.key), item.keep_until)
-                    .map_err(|e| self.err(e))?
-                    .map(|v| v.value());
-                fresh[i] = match old {
-                    Some(kept) => {
-                        // Spent: kept as long as the longest time asked for.
-                        if kept > item.keep_until {
-                            spent
-                                .insert(short(&item.key), kept)
-                                .map_err(|e| self.err(e))?;
-                        }
-                        false
-                    }
-                    None => match item.legacy.filter(|_| legacy) {
-                        Some(old_key) => spent
-                            .get(short(&old_key))
-                            .map_err(|e| self.err(e))?
-                            .is_none(),
-                        None => true,
-                    },
-                };
-            }
-            // Swept by the real clock at the latest: a check run `--now` in the future must
-            // not remove live entries of a shared store.
-            let sweep_now = now.min(crate::verify::Clock::now(&crate::verify::SystemClock));
-            sweep(&mut spent, &mut meta, sweep_now, items.len() + PURGE_STEP)
+        let legacy = legacy_table(tx).map_err(|e| self.err(e))?;
+        let order = visit_order(items);
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let hour = group[0].0;
+            let name = table_name(hour);
+            let mut entries = tx
+                .open_table(Entries::new(&name))
                 .map_err(|e| self.err(e))?;
+            let mut keep = i64::MIN;
+            for &(_, key, i) in group {
+                let item = &items[i];
+                keep = keep.max(item.keep_until);
+                // One B-tree operation for a fresh stamp: insert, and look at what was there.
+                let known = entries
+                    .insert(key.to_be_bytes(), ())
+                    .map_err(|e| self.err(e))?
+                    .is_some();
+                fresh[i] = !known && !in_legacy(legacy.as_ref(), item).map_err(|e| self.err(e))?;
+            }
+            drop(entries);
+            // Spent or fresh, the entry is kept as long as the longest time asked for.
+            keep_hour(tx, hour, keep).map_err(|e| self.err(e))?;
+        }
+        drop(legacy);
+        // Swept after the records, which have raised their hours' times: a stamp refused now
+        // stays spent at least as long as this check asks. Swept by the real clock at the
+        // latest: a check run `--now` in the future must not remove live entries of a shared
+        // store.
+        let sweep_now = now.min(crate::clock::unix_now());
+        expire(tx, sweep_now, DROPS_PER_CHECK).map_err(|e| self.err(e))?;
+        Ok(fresh)
+    }
+
+    /// Whether each item is fresh, without writing: looked up in its hour's table (if there is
+    /// one) and the previous layout's; a key repeated in the batch is fresh once.
+    fn look_up(&self, tx: &WriteTransaction, items: &[Spend]) -> Result<Vec<bool>, Error> {
+        let mut fresh = vec![false; items.len()];
+        let legacy = legacy_table(tx).map_err(|e| self.err(e))?;
+        let parts = tx.open_table(PARTS).map_err(|e| self.err(e))?;
+        let order = visit_order(items);
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let hour = group[0].0;
+            let name = table_name(hour);
+            let exists = parts.get(hour).map_err(|e| self.err(e))?.is_some();
+            let entries = if exists {
+                Some(
+                    tx.open_table(Entries::new(&name))
+                        .map_err(|e| self.err(e))?,
+                )
+            } else {
+                None
+            };
+            let mut previous = None;
+            for &(_, key, i) in group {
+                let repeated = previous == Some(key);
+                previous = Some(key);
+                let known = match &entries {
+                    Some(t) => t.get(key.to_be_bytes()).map_err(|e| self.err(e))?.is_some(),
+                    None => false,
+                };
+                fresh[i] = !repeated
+                    && !known
+                    && !in_legacy(legacy.as_ref(), &items[i]).map_err(|e| self.err(e))?;
+            }
         }
         Ok(fresh)
     }
@@ -237,50 +410,6 @@ impl Drop for FileStore {
     }
 }
 
-/// Moves the entries of a file written by an earlier build into the current table, in the
-/// transaction that opens the file, so that no spent stamp is forgotten on the way.
-fn migrate(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    {
-        let old = tx.open_table(OLD_SPENT)?;
-        let mut spent = tx.open_table(SPENT)?;
-        for r in old.iter()? {
-            let (k, v) = r?;
-            let Ok(key) = <[u8; 32]>::try_from(k.value()) else {
-                continue; // not a key this store ever wrote
-            };
-            let short = short(&key);
-            let exp = v.value();
-            let keep = spent.get(short)?.map_or(exp, |e| e.value().max(exp));
-            spent.insert(short, keep)?;
-        }
-    }
-    tx.delete_table(OLD_SPENT)?;
-    // The purge cursor was an old key; the sweep starts again from the beginning.
-    tx.open_table(META)?.remove(CURSOR)?;
-    Ok(())
-}
-
-/// Marks the file as holding keys of the current rule. Entries already there were written by a
-/// build of the earlier rule: their latest keep-until time is when the last of them can go, and
-/// until then version 2 stamps are also looked up under their legacy keys.
-fn upgrade_key_rule(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    let latest = {
-        let spent = tx.open_table(SPENT)?;
-        let mut latest = None::<i64>;
-        for r in spent.iter()? {
-            let (_, v) = r?;
-            latest = Some(latest.map_or(v.value(), |l| l.max(v.value())));
-        }
-        latest
-    };
-    let mut meta = tx.open_table(META)?;
-    if let Some(until) = latest {
-        meta.insert(LEGACY_UNTIL, until.to_be_bytes().as_slice())?;
-    }
-    meta.insert(KEYS_RULE, b"2".as_slice())?;
-    Ok(())
-}
-
 /// What `FileStore::stats` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
@@ -290,13 +419,15 @@ pub struct Stats {
     pub expired: u64,
     /// The earliest expiry among unexpired entries (Unix seconds).
     pub next_expiry: Option<i64>,
+    /// Hours of stamp dates the entries are filed under (one table each).
+    pub hours: u64,
     /// The file's size in bytes.
     pub file_bytes: u64,
 }
 
 impl FileStore {
-    /// Counts entries and expired entries at `now` (reads the whole table: an operator's
-    /// command, not part of checking).
+    /// Counts entries and expired entries at `now` (an operator's command, not part of
+    /// checking).
     pub fn stats(&self, now: i64) -> Result<Stats, Error> {
         guarded(&self.path, || stats_of(self.db(), &self.path, now))
     }
@@ -308,9 +439,7 @@ impl FileStore {
         guarded(path, || {
             let mut builder = Database::builder();
             builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
-            let db = builder
-                .open_read_only(path)
-                .map_err(|e| store_err(path, e))?;
+            let db = builder.open_read_only(path).map_err(|e| db_err(path, e))?;
             stats_of(&db, path, now)
         })
     }
@@ -323,80 +452,55 @@ impl FileStore {
             .db
             .as_mut()
             .expect("the database is only taken in drop");
-        guarded(&path, || db.compact().map_err(|e| store_err(&path, e)))
+        guarded(&path, || db.compact().map_err(|e| db_err(&path, e)))
     }
 }
 
 fn stats_of(db: &impl ReadableDatabase, path: &Path, now: i64) -> Result<Stats, Error> {
-    let err = |e: &dyn std::fmt::Display| store_err(path, e);
-    let tx = db.begin_read().map_err(|e| err(&e))?;
-    let spent = tx.open_table(SPENT).map_err(|e| err(&e))?;
-    let (mut entries, mut expired, mut next_expiry) = (0u64, 0u64, None::<i64>);
-    for r in spent.iter().map_err(|e| err(&e))? {
-        let (_, v) = r.map_err(|e| err(&e))?;
-        let exp = v.value();
-        entries += 1;
-        if exp <= now {
-            expired += 1;
-        } else {
-            next_expiry = Some(next_expiry.map_or(exp, |n| n.min(exp)));
-        }
-    }
-    Ok(Stats {
-        entries,
-        expired,
-        next_expiry,
+    let err = |e: redb::Error| db_err(path, e);
+    let tx = db.begin_read().map_err(|e| err(e.into()))?;
+    let mut s = Stats {
+        entries: 0,
+        expired: 0,
+        next_expiry: None,
+        hours: 0,
         file_bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
-    })
-}
-
-/// Examines up to `budget` entries after the stored cursor (wrapping round to the start once),
-/// removes those expired at `now`, and moves the cursor past them. Returns how many went.
-fn sweep(
-    spent: &mut redb::Table<'_, [u8; 16], i64>,
-    meta: &mut redb::Table<'_, &str, &[u8]>,
-    now: i64,
-    budget: usize,
-) -> Result<u64, redb::StorageError> {
-    let cursor: [u8; 16] = meta
-        .get(CURSOR)?
-        .and_then(|v| v.value().try_into().ok())
-        .unwrap_or_default();
-    let mut seen: Vec<([u8; 16], i64)> = Vec::new();
-    {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let after = spent.range::<[u8; 16]>((Excluded(cursor), Unbounded))?;
-        for r in after.take(budget) {
-            let (k, v) = r?;
-            seen.push((k.value(), v.value()));
+    };
+    let mut count = |n: u64, keep: i64| {
+        s.entries += n;
+        if keep <= now {
+            s.expired += n;
+        } else if n > 0 {
+            s.next_expiry = Some(s.next_expiry.map_or(keep, |e| e.min(keep)));
+        }
+    };
+    let names: Vec<String> = tx
+        .list_tables()
+        .map_err(|e| err(e.into()))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    if names.iter().any(|n| n == PARTS.name()) {
+        let parts = tx.open_table(PARTS).map_err(|e| err(e.into()))?;
+        for r in parts.iter().map_err(|e| err(e.into()))? {
+            let (hour, keep) = r.map_err(|e| err(e.into()))?;
+            let name = table_name(hour.value());
+            let n = tx
+                .open_table(Entries::new(&name))
+                .map_err(|e| err(e.into()))?
+                .len()
+                .map_err(|e| err(e.into()))?;
+            count(n, keep.value());
+            s.hours += 1;
         }
     }
-    let mut next = seen.last().map(|(k, _)| *k);
-    if seen.len() < budget {
-        // The end of the table: go round to the start, up to where this sweep began.
-        let wrapped = spent.range::<[u8; 16]>(..=cursor)?;
-        for r in wrapped.take(budget - seen.len()) {
-            let (k, v) = r?;
-            next = Some(k.value());
-            seen.push((k.value(), v.value()));
+    if names.iter().any(|n| n == LEGACY.name()) {
+        let legacy = tx.open_table(LEGACY).map_err(|e| err(e.into()))?;
+        for r in legacy.iter().map_err(|e| err(e.into()))? {
+            let (_, keep) = r.map_err(|e| err(e.into()))?;
+            count(1, keep.value());
         }
     }
-    let mut removed = 0;
-    for (k, exp) in &seen {
-        if *exp <= now {
-            spent.remove(k)?;
-            removed += 1;
-        }
-    }
-    meta.insert(CURSOR, next.unwrap_or_default().as_slice())?;
-    Ok(removed)
-}
-
-/// The part of a spent key this store keeps.
-fn short(key: &SpentKey) -> [u8; 16] {
-    let mut k = [0; 16];
-    k.copy_from_slice(&key[..16]);
-    k
+    Ok(s)
 }
 
 impl SpentStore for FileStore {
@@ -413,65 +517,40 @@ impl SpentStore for FileStore {
     /// One transaction: every key looked up first; only if all are fresh are they inserted and
     /// committed, otherwise the transaction is dropped (nothing written).
     fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
-        guarded(&self.path, || self.spend_if_all_fresh_unguarded(items, now))
+        guarded(&self.path, || {
+            let tx = self.db().begin_write().map_err(|e| self.err(e))?;
+            let fresh = self.look_up(&tx, items)?;
+            if fresh.contains(&false) {
+                return Ok(fresh); // dropped: nothing written
+            }
+            let fresh = self.spend_in(&tx, items, now)?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(fresh)
+        })
     }
 
+    /// Drops every hour whose time has passed; entries of the previous layout go one by one.
     fn purge(&self, now: i64) -> Result<u64, Error> {
-        guarded(&self.path, || self.purge_unguarded(now))
+        guarded(&self.path, || {
+            let tx = self.db().begin_write().map_err(|e| self.err(e))?;
+            let mut removed = expire(&tx, now, usize::MAX).map_err(|e| self.err(e))?;
+            if let Some(mut legacy) = legacy_table(&tx).map_err(|e| self.err(e))? {
+                let before = legacy.len().map_err(|e| self.err(e))?;
+                legacy
+                    .retain(|_, keep| keep > now)
+                    .map_err(|e| self.err(e))?;
+                removed += before - legacy.len().map_err(|e| self.err(e))?;
+            }
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(removed)
+        })
     }
 
     fn len(&self) -> Result<u64, Error> {
-        guarded(&self.path, || self.len_unguarded())
-    }
-}
-
-impl FileStore {
-    fn spend_if_all_fresh_unguarded(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
-        let tx = self.db().begin_write().map_err(|e| self.err(e))?;
-        let legacy = now < self.legacy_until;
-        let mut seen = std::collections::HashSet::new();
-        let fresh = {
-            let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let mut fresh = Vec::with_capacity(items.len());
-            for item in items {
-                let mut known = spent
-                    .get(short(&item.key))
-                    .map_err(|e| self.err(e))?
-                    .is_some();
-                if !known
-                    && legacy
-                    && let Some(old) = &item.legacy
-                {
-                    known = spent.get(short(old)).map_err(|e| self.err(e))?.is_some();
-                }
-                fresh.push(seen.insert(short(&item.key)) && !known);
-            }
-            fresh
-        };
-        if fresh.contains(&false) {
-            return Ok(fresh); // dropped: nothing written
-        }
-        let fresh = self.spend_in(&tx, items, now)?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(fresh)
-    }
-
-    fn purge_unguarded(&self, now: i64) -> Result<u64, Error> {
-        let tx = self.db().begin_write().map_err(|e| self.err(e))?;
-        let removed = {
-            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-            let before = spent.len().map_err(|e| self.err(e))?;
-            spent.retain(|_, exp| exp > now).map_err(|e| self.err(e))?;
-            before - spent.len().map_err(|e| self.err(e))?
-        };
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(removed)
-    }
-
-    fn len_unguarded(&self) -> Result<u64, Error> {
-        let tx = self.db().begin_read().map_err(|e| self.err(e))?;
-        let table = tx.open_table(SPENT).map_err(|e| self.err(e))?;
-        table.len().map_err(|e| self.err(e))
+        guarded(&self.path, || {
+            let s = stats_of(self.db(), &self.path, i64::MIN)?;
+            Ok(s.entries)
+        })
     }
 }
 
@@ -479,98 +558,192 @@ impl FileStore {
 mod tests {
     use super::*;
 
-    /// A file written by an older version (256-bit keys in the table `spent`) keeps every entry
-    /// when opened: a stamp spent before is still spent after, and the old table is gone.
-    #[test]
-    fn opening_an_old_file_keeps_its_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.redb");
-        let (now, later) = (1_000_000, 2_000_000);
-        let key = |n: u8| {
-            let mut k = [0u8; 32];
-            k[0] = n;
-            k[31] = 0xaa; // a byte beyond the kept 128 bits, dropped by the migration
-            k
-        };
-        {
-            let db = Database::create(&path).unwrap();
-            let tx = db.begin_write().unwrap();
-            {
-                let mut t = tx.open_table(OLD_SPENT).unwrap();
-                t.insert(key(1).as_slice(), later).unwrap();
-                t.insert(key(2).as_slice(), now - 1).unwrap(); // already expired
-                t.insert(b"junk".as_slice(), later).unwrap();
-            }
-            tx.commit().unwrap();
+    fn dated(n: u8, date: i64, keep_until: i64) -> Spend {
+        let mut key = [0u8; 32];
+        key[0] = n;
+        Spend {
+            key,
+            legacy: None,
+            date: Some(date),
+            keep_until,
         }
-        let store = FileStore::open(&path).unwrap();
-        assert_eq!(store.len().unwrap(), 2);
-        let items = [(key(1), later), (key(2), later), (key(3), later)].map(Spend::from);
-        let fresh = store.spend_many(&items, now).unwrap();
-        // An entry counts until it is purged, past its time or not.
-        assert_eq!(fresh, [false, false, true]);
-        drop(store);
-        let db = Database::create(&path).unwrap();
-        let tx = db.begin_read().unwrap();
-        let names: Vec<String> = tx
-            .list_tables()
-            .unwrap()
-            .map(|t| redb::TableHandle::name(&t).to_owned())
-            .collect();
-        assert!(!names.iter().any(|n| n == "spent"), "{names:?}");
     }
 
-    /// A file of the earlier key rule (version 2 stamps keyed by prefix and sorted counters):
-    /// a stamp recorded there by an earlier build stays spent after the upgrade, and so does any
-    /// other text of its prefix once it has been refused.
+    fn tables(path: &Path) -> Vec<String> {
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_read().unwrap();
+        tx.list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect()
+    }
+
+    /// Entries are filed by the hour of their date; an hour goes as a whole when the latest
+    /// time asked for any of its entries has passed, by a purge or by the sweep of a later
+    /// check (never ahead of the real clock), and a stamp of a live hour stays spent.
+    #[test]
+    fn hours_are_kept_until_their_latest_entry_then_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = FileStore::open(&path).unwrap();
+        let h = 3600;
+        let now = 1_000 * h;
+        // Two stamps of one hour kept until different times, one of another hour.
+        let items = [
+            dated(1, now, now + 10 * h),
+            dated(2, now + 59, now + 20 * h),
+            dated(3, now + h, now + 5 * h),
+        ];
+        assert_eq!(store.spend_many(&items, now).unwrap(), [true; 3]);
+        assert_eq!(store.stats(now).unwrap().hours, 2);
+        // A purge at +10h drops only the second hour (its time, 5h, has passed); the first is
+        // kept until 20h for its later entry, so stamp 1 stays spent though its own time passed.
+        assert_eq!(store.purge(now + 10 * h).unwrap(), 1);
+        assert_eq!(store.spend_many(&items[..1], now).unwrap(), [false]);
+        assert_eq!(store.len().unwrap(), 2);
+        // The sweep of a later check drops the hour once its time passed by the real clock.
+        let real = crate::clock::unix_now();
+        let old = [dated(4, real - 30 * h, real - 20 * h)];
+        store.spend_many(&old, real - 25 * h).unwrap();
+        let before = store.len().unwrap();
+        store.spend_many(&[dated(5, real, real + h)], real).unwrap();
+        assert_eq!(store.len().unwrap(), before, "hour of 4 dropped, 5 added");
+        assert!(
+            !tables(&{
+                drop(store);
+                path.clone()
+            })
+            .contains(&table_name(hour_of(Some(real - 30 * h))))
+        );
+    }
+
+    /// A check `--now` far in the future does not sweep live entries of a shared store.
+    #[test]
+    fn a_future_now_does_not_sweep_live_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("s.redb")).unwrap();
+        let real = crate::clock::unix_now();
+        let live = dated(1, real, real + 3600);
+        assert_eq!(store.spend_many(&[live], real).unwrap(), [true]);
+        let later = dated(2, real + 86_400 * 365, real + 86_400 * 400);
+        store.spend_many(&[later], real + 86_400 * 365).unwrap();
+        assert_eq!(store.spend_many(&[live], real).unwrap(), [false]);
+    }
+
+    /// A file of the previous layout (one table of 128-bit keys with their own times, keys of
+    /// either rule) keeps every entry spent after the upgrade, under either key, until the
+    /// last entry's time; then its table goes.
     #[test]
     fn a_stamp_spent_before_the_upgrade_stays_spent() {
         use crate::{FixedClock, MintRequest, Minter, Policy, Verifier};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");
         let now = 1_795_780_800;
-        let stamp = Minter::new()
-            .mint(
-                &MintRequest::new("bob@example.org")
-                    .bits(6)
-                    .parts(4)
-                    .date(crate::StampDate::from_unix(now, 6).unwrap()),
-            )
-            .unwrap();
-        let legacy = crate::spent::legacy_key(&stamp).unwrap();
+        let mint = || {
+            Minter::new()
+                .mint(
+                    &MintRequest::new("bob@example.org")
+                        .bits(6)
+                        .parts(4)
+                        .date(crate::StampDate::from_unix(now, 6).unwrap()),
+                )
+                .unwrap()
+        };
+        let (by_legacy, by_key, other) = (mint(), mint(), mint());
+        let until = now + 30 * 86_400;
         {
-            // What an earlier build left: the legacy key, no key-rule marker.
+            // What an earlier build left: one stamp under its legacy key, one under its key.
             let db = Database::create(&path).unwrap();
             let tx = db.begin_write().unwrap();
-            tx.open_table(SPENT)
-                .unwrap()
-                .insert(short(&legacy), now + 30 * 86_400)
-                .unwrap();
-            tx.open_table(META).unwrap();
+            {
+                let mut t = tx.open_table(LEGACY).unwrap();
+                let legacy = crate::spent::legacy_key(&by_legacy).unwrap();
+                t.insert(short(&legacy), until).unwrap();
+                t.insert(short(&crate::spent::spent_key(&by_key)), until - 1)
+                    .unwrap();
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("keys_rule", b"2".as_slice()).unwrap();
+            }
             tx.commit().unwrap();
         }
-        let check = |text: &str| {
+        let check = |text: &str, at: i64| {
             Verifier::new(Policy::new(6, ["bob@example.org"]))
-                .with_clock(FixedClock(now))
+                .with_clock(FixedClock(at))
                 .with_store(FileStore::open(&path).unwrap())
                 .check(text)
                 .unwrap()
         };
-        let v = check(stamp.as_str());
-        assert_eq!(v.result(), Err(crate::VerifyError::Spent));
+        for stamp in [&by_legacy, &by_key] {
+            assert_eq!(
+                check(stamp.as_str(), now).result(),
+                Err(crate::VerifyError::Spent)
+            );
+        }
         // A fresh stamp is accepted once as usual.
-        let other = Minter::new()
-            .mint(
-                &MintRequest::new("bob@example.org")
-                    .bits(6)
-                    .parts(4)
-                    .date(crate::StampDate::from_unix(now, 6).unwrap()),
-            )
-            .unwrap();
-        assert!(check(other.as_str()).is_valid());
+        assert!(check(other.as_str(), now).is_valid());
         assert_eq!(
-            check(other.as_str()).result(),
+            check(other.as_str(), now).result(),
             Err(crate::VerifyError::Spent)
         );
+        // The old table's 2 entries, and the 3 stamps checked now (refusals are recorded too).
+        assert_eq!(FileStore::open(&path).unwrap().len().unwrap(), 5);
+        // Past its last entry's time the old table goes with a purge; the stamps refused since
+        // the upgrade stay spent, recorded in the new layout.
+        assert_eq!(FileStore::open(&path).unwrap().purge(until).unwrap(), 2);
+        assert!(!tables(&path).contains(&LEGACY.name().to_owned()));
+        assert_eq!(
+            check(by_legacy.as_str(), now).result(),
+            Err(crate::VerifyError::Spent)
+        );
+    }
+
+    /// A file of a development build before the 128-bit layout is refused, not emptied.
+    #[test]
+    fn an_ancient_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ancient.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(TableDefinition::<&[u8], i64>::new(ANCIENT))
+                .unwrap()
+                .insert([7u8; 32].as_slice(), 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let e = FileStore::open(&path).unwrap_err();
+        assert!(
+            matches!(e, Error::Store(StoreError::UnknownLayout { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().contains("move it aside"), "{e}");
+    }
+
+    /// `spend_if_all_fresh` writes nothing when one item is spent or repeated, across hours.
+    #[test]
+    fn all_or_nothing_across_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("s.redb")).unwrap();
+        let h = 3600;
+        let t = 500 * h;
+        assert!(store.spend_many(&[dated(1, t, t + h)], t).unwrap()[0]);
+        let batch = [
+            dated(2, t - h, t + h),
+            dated(1, t, t + h),
+            dated(3, t + h, t + h),
+        ];
+        assert_eq!(
+            store.spend_if_all_fresh(&batch, t).unwrap(),
+            [true, false, true]
+        );
+        assert_eq!(store.len().unwrap(), 1);
+        let repeated = [dated(2, t - h, t + h), dated(2, t - h, t + h)];
+        assert_eq!(
+            store.spend_if_all_fresh(&repeated, t).unwrap(),
+            [true, false]
+        );
+        assert_eq!(store.len().unwrap(), 1);
+        assert_eq!(store.spend_if_all_fresh(&batch[..1], t).unwrap(), [true]);
+        assert_eq!(store.len().unwrap(), 2);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Spend, SpentKey, SpentStore};
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 
 /// Key prefix in Redis.
 const PREFIX: &str = "pennyblack:spent:";
@@ -225,15 +225,17 @@ impl RedisStore {
     /// location; it is never printed.
     pub fn open_with(location: &str, options: &RedisOptions) -> Result<RedisStore, Error> {
         let shown = redact(location);
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            Error::Store(format!(
-                "{shown}: {what}{}",
-                scrub(&e.to_string(), location)
-            ))
+        let bad = |reason: String| -> Error {
+            StoreError::BadLocation {
+                location: shown.clone(),
+                reason,
+            }
+            .into()
         };
+        let fail = |_: &str, e: &dyn std::fmt::Display| bad(scrub(&e.to_string(), location));
         let (scheme, rest) = location
             .split_once("://")
-            .ok_or_else(|| Error::Store(format!("{shown}: not a URL ({SCHEMES})")))?;
+            .ok_or_else(|| bad(format!("not a URL ({SCHEMES})")))?;
         let timeout = options.timeout.max(Duration::from_millis(1));
         let server = match scheme {
             "redis" | "rediss" => {
@@ -245,8 +247,12 @@ impl RedisStore {
                 }
                 let client = if scheme == "rediss" {
                     let read = |p: &PathBuf| {
-                        std::fs::read(p)
-                            .map_err(|e| Error::Store(format!("{shown}: {}: {e}", p.display())))
+                        std::fs::read(p).map_err(|source| {
+                            Error::from(StoreError::Io {
+                                path: p.clone(),
+                                source,
+                            })
+                        })
                     };
                     let root_cert = options.ca_file.as_ref().map(read).transpose()?;
                     let client_tls = match &options.client_cert {
@@ -295,14 +301,15 @@ impl RedisStore {
                 let mut parts = rest.split('/');
                 let authority = parts.next().unwrap_or("");
                 let service = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| {
-                    Error::Store(format!(
-                        "{shown}: redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB] names no service"
-                    ))
+                    bad(
+                        "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB] names no service"
+                            .to_owned(),
+                    )
                 })?;
                 let db: i64 = match parts.next().filter(|s| !s.is_empty()) {
                     Some(d) => d
                         .parse()
-                        .map_err(|_| Error::Store(format!("{shown}: bad database number {d:?}")))?,
+                        .map_err(|_| bad(format!("bad database number {d:?}")))?,
                     None => 0,
                 };
                 let (user, hosts) = match authority.rsplit_once('@') {
@@ -336,14 +343,15 @@ impl RedisStore {
                 Server::Sentinel(Mutex::new(client))
             }
             "rediss+cluster" | "rediss+sentinel" => {
-                return Err(Error::Store(format!(
-                    "{shown}: TLS is supported for a single server (rediss://); a cluster or \
+                return Err(bad(
+                    "TLS is supported for a single server (rediss://); a cluster or \
                      Sentinel is reached over TCP on a trusted network"
-                )));
+                        .to_owned(),
+                ));
             }
             other => {
-                return Err(Error::Store(format!(
-                    "{shown}: unsupported scheme {other:?} (supported: {SCHEMES})"
+                return Err(bad(format!(
+                    "unsupported scheme {other:?} (supported: {SCHEMES})"
                 )));
             }
         };
@@ -401,11 +409,11 @@ impl RedisStore {
                 }
             }
         }
-        Err(Error::Store(format!(
-            "{}: {}",
-            self.shown,
-            last.map_or_else(|| "unavailable".to_owned(), |e| e.to_string())
-        )))
+        Err(StoreError::Unavailable {
+            location: self.shown.clone(),
+            detail: last.map_or_else(|| "unavailable".to_owned(), |e| e.to_string()),
+        }
+        .into())
     }
 
     /// Runs the spend script for `items` (all in one slot on a cluster).
@@ -417,7 +425,7 @@ impl RedisStore {
         mode: &str,
     ) -> Result<Vec<bool>, Error> {
         let mut token = [0u8; 12];
-        getrandom::fill(&mut token).map_err(|e| Error::Store(format!("random token: {e}")))?;
+        getrandom::fill(&mut token).map_err(StoreError::Random)?;
         let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(SPEND_SCRIPT).arg(items.len() * 2);
@@ -440,12 +448,11 @@ impl RedisStore {
         // The script is idempotent for its token, so a retry after a lost reply is safe.
         let replies: Vec<i64> = self.with_conn(|c| cmd.query(c))?;
         if replies.len() != items.len() {
-            return Err(Error::Store(format!(
-                "{}: {} replies for {} stamps",
-                self.shown,
-                replies.len(),
-                items.len()
-            )));
+            return Err(StoreError::Protocol {
+                location: self.shown.clone(),
+                detail: format!("{} replies for {} stamps", replies.len(), items.len()),
+            }
+            .into());
         }
         Ok(replies.into_iter().map(|r| r == 1).collect())
     }
@@ -531,10 +538,11 @@ impl SpentStore for RedisStore {
 
     fn len(&self) -> Result<u64, Error> {
         if matches!(self.server, Server::Cluster(_)) {
-            return Err(Error::Store(format!(
-                "{}: counting entries is not supported on a cluster",
-                self.shown
-            )));
+            return Err(StoreError::Unsupported {
+                location: self.shown.clone(),
+                what: "counting entries on a cluster",
+            }
+            .into());
         }
         let keys: Vec<String> =
             self.with_conn(|c| redis::cmd("KEYS").arg(format!("{PREFIX}*")).query(c))?;

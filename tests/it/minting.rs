@@ -132,3 +132,24 @@ fn multi_part_counters_are_distinct_and_sorted() {
     assert_eq!(cs.len(), 64);
     assert!(cs.windows(2).all(|w| w[0] < w[1]));
 }
+
+/// A forced backend the CPU lacks for the algorithm (SHA-NI has no BLAKE3 on any CPU) is the
+/// same error from every entry point, and no work is done on another backend instead.
+#[test]
+fn a_missing_forced_backend_is_one_error_everywhere() {
+    use pennyblack::backend::Search;
+    let (b, alg) = (Backend::ShaNi, Algorithm::Blake3);
+    let want = MintError::BackendUnavailable { backend: b, alg };
+    assert_eq!(b.require(alg), Err(want.clone()));
+    let minted = Minter::new()
+        .backend(b)
+        .mint(&MintRequest::new("bob@example.org").alg(alg).bits(4));
+    assert_eq!(minted.unwrap_err(), want);
+    let mut hits = Vec::new();
+    let search = Search::new(alg, b"prefix:", 1);
+    assert_eq!(search.run(b, 0, 1000, &mut hits), Err(want.clone()));
+    assert!(hits.is_empty());
+    let rate = pennyblack::rate::measure(alg, b, 1, std::time::Duration::from_millis(10));
+    assert_eq!(rate.unwrap_err(), want);
+    assert!(want.to_string().contains("available for blake3"), "{want}");
+}

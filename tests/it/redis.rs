@@ -466,6 +466,7 @@ fn a_slow_reply_never_marks_a_fresh_stamp_spent() {
     let upgraded = pennyblack::spent::Spend {
         key: key(43),
         legacy: Some(legacy),
+        date: None,
         keep_until: t + 100,
     };
     assert_eq!(store.spend_many(&[upgraded], t).unwrap(), [false]);

@@ -15,23 +15,45 @@ fn spends(items: &[([u8; 32], i64)]) -> Vec<Spend> {
     items.iter().map(|&i| i.into()).collect()
 }
 
+/// Records `key(k)` dated `date`, kept until `keep`: whether it was fresh.
+fn spend_dated(store: &dyn SpentStore, k: u32, date: i64, keep: i64, now: i64) -> bool {
+    let item = Spend {
+        key: key(k),
+        legacy: None,
+        date: Some(date),
+        keep_until: keep,
+    };
+    store.spend_many(&[item], now).unwrap()[0]
+}
+
 fn exercise(store: &dyn SpentStore) {
     assert!(store.spend(&key(1), 100, 10).unwrap());
     assert!(!store.spend(&key(1), 100, 10).unwrap());
     assert!(!store.spend(&key(1), 100, 99).unwrap());
-    // An entry past its time still counts until it is purged, and a refusal that asks for a
-    // longer time keeps it that long.
+    // An entry past its time still counts until it is purged.
     assert!(!store.spend(&key(1), 200, 150).unwrap());
-    assert!(store.spend(&key(2), 50, 10).unwrap());
+    assert_eq!(store.purge(300).unwrap(), 1);
+    assert!(store.is_empty().unwrap());
+    // Dated entries, in hours of their own (the file store drops an hour at once): a refusal
+    // that asks for a longer time keeps the entry that long.
+    let hour = 3600;
+    assert!(spend_dated(store, 1, 0, 100 * hour, 10));
+    assert!(!spend_dated(store, 1, 0, 100 * hour, 10));
+    assert!(!spend_dated(store, 1, 0, 200 * hour, 150 * hour));
+    assert!(spend_dated(store, 2, 2 * hour, 50 * hour, 10));
     assert_eq!(store.len().unwrap(), 2);
-    assert_eq!(store.purge(60).unwrap(), 1);
+    assert_eq!(store.purge(60 * hour).unwrap(), 1);
     assert_eq!(
-        store.purge(199).unwrap(),
+        store.purge(199 * hour).unwrap(),
         0,
         "the refusal at 150 kept key 1 until 200"
     );
     assert_eq!(store.len().unwrap(), 1);
-    assert_eq!(store.purge(200).unwrap(), 1);
+    assert_eq!(store.purge(200 * hour).unwrap(), 1);
+    assert!(
+        spend_dated(store, 2, 2 * hour, 50 * hour, 10),
+        "purged: fresh again"
+    );
 }
 
 /// A legacy key (an earlier build's) makes a stamp spent; the new key is recorded too. (The
@@ -43,6 +65,7 @@ fn memory_store_honours_legacy_keys() {
     let upgraded = Spend {
         key: key(8),
         legacy: Some(key(7)),
+        date: None,
         keep_until: 1000,
     };
     assert_eq!(store.spend_many(&[upgraded], 10).unwrap(), [false]);
@@ -124,21 +147,27 @@ fn batches_are_fresh_once_and_expired_entries_are_purged_as_we_go() {
             vec![false, true]
         );
     }
-    // 100 entries expiring at 50; later batches at now = 60 remove them a few at a time
-    let items: Vec<Spend> = (100..200).map(|i| (key(i), 50).into()).collect();
+    // Ten hours of stamp dates, ten entries each, all expiring at 50: each later check drops
+    // up to four whole hours, so all are gone after three, without a purge.
+    let hour = 3600;
+    let items: Vec<Spend> = (0..100)
+        .map(|i| Spend {
+            key: key(100 + i),
+            legacy: None,
+            date: Some(i64::from(i / 10) * hour),
+            keep_until: 50,
+        })
+        .collect();
     file.spend_many(&items, 10).unwrap();
     assert_eq!(file.stats(60).unwrap().expired, 100);
-    file.spend_many(&spends(&[(key(500), 1000)]), 60).unwrap();
-    let after = file.stats(60).unwrap().expired;
-    assert!(
-        after < 100 && after > 0,
-        "incremental purge removed some, not all: {after}"
-    );
-    for i in 0..20 {
-        file.spend(&key(600 + i), 1000, 60).unwrap();
+    assert_eq!(file.stats(60).unwrap().hours, 11);
+    let mut left = vec![];
+    for i in 0..3 {
+        file.spend(&key(500 + i), 1000, 60).unwrap();
+        left.push(file.stats(60).unwrap().expired);
     }
-    assert_eq!(file.stats(60).unwrap().expired, 0);
-    assert_eq!(file.stats(60).unwrap().entries, 3 + 1 + 20);
+    assert_eq!(left, [60, 20, 0]);
+    assert_eq!(file.stats(60).unwrap().entries, 3 + 3);
 }
 
 /// Two `pennyblack verify` processes racing on the same stamp and store: exactly one wins.

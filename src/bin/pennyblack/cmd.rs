@@ -24,14 +24,7 @@ pub fn cancel_on_interrupt(minter: &pennyblack::Minter) {
 
 /// Refuses a forced backend this CPU lacks for `alg`, naming the ones it has.
 pub fn require_backend(b: Backend, alg: Algorithm) -> Result<()> {
-    if !b.supports(alg) {
-        let have: Vec<&str> = Backend::available(alg).iter().map(|b| b.name()).collect();
-        bail!(
-            "backend {b} cannot mint {alg} on this CPU (available for {alg}: {})",
-            have.join(", ")
-        );
-    }
-    Ok(())
+    Ok(b.require(alg)?)
 }
 
 /// Reads all of standard input, refusing more than `max` bytes.

@@ -36,9 +36,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
         .alg(alg)
         .bits(a.cost.bits)
         .parts(parts);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
+    let now = pennyblack::unix_now();
     let domain = a.sign.domain.as_deref().unwrap_or("");
     let signers: Vec<SignRequest<'_>> = keys
         .iter()

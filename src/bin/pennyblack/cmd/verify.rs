@@ -202,7 +202,7 @@ fn write_text_line(out: &mut impl Write, v: &Verdict) -> std::io::Result<()> {
         Ok(()) if v.fully_checked() => {
             writeln!(out, "valid ({} bits): {stamp}", bits2(v.value))
         }
-        Ok(()) if v.store_error.is_some() => writeln!(
+        Ok(()) if v.store_error().is_some() => writeln!(
             out,
             "valid ({} bits; not checked: {}; spent store unavailable, accepted without a replay check): {stamp}",
             bits2(v.value),
@@ -240,13 +240,13 @@ fn json(v: &Verdict) -> serde_json::Value {
         "reason": reason,
         "message": v.result().err().map(|e| e.to_string()),
         "value_bits": v.value,
-        "version": v.parsed.as_ref().map(|s| s.version().number()),
-        "alg": v.parsed.as_ref().map(|s| s.algorithm().name()),
-        "parts": v.parsed.as_ref().map(|s| s.parts()),
-        "resource": v.parsed.as_ref().map(|s| s.resource()),
+        "version": v.parsed().map(|s| s.version().number()),
+        "alg": v.parsed().map(|s| s.algorithm().name()),
+        "parts": v.parsed().map(|s| s.parts()),
+        "resource": v.parsed().map(|s| s.resource()),
         "fully_checked": v.fully_checked(),
         "unchecked": unchecked_names(v),
-        "store_error": v.store_error,
+        "store_error": v.store_error().map(|e| e.to_string()),
     })
 }
 
