@@ -3,8 +3,8 @@
 //! Per message the filter either stamps and signs (outbound: a SASL-authenticated sender or a
 //! client in an internal network, optionally narrowed to the MTA daemons named as originating)
 //! or checks (everything else), with the same library calls as the `stamp` and `check` commands:
-//! [`message::stamp_fields`](crate::message::stamp_fields) and
-//! [`message::check_message`](crate::message::check_message).
+//! [`postage::stamp_fields`](crate::postage::stamp_fields) and
+//! [`postage::check_message`](crate::postage::check_message).
 //!
 //! Failure policy: a stamp that cannot be minted within [`Outbound::timeout`] (slots busy, or the
 //! work too slow) lets the message through unstamped (still signed) and says so in the log;

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
 use crate::dkim::{self, Canon, KeyLookup, SigningKey};
-use crate::message::CheckLimits;
+use crate::postage::CheckLimits;
 use crate::verify::Policy;
 use crate::{MintRequest, SpentStore};
 

@@ -17,7 +17,7 @@ use super::{RejectWith, Shared};
 use crate::Minter;
 use crate::dkim::{self, SignRequest};
 use crate::mail::{Eol, Message};
-use crate::message::{Outcome, check_message_if, sign_fields, stamp_fields};
+use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields};
 use crate::verify::{Policy, ResourcePattern, Verifier};
 
 /// One connection from the MTA: the state of the SMTP session and of the current message.
@@ -224,7 +224,7 @@ impl Session {
             let stamped = match permit {
                 Some(_permit) => stamp_fields(&msg, &rcpts, &out.request, &minter, &signers)
                     .map(|f| (f, rcpts.len())),
-                None => Err(crate::message::StampError::Mint {
+                None => Err(crate::postage::StampError::Mint {
                     // Never the addresses: some may be Bcc recipients, and this reaches the log.
                     resource: format!("{} recipient(s)", rcpts.len()),
                     error: crate::MintError::DeadlineExceeded(out.timeout),
@@ -349,7 +349,7 @@ impl Session {
                 ..inb.dkim
             };
             // Nothing is recorded as spent unless the message is going to be accepted.
-            let paid_enough = |v: &crate::message::MessageVerdict| {
+            let paid_enough = |v: &crate::postage::MessageVerdict| {
                 inb.reject_below.is_none_or(|min| v.paid_at_least(min))
             };
             let (v, _) = check_message_if(
