@@ -1,9 +1,11 @@
 //! Minting kernels and the ONE place that decides which one runs on this CPU.
 //!
-//! A kernel scans a range of counters for one [`Job`] (a fixed prefix, a counter of fixed width
+//! A kernel scans a range of counters for one `Job` (a fixed prefix, a counter of fixed width
 //! appended to it, a number of leading zero bits to reach) and reports the counters whose hash
 //! reaches the target. Every kernel has the same signature, so the SIMD kernels (`x86_sha`,
-//! `x86_avx2`) sit beside [`portable`] and the minter does not know which one runs.
+//! `x86_avx2`) sit beside `portable` and the minter does not know which one runs. The layout
+//! the kernels are fast on (where a candidate's counter ends in its last block) is decided here
+//! too, by `counter_padding`, which the minter follows.
 
 pub(crate) mod portable;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]

@@ -17,7 +17,7 @@
 //! [`Listen`]) and the state every connection shares ([`Shared`]); `session.rs` one connection's
 //! state and the decisions at the end of each message ([`Session`]); `protocol.rs` the milter
 //! protocol callbacks that feed a session; `serve.rs` the listening sockets and the graceful stop
-//! ([`serve`]).
+//! ([`serve()`]).
 
 mod config;
 mod protocol;

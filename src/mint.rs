@@ -482,7 +482,7 @@ fn worker(shared: &Shared, job: &Job, backend: Backend, chunk: u64, parts: usize
 }
 
 /// A random field of at least 16 base64 characters, padded so that the counter lands where the
-/// kernels want it (their layout rule: [`counter_padding`](crate::backend::counter_padding)).
+/// kernels want it (their layout rule, [`counter_padding`]).
 pub(crate) fn random_field(
     alg: Algorithm,
     prefix_len_without_rand: usize,
