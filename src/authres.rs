@@ -7,7 +7,7 @@
 //! between the words of a comment), so unfolding gives back exactly what was written.
 
 use crate::mail::{Eol, format_field_tokens};
-use crate::message::{MessageVerdict, Outcome, StampVerdict};
+use crate::postage::{MessageVerdict, Outcome, StampVerdict};
 
 /// RFC 2045 token characters: printable ASCII except the tspecials.
 fn is_token(s: &str) -> bool {

@@ -1,9 +1,11 @@
 //! Minting kernels and the ONE place that decides which one runs on this CPU.
 //!
-//! A kernel scans a range of counters for one [`Job`] (a fixed prefix, a counter of fixed width
+//! A kernel scans a range of counters for one `Job` (a fixed prefix, a counter of fixed width
 //! appended to it, a number of leading zero bits to reach) and reports the counters whose hash
 //! reaches the target. Every kernel has the same signature, so the SIMD kernels (`x86_sha`,
-//! `x86_avx2`) sit beside [`portable`] and the minter does not know which one runs.
+//! `x86_avx2`) sit beside `portable` and the minter does not know which one runs. The layout
+//! the kernels are fast on (where a candidate's counter ends in its last block) is decided here
+//! too, by `counter_padding`, which the minter follows.
 
 pub(crate) mod portable;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -39,6 +41,19 @@ pub(crate) const K256: [u32; 64] = [
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
+
+/// The kernels' layout rule: the padding (0 to 63 bytes) to put before the counter so that a
+/// candidate with `len` bytes before its padding, then a [`COUNTER_WIDTH`]-digit counter, ends
+/// where the kernels want it. For SHA-1 and SHA-256 the message ends at byte 55 of its last block
+/// (one final block, constant words first, holding the whole counter: the SHA-NI fast path); for
+/// BLAKE3 it ends a 64-byte block. The minter pads the random field of its stamps by this much.
+pub(crate) fn counter_padding(alg: Algorithm, len: usize) -> usize {
+    let end = match alg {
+        Algorithm::Sha1 | Algorithm::Sha256 => 55,
+        Algorithm::Blake3 => 0,
+    };
+    (end + 64 - (len + COUNTER_WIDTH) % 64) % 64
+}
 
 /// Writes `n` as `out.len()` base64 digits, most significant first.
 pub(crate) fn encode_counter(mut n: u64, out: &mut [u8]) {
@@ -306,10 +321,6 @@ mod tests {
         assert_eq!(&b, b"////");
     }
 
-    /// Every backend against the portable kernel (itself tested against the plain crates), lane
-    /// by lane: prefixes of every length across block boundaries, ranges that start and end off
-    /// the lane grid, counters where a digit carries, and several targets. Backends this CPU
-    /// lacks are skipped with a note.
     /// The backend tests run every backend this CPU has; on CI (`.ci/run` names the ones the
     /// CPU flags in /proc/cpuinfo promise in `PENNYBLACK_EXPECT_BACKENDS`) a backend the machine
     /// has but detection missed fails here instead of being skipped silently.
@@ -334,6 +345,10 @@ mod tests {
         }
     }
 
+    /// Every backend against the portable kernel (itself tested against the plain crates), lane
+    /// by lane: prefixes of every length across block boundaries, ranges that start and end off
+    /// the lane grid, counters where a digit carries, and several targets. Backends this CPU
+    /// lacks are skipped with a note.
     #[test]
     fn every_backend_matches_portable() {
         let starts = [
@@ -374,6 +389,18 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn counter_padding_puts_the_counter_where_the_kernels_want_it() {
+        for alg in Algorithm::ALL {
+            let end = if alg == Algorithm::Blake3 { 0 } else { 55 };
+            for len in 0..200 {
+                let pad = counter_padding(alg, len);
+                assert!(pad < 64, "{alg} {len}");
+                assert_eq!((len + pad + COUNTER_WIDTH) % 64, end, "{alg} {len}");
             }
         }
     }

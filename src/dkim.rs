@@ -1,6 +1,7 @@
 //! DKIM signatures (RFC 6376) with `rsa-sha256` and `ed25519-sha256` (RFC 8463), following
 //! RFC 8301 (no `rsa-sha1`, no RSA key under 1024 bits). Canonicalization and tag handling are
-//! ours (`dkim/canon.rs`, `dkim/tags.rs`); the cryptography is RustCrypto's.
+//! ours ([`canon`], in the core because the stamp binding needs it too, and [`tags`]); RSA is
+//! AWS-LC's (`aws-lc-rs`), Ed25519 `ed25519-dalek`'s (see [`keys`]).
 //!
 //! Keys come through [`KeyLookup`]; [`KeyFile`] reads `SELECTOR._domainkey.DOMAIN TXT-RECORD`
 //! lines for offline use and tests.

@@ -14,11 +14,11 @@ pub mod dkim;
 pub mod error;
 #[cfg(feature = "mail")]
 pub mod mail;
-#[cfg(feature = "mail")]
-pub mod message;
 #[cfg(feature = "milter")]
 pub mod milter;
 pub mod mint;
+#[cfg(feature = "mail")]
+pub mod postage;
 pub mod rate;
 pub mod spent;
 pub mod stamp;

@@ -1,6 +1,9 @@
 //! RFC 5322 messages as raw bytes: the header block split into fields with their exact original
 //! bytes (folding and line endings kept), the body untouched, and new fields inserted at the top,
 //! folded, in the message's own line-ending style. Nothing here rewrites what it did not add.
+//!
+//! This module knows nothing of stamps or signatures: stamping and checking a whole message is
+//! [`postage`](crate::postage)'s room, DKIM is [`dkim`](crate::dkim)'s.
 
 use std::ops::Range;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, encode_counter};
+use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, counter_padding, encode_counter};
 use crate::error::MintError;
 use crate::stamp::{Algorithm, Fields, MAX_PARTS, Stamp, StampDate, Version, build_prefix};
 use crate::verify::work;
@@ -486,8 +486,7 @@ fn worker(shared: &Shared, job: &Job, backend: Backend, chunk: u64, parts: usize
 }
 
 /// A random field of at least 16 base64 characters, padded so that the counter lands where the
-/// kernels want it: for SHA-1 and SHA-256 the message ends at byte 55 of its last block (one final
-/// block, constant words first); for BLAKE3 it ends a 64-byte block.
+/// kernels want it (their layout rule, [`counter_padding`]).
 pub(crate) fn random_field(
     alg: Algorithm,
     prefix_len_without_rand: usize,
@@ -500,14 +499,9 @@ pub(crate) fn random_field(
         .collect())
 }
 
-/// The length `random_field` gives: at least 16, padded for the kernels' layout.
+/// The length `random_field` gives: at least 16, padded by the kernels' layout rule.
 pub(crate) fn random_field_len(alg: Algorithm, prefix_len_without_rand: usize) -> usize {
-    let base = prefix_len_without_rand + RAND_CHARS + COUNTER_WIDTH;
-    let target = match alg {
-        Algorithm::Sha1 | Algorithm::Sha256 => 55,
-        Algorithm::Blake3 => 0,
-    };
-    RAND_CHARS + (target + 64 - base % 64) % 64
+    RAND_CHARS + counter_padding(alg, prefix_len_without_rand + RAND_CHARS)
 }
 
 const _: () = assert!(MAX_PARTS <= 64);

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use pennyblack::dkim::{self, KeyFile};
 use pennyblack::mail::Message;
-use pennyblack::message::{CheckLimits, check_message};
+use pennyblack::postage::{CheckLimits, check_message};
 use pennyblack::{FixedClock, Policy, Verifier};
 
 fuzz_target!(|data: &[u8]| {

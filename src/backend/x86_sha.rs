@@ -2,11 +2,12 @@
 //! in one function so that the long-latency round instructions of independent candidates overlap.
 //! No 256-bit AVX instruction appears here (no AVX/SSE transition penalties).
 //!
-//! Fast path (the layout the minter makes: one final block holding the whole counter): the
-//! message is kept in registers; within a run of 64 counters only the last digit changes, so the
-//! other words, and the rounds over the 4-word groups before the last digit's group, are computed
-//! once per 64 counters; each candidate ORs its digit into one register. Any other layout takes
-//! the general path, which loads each candidate's block from memory.
+//! Fast path (the layout the minter makes by the layout rule, `backend::counter_padding`: one
+//! final block holding the whole counter): the message is kept in registers; within a run of 64
+//! counters only the last digit changes, so the other words, and the rounds over the 4-word
+//! groups before the last digit's group, are computed once per 64 counters; each candidate ORs
+//! its digit into one register. Any other layout takes the general path, which loads each
+//! candidate's block from memory.
 
 #[cfg(target_arch = "x86")]
 use std::arch::x86::*;

@@ -20,7 +20,7 @@ use super::{DkimError, Tags};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The smallest RSA key accepted for verifying (RFC 8301) and for signing we require 2048.
+/// The smallest RSA key accepted for verifying (RFC 8301).
 pub const MIN_RSA_VERIFY_BITS: usize = 1024;
 /// The smallest RSA key we sign with.
 pub const MIN_RSA_SIGN_BITS: usize = 2048;

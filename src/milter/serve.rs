@@ -3,49 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Session, Shared};
-
-/// Where the filter listens: `inet:HOST:PORT` or `unix:PATH` (Postfix's notation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// A TCP address.
-    Inet(std::net::SocketAddr),
-    /// A Unix-domain socket path.
-    Unix(std::path::PathBuf),
-}
-
-impl std::str::FromStr for Listen {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(p) = s.strip_prefix("unix:").or_else(|| s.strip_prefix("local:")) {
-            if p.is_empty() {
-                return Err("unix: needs a socket path".into());
-            }
-            return Ok(Listen::Unix(p.into()));
-        }
-        let a = s.strip_prefix("inet:").unwrap_or(s);
-        // Sendmail writes inet:PORT@HOST.
-        let a = match a.split_once('@') {
-            Some((port, host)) => format!("{host}:{port}"),
-            None => a.to_owned(),
-        };
-        use std::net::ToSocketAddrs;
-        a.to_socket_addrs()
-            .ok()
-            .and_then(|mut it| it.next())
-            .map(Listen::Inet)
-            .ok_or_else(|| format!("{s:?} is not inet:HOST:PORT or unix:PATH"))
-    }
-}
-
-impl std::fmt::Display for Listen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listen::Inet(a) => write!(f, "inet:{a}"),
-            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
+use super::{Listen, Session, Shared};
 
 /// Serves connections until `shutdown` completes, then stops accepting and waits up to
 /// `grace` for the connections in progress (a message being minted or checked) to finish.
@@ -160,29 +118,6 @@ fn remove_stale_socket(p: &std::path::Path) -> std::io::Result<()> {
             format!("{}: exists and is not a socket", p.display()),
         )),
         Err(_) => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_notations() {
-        assert_eq!(
-            "inet:127.0.0.1:8891".parse::<Listen>().unwrap(),
-            Listen::Inet("127.0.0.1:8891".parse().unwrap())
-        );
-        assert_eq!(
-            "inet:8891@127.0.0.1".parse::<Listen>().unwrap(),
-            Listen::Inet("127.0.0.1:8891".parse().unwrap())
-        );
-        assert_eq!(
-            "unix:/run/pb.sock".parse::<Listen>().unwrap(),
-            Listen::Unix("/run/pb.sock".into())
-        );
-        assert!("unix:".parse::<Listen>().is_err());
-        assert!("inet:nohost".parse::<Listen>().is_err());
     }
 }
 

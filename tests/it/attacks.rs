@@ -93,7 +93,7 @@ fn recombined_parts_are_spent_once() {
     );
 }
 
-/// A message for Bob (To) and Carol (Cc), stamped and bound to its body.
+/// A message for Bob (To) and Carol (Cc), stamped, the stamps bound to it (`bind=`).
 fn stamped_for_bob_and_carol(body: &str) -> Vec<u8> {
     let msg = format!(
         "From: alice@example.org\r\nTo: bob@example.net\r\nCc: carol@example.net\r\n\

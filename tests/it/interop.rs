@@ -141,8 +141,8 @@ fn colon_in_resource_is_refused_where_hashcash_is_lax() {
     assert!(matches!(err, pennyblack::MintError::BadResource(_)));
 }
 
-/// Version 1 stamps that `stamp` binds to the body (`body=` in the extension), in clear and in
-/// hidden (Bcc) form, are still hashcash stamps: `hashcash -c` accepts each for its resource.
+/// Version 1 stamps that `stamp` binds to their message (`bind=` in the extension), in clear and
+/// in hidden (Bcc) form, are still hashcash stamps: `hashcash -c` accepts each for its resource.
 #[cfg(feature = "cli")]
 #[test]
 #[ignore = "needs the real hashcash 1.22: run `bash .ci/run`, or `cargo test -- --include-ignored` with it installed"]

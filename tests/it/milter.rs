@@ -5,12 +5,14 @@
 //! failure, not a skip. Postfix's master needs root, as it does in production: the test runs
 //! Postfix's commands directly as root, or through `sudo -n` otherwise.
 //!
-//! The Postfix configuration written here is the one the README shows.
+//! The Postfix configuration written here is the one the README shows. The site (Postfix and
+//! its three milters) is set up once, by `harness::Site`; the Postfix test is a list of steps,
+//! each a function below it that checks one behaviour, in an order some of them rely on (a
+//! stamp spent in one step is replayed in a later one).
 
 mod harness;
 mod proto;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{dkimpy, peer, pennyblack, pipe};
@@ -19,95 +21,37 @@ use harness::*;
 #[test]
 #[ignore = "needs Postfix, hashcash and dkimpy, and root (or sudo -n): run `bash .ci/run` as root"]
 fn postfix_stamps_signs_checks_refuses_and_fails_open() {
-    assert!(
-        is_root()
-            || Command::new("sudo")
-                .args(["-n", "true"])
-                .status()
-                .is_ok_and(|s| s.success()),
-        "Postfix's master runs as root: run the suite as root, or with passwordless sudo"
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // A signing key and its record, as an operator would make them.
-    let (key, keys) = signing_key(dir);
-    let (key, keys) = (key.as_str(), keys.as_str());
+    let mut site = Site::start();
+    outbound_stamps_every_recipient_hides_bcc_and_signs(&site);
+    submission_from_an_outsider_is_checked_as_inbound(&site);
+    concurrent_connections_are_stamped_for_their_own_recipients(&site);
+    let signed = inbound_removes_a_forged_verdict_and_passes_a_signed_stamp(&site);
+    forged_verdicts_in_any_spelling_go_also_when_unreadable(&site);
+    a_replay_fails_as_spent(&site, &signed);
+    no_stamp_gets_verdicts_only(&site);
+    reject_below_refuses_no_stamp_and_passes_a_good_one(&site, &signed);
+    every_recipient_pays_and_a_refusal_burns_nothing(&site);
+    an_envelope_star_is_an_address_not_a_pattern(&site);
+    a_stamp_not_minted_in_time_passes_unstamped(&site);
+    sigterm_while_minting_completes_the_message_then_postfix_tempfails(&mut site);
+    everything_stops_by_pid(site);
+}
 
-    // Milter A: stamps (SHA-1, 16 bits: hashcash version 1) and signs outbound mail, adds
-    // verdicts to inbound mail. Milter B: stamps that cannot be minted in time (40 bits in 2 s),
-    // and refuses inbound mail without a 16-bit stamp.
-    let spent_a = dir.join("spent-a.redb");
-    let spent_b = dir.join("spent-b.redb");
-    let common = [
-        "--keys",
-        keys,
-        "--authserv-id",
-        "mx.test.example",
-        "--min-bits",
-        "16",
-    ];
-    let a = Milter::start(
-        dir,
-        "milter-a",
-        &[
-            &common[..],
-            &["--alg", "sha1", "--bits", "16", "--domain", "example.org"],
-            &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
-            &[
-                "--sign",
-                &format!("s1:{key}"),
-                "--spent",
-                spent_a.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
-    );
-    let mut b = Milter::start(
-        dir,
-        "milter-b",
-        &[
-            &common[..],
-            &["--alg", "sha256", "--bits", "40", "--mint-timeout", "2s"],
-            &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
-            &["--reject-below", "16", "--spent", spent_b.to_str().unwrap()],
-        ]
-        .concat(),
-    );
-    // Milter C, on a Unix socket: inbound only, tempfails mail without a 16-bit stamp.
-    let c = Milter::start_unix(
-        dir,
-        "milter-c",
-        &[
-            &common[..],
-            &["--inbound-only", "--no-spent"],
-            &["--reject-below", "16", "--reject-with", "tempfail"],
-        ]
-        .concat(),
-    );
-    let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
-    let mx_tempfail = free_port();
-    let originating = "milter_macro_daemon_name=ORIGINATING";
-    let mut postfix = Postfix::start(
-        dir,
-        &[
-            (sub, &a.addr, originating),
-            (mx, &a.addr, ""),
-            (sub_slow, &b.addr, originating),
-            (mx_strict, &b.addr, ""),
-            (mx_tempfail, &c.addr, ""),
-        ],
-    );
+/// A forged verdict in our name, put on top of a message that arrives at the MX.
+const FORGED: &str = "Authentication-Results: mx.test.example; x-hashcash=pass (forged)\r\n";
 
-    // 1. Outbound: a stamp per envelope recipient (the Bcc one too), then a DKIM signature.
-    // Carol is a Bcc recipient (envelope only): her stamp names her in hidden form, and no
-    // header field of the delivered message holds her address.
+/// Outbound: a stamp per envelope recipient (the Bcc one too), then a DKIM signature.
+/// Carol is a Bcc recipient (envelope only): her stamp names her in hidden form, and no
+/// header field of the delivered message holds her address.
+fn outbound_stamps_every_recipient_hides_bcc_and_signs(site: &Site) {
+    let keys = site.keys.as_str();
     send_ok(
-        sub,
+        site.sub,
         "alice@example.org",
         &["bob@example.net", "carol@example.com"],
         &message("out-1@example.org", "Bob <bob@example.net>"),
     );
-    let stamped = postfix.take("out-1@example.org");
+    let stamped = site.postfix.take("out-1@example.org");
     let head = String::from_utf8_lossy(&stamped)
         .split("\r\n\r\n")
         .next()
@@ -118,14 +62,9 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         "a Bcc address in the header:\n{head}"
     );
     // A stamp is folded where the line is full; readers drop the white space.
-    let no_ws = |v: Vec<String>| -> Vec<String> {
-        v.into_iter()
-            .map(|s| s.split_whitespace().collect())
-            .collect()
-    };
-    let stamps = no_ws(header_values(&stamped, "X-Hashcash"));
+    let stamps = stamps_in(&stamped);
     assert_eq!(stamps.len(), 2, "{}", String::from_utf8_lossy(&stamped));
-    let hc_db = dir.join("hashcash.sdb");
+    let hc_db = site.dir().join("hashcash.sdb");
     let bob_stamp = stamps
         .iter()
         .find(|s| s.contains(":bob@example.net:"))
@@ -134,7 +73,7 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         .iter()
         .find(|s| s.split(':').nth(3).is_some_and(|r| r.starts_with("bcc.")))
         .unwrap_or_else(|| panic!("no hidden stamp for carol: {stamps:?}"));
-    // Both bound to the body, both accepted by the real hashcash (version 1).
+    // Both bound to their message (`bind=`), both accepted by the real hashcash (version 1).
     for (s, resource) in [
         (bob_stamp, "bob@example.net"),
         (carol_stamp, carol_stamp.split(':').nth(3).unwrap()),
@@ -185,23 +124,28 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     let sig = header_values(&stamped, "DKIM-Signature");
     assert_eq!(sig.len(), 1);
     assert!(sig[0].contains("x-hashcash"), "{}", sig[0]);
+}
 
-    // 1b. The submission service reached by an outsider (127.0.0.2: not --internal, no SASL
-    // login): no stamp, no signature of ours; the message is checked as inbound instead.
+/// The submission service reached by an outsider (127.0.0.2: not --internal, no SASL
+/// login): no stamp, no signature of ours; the message is checked as inbound instead.
+fn submission_from_an_outsider_is_checked_as_inbound(site: &Site) {
     send_from(
         "127.0.0.2",
-        sub,
+        site.sub,
         "alice@example.org",
         &["bob@example.net"],
         &message("outsider-1@example.org", "bob@example.net"),
     );
-    let outsider = postfix.take("outsider-1@example.org");
+    let outsider = site.postfix.take("outsider-1@example.org");
     assert!(header_values(&outsider, "DKIM-Signature").is_empty());
     assert!(header_values(&outsider, "X-Hashcash").is_empty());
     let ar = header_values(&outsider, "Authentication-Results");
     assert!(ar.iter().any(|v| v.contains("x-hashcash=none")), "{ar:?}");
+}
 
-    // 2. Concurrent connections: every message stamped for its own recipients.
+/// Concurrent connections: every message stamped for its own recipients.
+fn concurrent_connections_are_stamped_for_their_own_recipients(site: &Site) {
+    let sub = site.sub;
     let senders: Vec<_> = (0..4)
         .map(|i| {
             std::thread::spawn(move || {
@@ -219,8 +163,8 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         s.join().unwrap();
     }
     for i in 0..4 {
-        let m = postfix.take(&format!("conc-{i}@example.org"));
-        let stamps = no_ws(header_values(&m, "X-Hashcash"));
+        let m = site.postfix.take(&format!("conc-{i}@example.org"));
+        let stamps = stamps_in(&m);
         assert_eq!(stamps.len(), 2);
         // The To recipient in clear, the envelope-only one hidden.
         let resources: Vec<&str> = stamps
@@ -244,20 +188,27 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
             assert_eq!(v.status.code(), Some(2), "{s}"); // valid, replay not checked
         }
     }
+}
 
-    // 3. Inbound: the stamped, signed message arrives at the MX, carrying a forged verdict in
-    // our name, which is removed; ours says pass, bound to the signing domain.
-    let forged = "Authentication-Results: mx.test.example; x-hashcash=pass (forged)\r\n";
+/// Inbound: the stamped, signed message arrives at the MX, carrying a forged verdict in our
+/// name, which is removed; ours says pass, bound to the signing domain. Returns the message as
+/// milter A stamped and signed it (its stamp now spent in A's store only).
+fn inbound_removes_a_forged_verdict_and_passes_a_signed_stamp(site: &Site) -> String {
     send_ok(
-        sub,
+        site.sub,
         "alice@example.org",
         &["bob@example.net"],
         &message("in-1@example.org", "bob@example.net"),
     );
-    let outbound = String::from_utf8(postfix.take("in-1@example.org")).unwrap();
-    let inbound_copy = format!("{forged}{outbound}");
-    send_ok(mx, "alice@example.org", &["bob@example.net"], &inbound_copy);
-    let checked = postfix.take("in-1@example.org");
+    let outbound = String::from_utf8(site.postfix.take("in-1@example.org")).unwrap();
+    let inbound_copy = format!("{FORGED}{outbound}");
+    send_ok(
+        site.mx,
+        "alice@example.org",
+        &["bob@example.net"],
+        &inbound_copy,
+    );
+    let checked = site.postfix.take("in-1@example.org");
     let ar = header_values(&checked, "Authentication-Results");
     assert_eq!(ar.len(), 2, "forged verdict not removed: {ar:?}");
     assert!(
@@ -270,10 +221,13 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         "{ar:?}"
     );
     assert!(!ar.iter().any(|v| v.contains("forged")));
+    outbound
+}
 
-    // 3b. Forged verdicts in other legal spellings of our id (a comment before it, a quoted
-    // string, another case) are removed too, also when the message cannot be parsed (a header
-    // line of 1500 octets, which Postfix passes): then our verdict says permerror.
+/// Forged verdicts in other legal spellings of our id (a comment before it, a quoted
+/// string, another case) are removed too, also when the message cannot be parsed (a header
+/// line of 1500 octets, which Postfix passes): then our verdict says permerror.
+fn forged_verdicts_in_any_spelling_go_also_when_unreadable(site: &Site) {
     let spellings = [
         "Authentication-Results: (relayed) mx.test.example; x-hashcash=pass (forged-a)\r\n",
         "Authentication-Results: \"MX.test.example\"; x-hashcash=pass (forged-b)\r\n",
@@ -286,8 +240,8 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         ("forged-3@example.com", long_line.as_str()),
     ] {
         let m = format!("{spellings}{extra}{}", message(id, "bob@example.net"));
-        send_ok(mx, "mallory@example.com", &["bob@example.net"], &m);
-        let got = postfix.take(id);
+        send_ok(site.mx, "mallory@example.com", &["bob@example.net"], &m);
+        let got = site.postfix.take(id);
         let ar = header_values(&got, "Authentication-Results");
         assert!(!ar.iter().any(|v| v.contains("forged")), "{id}: {ar:?}");
         assert!(ar.iter().any(|v| v.contains("(kept)")), "{id}: {ar:?}");
@@ -303,41 +257,54 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
             );
         }
     }
+}
 
-    // 4. Replay: the same message again is refused as spent.
-    send_ok(mx, "alice@example.org", &["bob@example.net"], &inbound_copy);
-    let replay = postfix.take("in-1@example.org");
+/// Replay: the very copy that `inbound_removes_a_forged_verdict_and_passes_a_signed_stamp`
+/// passed fails as spent when it comes again.
+fn a_replay_fails_as_spent(site: &Site, signed: &str) {
+    let inbound_copy = format!("{FORGED}{signed}");
+    send_ok(
+        site.mx,
+        "alice@example.org",
+        &["bob@example.net"],
+        &inbound_copy,
+    );
+    let replay = site.postfix.take("in-1@example.org");
     let ar = header_values(&replay, "Authentication-Results");
     assert!(
         ar.iter()
             .any(|v| v.contains("x-hashcash=fail") && v.contains("spent")),
         "{ar:?}"
     );
+}
 
-    // 5. No stamp: headers only by default.
+/// No stamp: headers only by default.
+fn no_stamp_gets_verdicts_only(site: &Site) {
     send_ok(
-        mx,
+        site.mx,
         "mallory@example.com",
         &["bob@example.net"],
         &message("plain-1@example.com", "bob@example.net"),
     );
-    let plain = postfix.take("plain-1@example.com");
+    let plain = site.postfix.take("plain-1@example.com");
     let ar = header_values(&plain, "Authentication-Results");
     assert!(ar.iter().any(|v| v.contains("x-hashcash=none")), "{ar:?}");
     assert!(ar.iter().any(|v| v.contains("dkim=none")), "{ar:?}");
+}
 
-    // 6. --reject-below: no stamp is refused, 550 5.7.1 by milter B, 451 4.7.1 by milter C
-    // (Unix socket, --reject-with tempfail); a good stamp (not spent in their stores) passes:
-    // with B's spent store a pass, with C's --no-spent only neutral (never pass).
+/// --reject-below: no stamp is refused, 550 5.7.1 by milter B, 451 4.7.1 by milter C
+/// (Unix socket, --reject-with tempfail); a good stamp (`signed`'s, not spent in their stores)
+/// passes: with B's spent store a pass, with C's --no-spent only neutral (never pass).
+fn reject_below_refuses_no_stamp_and_passes_a_good_one(site: &Site, signed: &str) {
     for (port, refusal, id, verdict) in [
         (
-            mx_strict,
+            site.mx_strict,
             "550 5.7.1",
             "plain-2@example.com",
             "x-hashcash=pass",
         ),
         (
-            mx_tempfail,
+            site.mx_tempfail,
             "451 4.7.1",
             "plain-3@example.com",
             "x-hashcash=neutral",
@@ -350,77 +317,86 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
             &message(id, "bob@example.net"),
         );
         assert!(r.starts_with(refusal), "{r}");
-        send_ok(port, "alice@example.org", &["bob@example.net"], &outbound);
-        let passed = postfix.take("in-1@example.org");
+        send_ok(port, "alice@example.org", &["bob@example.net"], signed);
+        let passed = site.postfix.take("in-1@example.org");
         let ar = header_values(&passed, "Authentication-Results");
         assert!(ar.iter().any(|v| v.contains(verdict)), "{ar:?}");
-        assert!(!ar.iter().any(|v| v.contains("x-hashcash=pass")) || port == mx_strict);
+        assert!(!ar.iter().any(|v| v.contains("x-hashcash=pass")) || port == site.mx_strict);
     }
+}
 
-    // 6b. Every recipient pays: one stamp (Bob's) does not carry 201 envelope recipients. The
-    // message is refused whole, and refusing it burns nothing: to Bob alone it then passes.
+/// Every recipient pays: one stamp (Bob's) does not carry 201 envelope recipients. The
+/// message is refused whole, and refusing it burns nothing: to Bob alone it then passes.
+fn every_recipient_pays_and_a_refusal_burns_nothing(site: &Site) {
     send_ok(
-        sub,
+        site.sub,
         "alice@example.org",
         &["bob@example.net"],
         &message("many-1@example.org", "bob@example.net"),
     );
-    let one_stamp = String::from_utf8(postfix.take("many-1@example.org")).unwrap();
+    let one_stamp = String::from_utf8(site.postfix.take("many-1@example.org")).unwrap();
     let others: Vec<String> = (0..200).map(|i| format!("r{i:03}@example.net")).collect();
     let mut many: Vec<&str> = vec!["bob@example.net"];
     many.extend(others.iter().map(String::as_str));
-    let r = send(mx_strict, "alice@example.org", &many, &one_stamp);
+    let r = send(site.mx_strict, "alice@example.org", &many, &one_stamp);
     assert!(r.starts_with("550 5.7.1"), "{r}");
     assert!(r.contains("200 of 201"), "{r}");
     assert!(
-        postfix
+        site.postfix
             .held()
             .iter()
             .all(|(_, m)| !String::from_utf8_lossy(m).contains("many-1@"))
     );
     send_ok(
-        mx_strict,
+        site.mx_strict,
         "alice@example.org",
         &["bob@example.net"],
         &one_stamp,
     );
     let ar = header_values(
-        &postfix.take("many-1@example.org"),
+        &site.postfix.take("many-1@example.org"),
         "Authentication-Results",
     );
     assert!(ar.iter().any(|v| v.contains("x-hashcash=pass")), "{ar:?}");
+}
 
-    // 6c. An envelope recipient is an address, never a pattern: RCPT TO:<*> is not paid by a
-    // stamp for someone else (a catch-all or backup MX accepts such a recipient).
+/// An envelope recipient is an address, never a pattern: RCPT TO:<*> is not paid by a
+/// stamp for someone else (a catch-all or backup MX accepts such a recipient).
+fn an_envelope_star_is_an_address_not_a_pattern(site: &Site) {
     send_ok(
-        sub,
+        site.sub,
         "alice@example.org",
         &["bob@example.net"],
         &message("star-1@example.org", "bob@example.net"),
     );
-    let for_bob = String::from_utf8(postfix.take("star-1@example.org")).unwrap();
-    let r = send(mx_strict, "mallory@example.com", &["*"], &for_bob);
+    let for_bob = String::from_utf8(site.postfix.take("star-1@example.org")).unwrap();
+    let r = send(site.mx_strict, "mallory@example.com", &["*"], &for_bob);
     assert!(
         r.starts_with("550 5.7.1") && r.contains("postage"),
         "RCPT TO:<*> must not be paid by Bob's stamp: {r}"
     );
+}
 
-    // 7. A stamp that cannot be minted in time: the message passes unstamped, and it is logged.
+/// A stamp that cannot be minted in time: the message passes unstamped, and it is logged.
+fn a_stamp_not_minted_in_time_passes_unstamped(site: &Site) {
     let t = Instant::now();
     send_ok(
-        sub_slow,
+        site.sub_slow,
         "alice@example.org",
         &["bob@example.net"],
         &message("slow-1@example.org", "bob@example.net"),
     );
     assert!(t.elapsed() < Duration::from_secs(60));
-    let slow = postfix.take("slow-1@example.org");
+    let slow = site.postfix.take("slow-1@example.org");
     assert!(header_values(&slow, "X-Hashcash").is_empty());
-    assert!(b.log().contains("UNSTAMPED"), "{}", b.log());
+    assert!(site.b.log().contains("UNSTAMPED"), "{}", site.b.log());
+}
 
-    // 8. SIGTERM while a message is being minted: that message still completes (unstamped,
-    // at its deadline), the milter exits 0, and later mail is tempfailed by Postfix
-    // (milter_default_action), never accepted unchecked or lost.
+/// SIGTERM while a message is being minted: that message still completes (unstamped, at its
+/// deadline), the milter exits 0, and mail that comes after is tempfailed by Postfix
+/// (milter_default_action), never accepted unchecked or lost.
+fn sigterm_while_minting_completes_the_message_then_postfix_tempfails(site: &mut Site) {
+    let sub_slow = site.sub_slow;
     let slow2 = std::thread::spawn(move || {
         send(
             sub_slow,
@@ -429,6 +405,7 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
             &message("slow-2@example.org", "bob@example.net"),
         )
     });
+    let b = &mut site.b;
     let t = Instant::now();
     // Stop the milter once it has started minting slow-2 (its second "minting" line).
     while b.log().matches("minting 1 stamp(s)").count() < 2 {
@@ -443,19 +420,22 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         "{}",
         b.log()
     );
-    postfix.take("slow-2@example.org");
+    site.postfix.take("slow-2@example.org");
     let r = send(
-        mx_strict,
+        site.mx_strict,
         "mallory@example.com",
         &["bob@example.net"],
         &message("after-stop@example.com", "bob@example.net"),
     );
     assert!(r.starts_with("451"), "{r}");
+}
 
-    // Everything stops by PID.
-    postfix.stop();
+/// Everything stops by PID; milter A exits 0, and its log shows the internal client's mail
+/// went out as outbound.
+fn everything_stops_by_pid(mut site: Site) {
+    site.postfix.stop();
+    let a = &mut site.a;
     a.terminate();
-    let mut a = a;
     assert!(
         a.wait_exit(Duration::from_secs(30)).success(),
         "{}",
@@ -466,30 +446,6 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
         "{}",
         a.log()
     );
-}
-
-/// A signing key and its record in `dir`: (key path, keys file path).
-fn signing_key(dir: &std::path::Path) -> (String, String) {
-    let key = dir.join("s1.pem");
-    let out = pennyblack()
-        .args([
-            "keygen",
-            "--selector",
-            "s1",
-            "--domain",
-            "example.org",
-            "--out",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let keys = dir.join("keys.txt");
-    std::fs::write(&keys, &out.stdout).unwrap();
-    (
-        key.to_str().unwrap().to_owned(),
-        keys.to_str().unwrap().to_owned(),
-    )
 }
 
 /// The trust boundaries, through the milter protocol itself (no Postfix): only an

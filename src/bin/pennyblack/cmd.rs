@@ -1,4 +1,5 @@
-//! One file per subcommand.
+//! One file per subcommand; here, the helpers several of them share: standard input,
+//! interruption, backends, where the spent store lives and opening it, the verifier, DKIM keys.
 
 pub mod bench;
 pub mod calibrate;
@@ -55,6 +56,7 @@ pub enum Location {
 pub const LOCATION_SCHEMES: &str =
     "a file path, file:PATH, redis://, rediss:// (TLS), redis+cluster://, redis+sentinel://";
 
+/// Reads a `--spent` location (see [`Location`]).
 pub fn parse_location(raw: &std::path::Path) -> Result<Location> {
     let Some(s) = raw.to_str() else {
         return Ok(Location::File(raw.to_owned()));
@@ -124,7 +126,7 @@ fn open_store(p: &crate::args::PolicyArgs) -> Result<Box<dyn pennyblack::SpentSt
         Some(p) => p,
         None => match std::env::var_os("PENNYBLACK_SPENT").filter(|v| !v.is_empty()) {
             Some(v) => v.into(),
-            None => verify::default_spent_path()?,
+            None => default_spent_path()?,
         },
     };
     match parse_location(&raw)? {
@@ -159,6 +161,24 @@ fn open_store(p: &crate::args::PolicyArgs) -> Result<Box<dyn pennyblack::SpentSt
         }
         #[cfg(not(feature = "redis"))]
         Location::Redis(url) => bail!("{}: built without the `redis` feature", redact(&url)),
+    }
+}
+
+/// `$XDG_DATA_HOME/pennyblack/spent.redb`, else `$HOME/.local/share/pennyblack/spent.redb`.
+pub fn default_spent_path() -> Result<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        });
+    match base {
+        Some(b) => Ok(b.join("pennyblack").join("spent.redb")),
+        None => bail!(
+            "no HOME or XDG_DATA_HOME to keep spent stamps in: give --spent PATH or --no-spent"
+        ),
     }
 }
 

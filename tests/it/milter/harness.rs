@@ -393,6 +393,15 @@ pub(super) fn message(id: &str, to: &str) -> String {
     )
 }
 
+/// The stamps of `msg`: its `X-Hashcash` values without white space (a stamp is folded where
+/// the line is full; readers drop the white space).
+pub(super) fn stamps_in(msg: &[u8]) -> Vec<String> {
+    header_values(msg, "X-Hashcash")
+        .into_iter()
+        .map(|s| s.split_whitespace().collect())
+        .collect()
+}
+
 pub(super) fn header_values(msg: &[u8], name: &str) -> Vec<String> {
     let text = String::from_utf8_lossy(msg);
     let head = text.split("\r\n\r\n").next().unwrap();
@@ -425,4 +434,152 @@ pub(super) fn hashcash_check(db: &Path, bits: u32, rcpt: &str, stamp: &str) -> i
         .status
         .code()
         .unwrap()
+}
+
+/// The Postfix test's site, set up once: a signing key and its record, three milters, and one
+/// Postfix with an SMTP service for each role, all under a temporary folder.
+///
+/// Milter A stamps (SHA-1, 16 bits: hashcash version 1) and signs outbound mail, and adds
+/// verdicts to inbound mail. Milter B stamps what cannot be minted in time (40 bits in 2 s) and
+/// refuses inbound mail without a 16-bit stamp. Milter C, on a Unix socket, is inbound only and
+/// tempfails mail without a 16-bit stamp.
+pub(super) struct Site {
+    // Fields drop in order: Postfix first, then the milters, then the folder.
+    pub(super) postfix: Postfix,
+    pub(super) a: Milter,
+    pub(super) b: Milter,
+    /// Kept running: milter C serves `mx_tempfail`.
+    _c: Milter,
+    /// Submission through milter A (an originating daemon).
+    pub(super) sub: u16,
+    /// MX through milter A.
+    pub(super) mx: u16,
+    /// Submission through milter B, which cannot mint in time.
+    pub(super) sub_slow: u16,
+    /// MX through milter B, which refuses (550 5.7.1).
+    pub(super) mx_strict: u16,
+    /// MX through milter C, which tempfails (451 4.7.1).
+    pub(super) mx_tempfail: u16,
+    /// The keys file holding the signing key's record.
+    pub(super) keys: String,
+    tmp: tempfile::TempDir,
+}
+
+impl Site {
+    pub(super) fn start() -> Site {
+        assert!(
+            is_root()
+                || Command::new("sudo")
+                    .args(["-n", "true"])
+                    .status()
+                    .is_ok_and(|s| s.success()),
+            "Postfix's master runs as root: run the suite as root, or with passwordless sudo"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // A signing key and its record, as an operator would make them.
+        let (key, keys) = signing_key(dir);
+        let spent_a = dir.join("spent-a.redb");
+        let spent_b = dir.join("spent-b.redb");
+        let common = [
+            "--keys",
+            keys.as_str(),
+            "--authserv-id",
+            "mx.test.example",
+            "--min-bits",
+            "16",
+        ];
+        let a = Milter::start(
+            dir,
+            "milter-a",
+            &[
+                &common[..],
+                &["--alg", "sha1", "--bits", "16", "--domain", "example.org"],
+                &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
+                &[
+                    "--sign",
+                    &format!("s1:{key}"),
+                    "--spent",
+                    spent_a.to_str().unwrap(),
+                ],
+            ]
+            .concat(),
+        );
+        let b = Milter::start(
+            dir,
+            "milter-b",
+            &[
+                &common[..],
+                &["--alg", "sha256", "--bits", "40", "--mint-timeout", "2s"],
+                &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
+                &["--reject-below", "16", "--spent", spent_b.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        let c = Milter::start_unix(
+            dir,
+            "milter-c",
+            &[
+                &common[..],
+                &["--inbound-only", "--no-spent"],
+                &["--reject-below", "16", "--reject-with", "tempfail"],
+            ]
+            .concat(),
+        );
+        let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
+        let mx_tempfail = free_port();
+        let originating = "milter_macro_daemon_name=ORIGINATING";
+        let postfix = Postfix::start(
+            dir,
+            &[
+                (sub, &a.addr, originating),
+                (mx, &a.addr, ""),
+                (sub_slow, &b.addr, originating),
+                (mx_strict, &b.addr, ""),
+                (mx_tempfail, &c.addr, ""),
+            ],
+        );
+        Site {
+            postfix,
+            a,
+            b,
+            _c: c,
+            sub,
+            mx,
+            sub_slow,
+            mx_strict,
+            mx_tempfail,
+            keys,
+            tmp,
+        }
+    }
+
+    /// The site's folder.
+    pub(super) fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
+/// A signing key and its record in `dir`: (key path, keys file path).
+pub(super) fn signing_key(dir: &Path) -> (String, String) {
+    let key = dir.join("s1.pem");
+    let out = pennyblack()
+        .args([
+            "keygen",
+            "--selector",
+            "s1",
+            "--domain",
+            "example.org",
+            "--out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, &out.stdout).unwrap();
+    (
+        key.to_str().unwrap().to_owned(),
+        keys.to_str().unwrap().to_owned(),
+    )
 }

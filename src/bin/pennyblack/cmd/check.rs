@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use pennyblack::dkim;
 use pennyblack::mail::Message;
-use pennyblack::message::{CheckLimits, Outcome, check_message};
+use pennyblack::postage::{CheckLimits, Outcome, check_message};
 use pennyblack::{Policy, ResourcePattern, SystemClock};
 
 use crate::Exit;

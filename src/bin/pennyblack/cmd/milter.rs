@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use pennyblack::MintRequest;
 use pennyblack::Policy;
 use pennyblack::dkim;
-use pennyblack::message::CheckLimits;
 use pennyblack::milter::{Config, Inbound, Outbound, RejectWith};
+use pennyblack::postage::CheckLimits;
 
 use crate::Exit;
 use crate::args::{MilterArgs, RejectWithArg};

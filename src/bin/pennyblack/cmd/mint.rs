@@ -44,7 +44,7 @@ pub fn run(a: MintArgs) -> Result<Exit> {
     for req in &requests {
         req.validate()
             .with_context(|| format!("cannot mint a stamp for {:?}", req.resource))?;
-        let max = pennyblack::message::MAX_FIELD_STAMP;
+        let max = pennyblack::postage::MAX_FIELD_STAMP;
         if a.header && req.stamp_len() > max {
             bail!(
                 "the stamp for {:?} would be {} bytes: an X-Hashcash field line holds at most {max} \

@@ -13,7 +13,7 @@ pub fn run(c: SpentCommand) -> Result<Exit> {
     };
     let path = match a.spent.clone() {
         Some(p) => p,
-        None => crate::cmd::verify::default_spent_path()?,
+        None => crate::cmd::default_spent_path()?,
     };
     let path = match crate::cmd::parse_location(&path)? {
         crate::cmd::Location::File(p) => p,

@@ -66,7 +66,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
             );
         });
     }
-    let fields = pennyblack::message::stamp_fields(&msg, &recipients, &request, &minter, &signers);
+    let fields = pennyblack::postage::stamp_fields(&msg, &recipients, &request, &minter, &signers);
     if progress {
         eprint!("\r\x1b[2K");
     }

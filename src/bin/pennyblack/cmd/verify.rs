@@ -1,7 +1,6 @@
 //! `pennyblack verify`.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use pennyblack::{Policy, ResourcePattern, Verdict};
@@ -248,24 +247,6 @@ fn json(v: &Verdict) -> serde_json::Value {
         "unchecked": unchecked_names(v),
         "store_error": v.store_error().map(|e| e.to_string()),
     })
-}
-
-/// `$XDG_DATA_HOME/pennyblack/spent.redb`, else `$HOME/.local/share/pennyblack/spent.redb`.
-pub fn default_spent_path() -> Result<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/share"))
-        });
-    match base {
-        Some(b) => Ok(b.join("pennyblack").join("spent.redb")),
-        None => bail!(
-            "no HOME or XDG_DATA_HOME to keep spent stamps in: give --spent PATH or --no-spent"
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
-//! Whole messages: stamp one for every recipient and sign it; check the stamps and signatures of
-//! one and say what was found. The `stamp` and `check` commands (and, later, the milter) are thin
-//! layers over these two functions.
+//! Postage on whole messages: stamp one for every recipient and sign it ([`stamp_message`],
+//! [`stamp_fields`]); check the stamps and signatures of one and judge each recipient
+//! ([`check_message`], [`MessageVerdict`]). The `stamp` and `check` commands and the milter are
+//! thin layers over these functions.
+//!
+//! The message itself, parsed and with new fields put on top, is
+//! [`mail::Message`](crate::mail::Message) (`mail.rs`): this module decides what goes on a
+//! message, that one only carries it.
 
 use std::collections::{HashMap, HashSet};
 

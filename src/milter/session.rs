@@ -1,0 +1,421 @@
+//! One connection from the MTA: the state of its SMTP session and of the message in progress,
+//! and the decisions made at the end of each message — outbound (stamp and sign) or inbound
+//! (check, add our verdicts, remove forged ones, refuse under a rejection policy). The protocol
+//! callbacks that fill this state are in `protocol.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use miltr_common::actions::Replycode;
+use miltr_common::modifications::headers::{ChangeHeader, InsertHeader};
+use miltr_common::modifications::{ModificationResponse, ModificationResponseBuilder};
+
+use super::{RejectWith, Shared};
+use crate::Minter;
+use crate::dkim::{self, SignRequest};
+use crate::mail::{Eol, Message};
+use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields};
+use crate::verify::{Policy, ResourcePattern, Verifier};
+
+/// One connection from the MTA: the state of the SMTP session and of the current message.
+pub struct Session {
+    pub(super) shared: Arc<Shared>,
+    pub(super) leading_space: bool,
+    pub(super) client: Option<IpAddr>,
+    pub(super) macros: HashMap<String, String>,
+    /// Set when connect-stage macros arrived for the connect that follows.
+    pub(super) connect_macros: bool,
+    pub(super) msg: Msg,
+}
+
+/// The message in progress: envelope, header fields and body as the MTA passes them.
+#[derive(Default)]
+pub(super) struct Msg {
+    pub(super) sender: String,
+    pub(super) rcpts: Vec<String>,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
+    pub(super) size: usize,
+    pub(super) too_big: bool,
+    /// How many `Authentication-Results` fields arrived so far, and the positions (1-based
+    /// among those) of the ones claiming our authserv-id: kept whatever the message's size, so
+    /// forgeries are removed on every path.
+    pub(super) authres_seen: u32,
+    pub(super) forged: Vec<u32>,
+    /// The envelope recipients as a set, for constant-time duplicate checks.
+    pub(super) rcpt_set: HashSet<String>,
+}
+
+/// Errors end the connection (the MTA then applies its default action, e.g. tempfail).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A worker thread died.
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
+}
+
+impl Session {
+    /// A new connection.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Session {
+            shared,
+            leading_space: false,
+            client: None,
+            macros: HashMap::new(),
+            connect_macros: false,
+            msg: Msg::default(),
+        }
+    }
+
+    pub(super) fn macro_value(&self, name: &str) -> &str {
+        self.macros.get(name).map_or("", String::as_str)
+    }
+
+    /// Outbound only for a SASL-authenticated sender or an internal client; `--originating`
+    /// may narrow that to some MTA daemons, never widen it.
+    pub(super) fn is_outbound(&self) -> Option<&'static str> {
+        let c = &self.shared.config;
+        c.outbound.as_ref()?;
+        let why = if !self.macro_value("{auth_authen}").is_empty() {
+            "authenticated sender"
+        } else if self
+            .client
+            .is_some_and(|ip| c.internal.iter().any(|n| n.contains(&ip)))
+        {
+            "internal client"
+        } else {
+            return None;
+        };
+        let daemon = self.macro_value("{daemon_name}");
+        if !c.originating.is_empty() && !c.originating.iter().any(|d| d == daemon) {
+            return None;
+        }
+        Some(why)
+    }
+
+    /// Forgets everything of the SMTP session: a reused connection (QUIT_NC) or a new one
+    /// starts with no macro, client or message of an earlier session.
+    pub(super) fn reset_session(&mut self) {
+        self.macros.clear();
+        self.client = None;
+        self.msg = Msg::default();
+    }
+
+    /// Forgets the message and the macros that belong to it (queue id, SASL login: the MTA
+    /// sends them again with the next MAIL FROM), keeping the connection's.
+    pub(super) fn reset_message(&mut self) {
+        self.msg = Msg::default();
+        for k in [
+            "i",
+            "{auth_authen}",
+            "{auth_type}",
+            "{auth_author}",
+            "{mail_addr}",
+            "{rcpt_addr}",
+        ] {
+            self.macros.remove(k);
+        }
+    }
+
+    /// The message as the MTA will deliver it: fields as received, CRLF line endings.
+    fn raw_message(&self) -> Vec<u8> {
+        let mut raw = Vec::with_capacity(self.msg.size + 64);
+        for (name, value) in &self.msg.headers {
+            raw.extend_from_slice(name.as_bytes());
+            raw.push(b':');
+            if !self.leading_space {
+                raw.push(b' ');
+            }
+            // Folded values arrive with bare LF (Postfix) or CRLF (Sendmail).
+            let v = value.replace("\r\n", "\n").replace('\n', "\r\n");
+            raw.extend_from_slice(v.as_bytes());
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(&self.msg.body);
+        raw
+    }
+
+    /// A formatted field (`Name: value` folded, with line endings) as the milter protocol wants
+    /// it: the value after the colon (with its leading space only if negotiated), LF folding.
+    fn field_for_mta(&self, field: &str) -> (String, String) {
+        let (name, value) = field.split_once(':').unwrap_or((field, ""));
+        let value = value.trim_end_matches(['\r', '\n']).replace("\r\n", "\n");
+        let value = if self.leading_space {
+            value
+        } else {
+            value.strip_prefix(' ').unwrap_or(&value).to_owned()
+        };
+        (name.to_owned(), value)
+    }
+
+    /// Inserts `fields` at the top of the header, in their order.
+    fn insert_on_top(&self, mods: &mut ModificationResponseBuilder, fields: &[String]) {
+        for (i, f) in fields.iter().enumerate() {
+            let (name, value) = self.field_for_mta(f);
+            mods.push(InsertHeader::new(
+                i as u32,
+                name.as_bytes(),
+                value.as_bytes(),
+            ));
+        }
+    }
+
+    pub(super) async fn outbound(
+        &mut self,
+        why: &str,
+    ) -> Result<ModificationResponse, SessionError> {
+        let shared = Arc::clone(&self.shared);
+        let out = shared
+            .config
+            .outbound
+            .as_ref()
+            .expect("outbound configured");
+        let qid = self.macro_value("i").to_owned();
+        let started = Instant::now();
+        let raw = self.raw_message();
+        let msg = match Message::parse(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                shared.log(&qid, format_args!("outbound ({why}): not stamped: {e}"));
+                return Ok(ModificationResponse::empty_continue());
+            }
+        };
+        let rcpts = std::mem::take(&mut self.msg.rcpts);
+        shared.log(
+            &qid,
+            format_args!(
+                "outbound ({why}) from <{}>: minting {} stamp(s)",
+                self.msg.sender,
+                rcpts.len()
+            ),
+        );
+        let permit = match tokio::time::timeout(
+            out.timeout,
+            Arc::clone(&shared.slots).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Some(p),
+            _ => None,
+        };
+        let minter = Minter::new().threads(out.threads);
+        let cancel = minter.cancel_flag();
+        let left = out.timeout.saturating_sub(started.elapsed());
+        let worker_shared = Arc::clone(&shared);
+        let work = tokio::task::spawn_blocking(move || {
+            let out = worker_shared.config.outbound.as_ref().expect("outbound");
+            let now = unix_now();
+            let signers: Vec<SignRequest<'_>> = out
+                .keys
+                .iter()
+                .map(|(sel, key)| SignRequest {
+                    domain: &out.domain,
+                    selector: sel,
+                    key,
+                    canon: out.canon,
+                    time: now,
+                })
+                .collect();
+            let stamped = match permit {
+                Some(_permit) => stamp_fields(&msg, &rcpts, &out.request, &minter, &signers)
+                    .map(|f| (f, rcpts.len())),
+                None => Err(crate::postage::StampError::Mint {
+                    // Never the addresses: some may be Bcc recipients, and this reaches the log.
+                    resource: format!("{} recipient(s)", rcpts.len()),
+                    error: crate::MintError::DeadlineExceeded(out.timeout),
+                }),
+            };
+            match stamped {
+                Ok(fields) => (Ok(fields), None),
+                Err(e) => (sign_fields(&msg, &signers).map(|f| (f, 0)), Some(e)),
+            }
+        });
+        tokio::pin!(work);
+        let (fields, mint_error) = tokio::select! {
+            r = &mut work => r,
+            () = tokio::time::sleep(left) => {
+                cancel.store(true, Ordering::Relaxed);
+                (&mut work).await
+            }
+        }
+        .map_err(|e| SessionError::Worker(e.to_string()))?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut mods = ModificationResponse::builder();
+        match fields {
+            Ok((fields, stamps)) => {
+                let signed = fields.len() - stamps;
+                match &mint_error {
+                    None => shared.log(
+                        &qid,
+                        format_args!(
+                            "outbound ({why}): {stamps} stamp(s), {signed} signature(s) in {elapsed:.2}s"
+                        ),
+                    ),
+                    Some(e) => shared.log(
+                        &qid,
+                        format_args!(
+                            "outbound ({why}): passed UNSTAMPED after {elapsed:.2}s ({e}); {signed} signature(s)"
+                        ),
+                    ),
+                }
+                self.insert_on_top(&mut mods, &fields);
+            }
+            Err(e) => shared.log(
+                &qid,
+                format_args!("outbound ({why}): passed unstamped and unsigned: {e}"),
+            ),
+        }
+        Ok(mods.contin())
+    }
+
+    pub(super) async fn inbound(&mut self) -> Result<ModificationResponse, SessionError> {
+        let shared = Arc::clone(&self.shared);
+        let inb = &shared.config.inbound;
+        let qid = self.macro_value("i").to_owned();
+        let refuse = |why: &str| -> ModificationResponse {
+            let code = match inb.reject_with {
+                RejectWith::Reject => Replycode::new([5, 5, 0], [5, 7, 1], why),
+                RejectWith::Tempfail => Replycode::new([4, 5, 1], [4, 7, 1], why),
+            };
+            ModificationResponse::builder().build(code)
+        };
+        // Forged verdicts in our name go on every path that delivers the message, and ours
+        // are always added: the unchecked ones say why.
+        let forged = std::mem::take(&mut self.msg.forged);
+        let deliver = |session: &Self, fields: &[String]| -> ModificationResponse {
+            let mut mods = ModificationResponse::builder();
+            // Highest position first: the MTA renumbers the fields after each removal.
+            for &idx in forged.iter().rev() {
+                mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
+            }
+            session.insert_on_top(&mut mods, fields);
+            mods.contin()
+        };
+        let unchecked = |result: &str, why: &str| {
+            crate::authres::unchecked_fields(&inb.authserv_id, result, why, Eol::Lf)
+        };
+        if self.msg.too_big {
+            shared.log(
+                &qid,
+                format_args!(
+                    "inbound: larger than {} bytes, not checked",
+                    shared.config.max_size
+                ),
+            );
+            return Ok(match inb.reject_below {
+                Some(_) => refuse("message too large to check its postage"),
+                None => deliver(
+                    self,
+                    &unchecked(
+                        "permerror",
+                        &format!(
+                            "message larger than {} bytes, not checked",
+                            shared.config.max_size
+                        ),
+                    ),
+                ),
+            });
+        }
+        let raw = self.raw_message();
+        let rcpts = std::mem::take(&mut self.msg.rcpts);
+        let worker_shared = Arc::clone(&shared);
+        let checked = tokio::task::spawn_blocking(move || {
+            let inb = &worker_shared.config.inbound;
+            let msg = Message::parse(raw).map_err(|e| ("permerror", e.to_string()))?;
+            // Envelope recipients are addresses, never patterns: `RCPT TO:<*>` names only `*`.
+            let resources: Vec<ResourcePattern> = rcpts
+                .iter()
+                .map(|r| ResourcePattern::address(r.as_str()))
+                .collect();
+            let policy = Policy {
+                min_bits: inb.bits,
+                resources,
+                ..inb.policy.clone()
+            };
+            let mut verifier = Verifier::new(policy).fail_open(inb.fail_open);
+            if let Some(now) = inb.now {
+                verifier = verifier.with_clock(crate::FixedClock(now));
+            }
+            if let Some(store) = &inb.store {
+                verifier = verifier.with_store(Arc::clone(store));
+            }
+            let opts = dkim::VerifyOptions {
+                now: inb.now.unwrap_or_else(unix_now),
+                ..inb.dkim
+            };
+            // Nothing is recorded as spent unless the message is going to be accepted.
+            let paid_enough = |v: &crate::postage::MessageVerdict| {
+                inb.reject_below.is_none_or(|min| v.paid_at_least(min))
+            };
+            let (v, _) = check_message_if(
+                &msg,
+                &verifier,
+                inb.keys.as_ref(),
+                &opts,
+                &inb.limits,
+                paid_enough,
+            )
+            .map_err(|e| ("temperror", e.to_string()))?;
+            let fields = [
+                crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
+                crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
+            ];
+            let paid = paid_enough(&v);
+            let unpaid = inb.reject_below.map_or(0, |min| v.unpaid_at(min));
+            let summary = (v.recipients.len(), unpaid, paid);
+            Ok::<_, (&'static str, String)>((fields, v.hashcash(), v.outcome(), summary))
+        })
+        .await
+        .map_err(|e| SessionError::Worker(e.to_string()))?;
+        let (fields, hashcash, outcome, (recipients, unpaid, paid)) = match checked {
+            Ok(c) => c,
+            Err((result, e)) => {
+                shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
+                return Ok(match inb.reject_below {
+                    Some(_) if result == "temperror" => {
+                        ModificationResponse::builder().build(Replycode::new(
+                            [4, 5, 1],
+                            [4, 7, 1],
+                            "postage could not be checked now, try again later",
+                        ))
+                    }
+                    Some(_) => refuse("the message could not be read to check its postage"),
+                    None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
+                });
+            }
+        };
+        shared.log(
+            &qid,
+            format_args!(
+                "inbound: x-hashcash={} dkim/overall={} recipients={recipients} unpaid={unpaid}",
+                word(hashcash),
+                word(outcome),
+            ),
+        );
+        // Every envelope recipient pays on its own: one unpaid recipient refuses the message,
+        // so no unpaid recipient is ever delivered to (and a message without any is refused).
+        if let Some(min) = inb.reject_below
+            && (!paid || recipients == 0)
+        {
+            return Ok(refuse(&format!(
+                "no valid postage stamp of at least {min} bits for {unpaid} of {recipients} recipient(s)"
+            )));
+        }
+        Ok(deliver(self, &fields))
+    }
+}
+
+fn word(o: Outcome) -> &'static str {
+    o.keyword()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
