@@ -209,7 +209,7 @@ impl Session {
         let worker_shared = Arc::clone(&shared);
         let work = tokio::task::spawn_blocking(move || {
             let out = worker_shared.config.outbound.as_ref().expect("outbound");
-            let now = unix_now();
+            let now = crate::clock::unix_now();
             let signers: Vec<SignRequest<'_>> = out
                 .keys
                 .iter()
@@ -345,7 +345,7 @@ impl Session {
                 verifier = verifier.with_store(Arc::clone(store));
             }
             let opts = dkim::VerifyOptions {
-                now: inb.now.unwrap_or_else(unix_now),
+                now: inb.now.unwrap_or_else(crate::clock::unix_now),
                 ..inb.dkim
             };
             // Nothing is recorded as spent unless the message is going to be accepted.
@@ -412,10 +412,4 @@ impl Session {
 
 fn word(o: Outcome) -> &'static str {
     o.keyword()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
