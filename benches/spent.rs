@@ -156,64 +156,19 @@ fn redis_server(args: &[String]) -> Option<(Server, u16)> {
     Some((Server(child), port))
 }
 
+#[path = "../tests/it/pki.rs"]
+mod pki;
+
 /// A test CA and a server certificate for 127.0.0.1, made with openssl; `None` without it.
 fn test_ca() -> Option<tempfile::TempDir> {
     let dir = tempfile::tempdir().ok()?;
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").ok()?;
-    let ok = run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=bench CA",
-    ]) && run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=server",
-    ]) && run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-    if !ok {
-        eprintln!("note: no openssl; the TLS group is left out");
-        return None;
+    match pki::make(dir.path()) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            eprintln!("note: no test CA ({e}); the TLS group is left out");
+            None
+        }
     }
-    Some(dir)
 }
 
 criterion_group!(benches, stores);

@@ -20,6 +20,8 @@ mod kat;
 mod milter;
 mod minting;
 #[cfg(all(feature = "cli", feature = "redis"))]
+mod pki;
+#[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
 mod roundtrip;
 #[cfg(feature = "cli")]

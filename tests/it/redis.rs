@@ -546,65 +546,8 @@ fn unsupported_schemes_are_refused_and_never_become_files() {
 
 /// Makes a test CA, a server certificate for 127.0.0.1 and a client certificate, with openssl.
 fn test_pki(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("the TLS test needs the openssl command (`bash .ci/run` installs it)");
-        assert!(
-            o.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=pennyblack test CA",
-    ]);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    for name in ["server", "client"] {
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
-    }
+    crate::pki::make(dir)
+        .unwrap_or_else(|e| panic!("the TLS test needs openssl (`bash .ci/run` installs it): {e}"));
 }
 
 /// rediss:// with a CA made by the test and a client certificate the server demands: a stamp is

@@ -50,9 +50,12 @@ pub fn run(c: SpentCommand) -> Result<Exit> {
         println!("{}", serde_json::json!({ "path": path, "stats": s }));
     } else {
         println!("file:      {} ({} bytes)", path.display(), s.file_bytes);
-        println!("entries:   {}", s.entries);
         println!(
-            "past their time: {} (removed by `pennyblack spent purge`, and a few at a time by checks)",
+            "entries:   {} in {} hours of stamp dates",
+            s.entries, s.hours
+        );
+        println!(
+            "past their time: {} (removed by `pennyblack spent purge`, and a few hours at a time by checks)",
             s.expired
         );
         if let Some(t) = s.next_expiry {
