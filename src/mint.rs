@@ -133,6 +133,14 @@ impl MintRequest {
         per_part_bits(self.bits, self.parts)
     }
 
+    /// The expected number of hashes to mint this stamp: parts x 2^(bits of a part).
+    pub fn expected_work(&self) -> f64 {
+        match self.alg.version() {
+            Version::V2 => f64::from(self.parts.max(1)) * 2f64.powi(self.bits_per_part() as i32),
+            _ => 2f64.powi(self.bits as i32),
+        }
+    }
+
     /// Refuses requests that would make a stamp we do not want to exist (see [`MintError`]).
     pub fn validate(&self) -> Result<(), MintError> {
         if self.resource.is_empty() {
@@ -303,8 +311,56 @@ impl Minter {
             .map_err(|e| MintError::ThreadPool(e.clone()))
     }
 
-    /// Mints one stamp.
+    /// Mints one stamp, with every worker thread.
     pub fn mint(&self, req: &MintRequest) -> Result<Stamp, MintError> {
+        let prepared = self.prepare(req)?;
+        let found = self.search(&prepared.job, prepared.backend, req.parts)?;
+        Ok(prepared.finish(found))
+    }
+
+    /// Mints a stamp for each request; the results in the order of the requests. Stamps of
+    /// little work (expected under 2^20 hashes, a few milliseconds on one core) are minted one
+    /// per worker thread, as many at once as there are threads, so that each costs its work and
+    /// a few microseconds rather than a wake-up of every thread; larger ones are minted one
+    /// after the other with every thread, as [`mint`](Self::mint) does. The deadline applies to
+    /// each stamp; once cancelled, the stamps not yet minted are [`MintError::Cancelled`].
+    pub fn mint_many(&self, reqs: &[MintRequest]) -> Vec<Result<Stamp, MintError>> {
+        use rayon::prelude::*;
+        let pool = match self.pool() {
+            Ok(pool) => pool,
+            Err(e) => return reqs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let (small, large): (Vec<usize>, Vec<usize>) =
+            (0..reqs.len()).partition(|&i| reqs[i].expected_work() <= SMALL_WORK);
+        let mut results: Vec<Option<Result<Stamp, MintError>>> = vec![None; reqs.len()];
+        let minted: Vec<(usize, Result<Stamp, MintError>)> = pool.install(|| {
+            small
+                .par_iter()
+                .map(|&i| (i, self.mint_here(&reqs[i])))
+                .collect()
+        });
+        for (i, r) in minted {
+            results[i] = Some(r);
+        }
+        for i in large {
+            results[i] = Some(self.mint(&reqs[i]));
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every request was minted"))
+            .collect()
+    }
+
+    /// Mints one stamp on the calling thread only.
+    fn mint_here(&self, req: &MintRequest) -> Result<Stamp, MintError> {
+        let prepared = self.prepare(req)?;
+        let found = self.search_here(&prepared.job, prepared.backend, req.parts)?;
+        Ok(prepared.finish(found))
+    }
+
+    /// Everything before the search: the request checked, the prefix laid out, the backend
+    /// chosen, the search precomputed.
+    fn prepare(&self, req: &MintRequest) -> Result<Prepared, MintError> {
         req.validate()?;
         let date = match &req.date {
             Some(d) => *d,
@@ -349,26 +405,48 @@ impl Minter {
             None => Backend::detect(req.alg),
         };
         let job = Job::new(req.alg, prefix.as_bytes(), COUNTER_WIDTH, bits);
-        let found = self.search(&job, backend, req.parts)?;
-        // Canonical order: counters sorted as text.
-        let mut counters: Vec<String> = found
-            .into_iter()
-            .map(|n| {
-                let mut c = [0u8; COUNTER_WIDTH];
-                encode_counter(n, &mut c);
-                String::from_utf8_lossy(&c).into_owned()
-            })
-            .collect();
-        counters.sort_unstable();
-        let text = format!("{prefix}{}", counters.join(","));
-        // Read back through the one parser: what we write is what we accept.
-        let stamp: Stamp = text
-            .parse()
-            .unwrap_or_else(|e| panic!("minted a stamp the parser refuses ({e}): {text}"));
-        Ok(stamp)
+        Ok(Prepared {
+            prefix,
+            job,
+            backend,
+        })
     }
 
-    /// Finds `parts` distinct counters for `job`.
+    /// Finds `parts` distinct counters for `job` on the calling thread, checking the cancel
+    /// flag and the deadline between chunks.
+    fn search_here(&self, job: &Job, backend: Backend, parts: u32) -> Result<Vec<u64>, MintError> {
+        let started = Instant::now();
+        let parts = parts as usize;
+        let per_part = 2f64.powi(job.bits as i32);
+        let (mut found, mut hits) = (Vec::with_capacity(parts), Vec::new());
+        let mut start = 0u64;
+        while found.len() < parts {
+            // The expected work of the parts still missing, and a little more: a small stamp is
+            // one chunk, a large one checks the flags every 64K hashes.
+            let missing = (parts - found.len()) as f64;
+            let chunk = ((per_part * missing * 1.25) as u64 + 8).clamp(8, 1 << 16);
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(MintError::Cancelled);
+            }
+            if let Some(d) = self.deadline.filter(|&d| started.elapsed() >= d) {
+                return Err(MintError::DeadlineExceeded(d));
+            }
+            if start >= COUNTER_SPACE {
+                return Err(MintError::Exhausted);
+            }
+            backend.search(job, start, chunk, &mut hits);
+            // Re-check the hits that are kept with the plain crates, as the threaded search does.
+            for n in hits.drain(..) {
+                if found.len() < parts && work::meets(job.alg, &job.message(n), job.bits) {
+                    found.push(n);
+                }
+            }
+            start = start.saturating_add(chunk);
+        }
+        Ok(found)
+    }
+
+    /// Finds `parts` distinct counters for `job` with every worker thread.
     fn search(&self, job: &Job, backend: Backend, parts: u32) -> Result<Vec<u64>, MintError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(MintError::Cancelled);
@@ -433,6 +511,37 @@ impl Minter {
         }
         found.truncate(parts as usize);
         Ok(found)
+    }
+}
+
+/// Stamps expected to take at most this many hashes ([`MintRequest::expected_work`]) are minted
+/// one per thread by [`Minter::mint_many`].
+pub const SMALL_WORK: f64 = (1u64 << 20) as f64;
+
+/// A stamp ready to be searched for.
+struct Prepared {
+    prefix: String,
+    job: Job,
+    backend: Backend,
+}
+
+impl Prepared {
+    /// The stamp of the counters found, in canonical order (sorted as text).
+    fn finish(self, found: Vec<u64>) -> Stamp {
+        let prefix = self.prefix;
+        let mut counters: Vec<String> = found
+            .into_iter()
+            .map(|n| {
+                let mut c = [0u8; COUNTER_WIDTH];
+                encode_counter(n, &mut c);
+                String::from_utf8_lossy(&c).into_owned()
+            })
+            .collect();
+        counters.sort_unstable();
+        let text = format!("{prefix}{}", counters.join(","));
+        // Read back through the one parser: what we write is what we accept.
+        text.parse()
+            .unwrap_or_else(|e| panic!("minted a stamp the parser refuses ({e}): {text}"))
     }
 }
 

@@ -103,6 +103,38 @@ fn mint_refuses_bad_input_with_exit_3_and_prints_nothing() {
     assert!(err(&o).contains("':'"), "{}", err(&o));
 }
 
+/// Resources from standard input: one stamp per line in the same order, blank lines skipped,
+/// small stamps minted many at once; a bad line stops with its line number, after the stamps
+/// of the lines before it (in earlier batches) were written.
+#[test]
+fn mint_reads_resources_from_stdin_in_order() {
+    let names: Vec<String> = (0..300).map(|i| format!("user{i}@example.org")).collect();
+    let input = format!("{}\n\n", names.join("\n"));
+    for args in [&["mint", "-b", "6", "-q"][..], &["mint", "-b", "6", "-q", "-"]] {
+        let o = run(args, input.as_bytes());
+        assert_eq!(code(&o), 0, "{}", err(&o));
+        let text = out(&o);
+        let stamps: Vec<&str> = text.lines().map(str::trim).collect();
+        assert_eq!(stamps.len(), names.len());
+        for (stamp, name) in stamps.iter().zip(&names) {
+            let s: pennyblack::Stamp = stamp.parse().unwrap();
+            assert_eq!(s.resource(), name);
+        }
+        // Every one verifies, once.
+        let v = run(
+            &["verify", "--min-bits", "6", "-r", "*@example.org", "--no-spent"],
+            out(&o).as_bytes(),
+        );
+        assert_eq!(out(&v).matches("valid").count(), names.len(), "{}", out(&v));
+    }
+    let o = run(&["mint", "-b", "4", "-q"], b"ok@example.org\nbad:one\n");
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("line 2"), "{}", err(&o));
+    assert!(out(&o).is_empty(), "one batch: checked before any work");
+    let o = run(&["mint", "-q", "x@example.org", "-"], b"");
+    assert_eq!(code(&o), 3, "`-` mixed with resources");
+}
+
 #[test]
 fn deadline_exceeded_is_an_error() {
     let o = run(

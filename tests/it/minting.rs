@@ -153,3 +153,39 @@ fn a_missing_forced_backend_is_one_error_everywhere() {
     assert_eq!(rate.unwrap_err(), want);
     assert!(want.to_string().contains("available for blake3"), "{want}");
 }
+
+/// `mint_many`: results in the order of the requests, small stamps (one per thread) and large
+/// ones (every thread) alike, each valid for its resource; a bad request is its own error and
+/// does not stop the others; once cancelled, nothing more is minted.
+#[test]
+fn mint_many_keeps_order_and_mints_small_and_large() {
+    let mut reqs: Vec<MintRequest> = (0..40)
+        .map(|i| MintRequest::new(format!("u{i}@example.org")).bits(8))
+        .collect();
+    // Expected work over SMALL_WORK: minted with every thread.
+    reqs.insert(7, MintRequest::new("big@example.org").bits(21).parts(2));
+    assert!(reqs[7].expected_work() > pennyblack::mint::SMALL_WORK);
+    reqs.insert(3, MintRequest::new("bad:resource"));
+    let minter = Minter::new().threads(2);
+    let out = minter.mint_many(&reqs);
+    assert_eq!(out.len(), reqs.len());
+    for (req, r) in reqs.iter().zip(&out) {
+        if req.resource.contains(':') {
+            assert!(matches!(r, Err(MintError::BadResource(_))), "{r:?}");
+            continue;
+        }
+        let stamp = r.as_ref().unwrap();
+        assert_eq!(stamp.resource(), req.resource);
+        let v = pennyblack::Verifier::new(Policy::new(req.bits, [req.resource.as_str()]))
+            .check(stamp.as_str())
+            .unwrap();
+        assert!(v.is_valid(), "{stamp}: {:?}", v.result());
+    }
+    minter.cancel_flag().store(true, Ordering::Relaxed);
+    assert!(
+        minter
+            .mint_many(&reqs[..5])
+            .iter()
+            .all(|r| matches!(r, Err(MintError::Cancelled) | Err(MintError::BadResource(_))))
+    );
+}

@@ -550,8 +550,10 @@ impl CostArgs {
 /// `pennyblack mint`.
 #[derive(Debug, Args)]
 pub struct MintArgs {
-    /// Resources to stamp, usually recipient addresses (no ':' or white space).
-    #[arg(required = true, value_name = "RESOURCE")]
+    /// Resources to stamp, usually recipient addresses (no ':' or white space). None, or `-`,
+    /// reads them from standard input, one per line (blank lines skipped); stamps are printed in
+    /// the same order. Many small stamps are minted many at once, one per thread.
+    #[arg(value_name = "RESOURCE")]
     pub resources: Vec<String>,
     /// What each stamp costs.
     #[command(flatten)]

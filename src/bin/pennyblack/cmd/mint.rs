@@ -1,10 +1,11 @@
 //! `pennyblack mint`.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use pennyblack::mint::SMALL_WORK;
 use pennyblack::{MintRequest, Minter, StampDate};
 
 use crate::Exit;
@@ -26,33 +27,45 @@ pub fn run(a: MintArgs) -> Result<Exit> {
             })
         })
         .transpose()?;
-    let requests: Vec<MintRequest> = a
-        .resources
-        .iter()
-        .map(|r| MintRequest {
-            hidden: false,
-            resource: r.clone(),
-            alg,
-            bits: a.cost.bits,
-            parts,
-            ext: a.ext.clone(),
-            date,
-            date_width: a.date_width,
-        })
-        .collect();
-    // Refuse every bad request before spending any work.
-    for req in &requests {
+    let request = |resource: String| MintRequest {
+        hidden: false,
+        resource,
+        alg,
+        bits: a.cost.bits,
+        parts,
+        ext: a.ext.clone(),
+        date,
+        date_width: a.date_width,
+    };
+    // Refuses a bad request before any work is spent on it.
+    let check = |req: &MintRequest, place: &str| -> Result<()> {
         req.validate()
-            .with_context(|| format!("cannot mint a stamp for {:?}", req.resource))?;
+            .with_context(|| format!("{place}cannot mint a stamp for {:?}", req.resource))?;
         let max = pennyblack::postage::MAX_FIELD_STAMP;
         if a.header && req.stamp_len() > max {
             bail!(
-                "the stamp for {:?} would be {} bytes: an X-Hashcash field line holds at most {max} \
-                 (use fewer parts, or a shorter extension or resource)",
+                "{place}the stamp for {:?} would be {} bytes: an X-Hashcash field line holds at \
+                 most {max} (use fewer parts, or a shorter extension or resource)",
                 req.resource,
                 req.stamp_len()
             );
         }
+        Ok(())
+    };
+    let from_stdin = a.resources.is_empty() || a.resources == ["-"];
+    let mut listed = Vec::new();
+    if !from_stdin {
+        if a.resources.iter().any(|r| r == "-") {
+            bail!("`-` (standard input) cannot be mixed with resources on the command line");
+        }
+        // Every request on the command line is checked before any is minted.
+        for r in &a.resources {
+            let req = request(r.clone());
+            check(&req, "")?;
+            listed.push(req);
+        }
+    } else if std::io::stdin().is_terminal() && !a.quiet {
+        eprintln!("reading resources from standard input, one per line (Ctrl-D to end)");
     }
     let mut minter = Minter::new();
     if let Some(t) = a.threads {
@@ -87,22 +100,122 @@ pub fn run(a: MintArgs) -> Result<Exit> {
             );
         });
     }
-    let mut out = std::io::stdout().lock();
-    for req in &requests {
+    let mut printer = Printer {
+        out: std::io::stdout().lock(),
+        header: a.header,
+        minted: 0,
+        started: std::time::Instant::now(),
+        last_note: std::time::Instant::now(),
+        progress: show_progress,
+    };
+    if !from_stdin {
+        mint_all(&minter, &listed, &current, &mut printer)?;
+        return Ok(Exit::Ok);
+    }
+    // Standard input: batches of up to BATCH lines, each checked before it is minted; the
+    // stamps of earlier batches are already written when a later line turns out bad.
+    const BATCH: usize = 4096;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut lines = std::io::stdin().lock().lines();
+    let mut number = 0usize;
+    loop {
+        let line = lines.next().transpose().context("reading standard input")?;
+        let end = line.is_none();
+        if let Some(line) = line {
+            number += 1;
+            let resource = line.trim();
+            if !resource.is_empty() {
+                let req = request(resource.to_owned());
+                check(&req, &format!("standard input, line {number}: "))?;
+                batch.push(req);
+            }
+        }
+        if batch.len() >= BATCH || (end && !batch.is_empty()) {
+            mint_all(&minter, &batch, &current, &mut printer)?;
+            batch.clear();
+        }
+        if end {
+            break;
+        }
+    }
+    if number == 0 || (printer.minted == 0 && batch.is_empty()) {
+        bail!("no resources: give them as arguments, or one per line on standard input");
+    }
+    if printer.progress && printer.minted > 1 {
+        eprintln!("\r\x1b[2Kminted {} stamps", printer.minted);
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes stamps as they are minted, and a count on a terminal.
+struct Printer<W: Write> {
+    out: W,
+    header: bool,
+    minted: u64,
+    started: std::time::Instant,
+    last_note: std::time::Instant,
+    progress: bool,
+}
+
+impl<W: Write> Printer<W> {
+    fn write(&mut self, stamp: &pennyblack::Stamp) -> Result<()> {
+        if self.header {
+            writeln!(self.out, "X-Hashcash: {stamp}")?;
+        } else {
+            writeln!(self.out, "{stamp}")?;
+        }
+        self.minted += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        if self.progress && self.minted > 1 && self.last_note.elapsed() >= Duration::from_secs(1) {
+            self.last_note = std::time::Instant::now();
+            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+            eprint!(
+                "\r\x1b[2Kminted {} stamps, {:.0} a second",
+                self.minted,
+                self.minted as f64 / secs
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Mints `requests` in order: runs of small stamps many at once ([`Minter::mint_many`]), each
+/// larger one with every thread and its own progress line.
+fn mint_all<W: Write>(
+    minter: &Minter,
+    requests: &[MintRequest],
+    current: &Mutex<String>,
+    printer: &mut Printer<W>,
+) -> Result<()> {
+    let small = |r: &MintRequest| r.expected_work() <= SMALL_WORK;
+    let mut i = 0;
+    while i < requests.len() {
+        let run = requests[i..].iter().take_while(|r| small(r)).count();
+        if run > 1 {
+            for (req, stamp) in requests[i..i + run].iter().zip(minter.mint_many(&requests[i..i + run])) {
+                let stamp = stamp.with_context(|| format!("minting a stamp for {:?}", req.resource))?;
+                printer.write(&stamp)?;
+            }
+            printer.flush()?;
+            i += run;
+            continue;
+        }
+        let req = &requests[i];
         if let Ok(mut r) = current.lock() {
             r.clone_from(&req.resource);
         }
         let stamp = minter.mint(req);
-        if show_progress {
+        if printer.progress {
             eprint!("\r\x1b[2K");
         }
         let stamp = stamp.with_context(|| format!("minting a stamp for {:?}", req.resource))?;
-        if a.header {
-            writeln!(out, "X-Hashcash: {stamp}")?;
-        } else {
-            writeln!(out, "{stamp}")?;
-        }
-        out.flush()?;
+        printer.write(&stamp)?;
+        printer.flush()?;
+        i += 1;
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
