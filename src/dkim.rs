@@ -10,12 +10,14 @@
 pub use crate::canon;
 #[cfg(feature = "dns")]
 pub mod dns;
+mod error;
 pub mod keys;
 pub mod tags;
 
 pub use canon::Canon;
 #[cfg(feature = "dns")]
-pub use dns::DnsLookup;
+pub use dns::{DnsError, DnsLookup};
+pub use error::{DkimError, EncodeError, KeyError, KeyFileError, SyntaxError};
 pub use keys::{KeyFile, KeyLookup, SigningKey};
 pub use tags::Tags;
 
@@ -24,21 +26,6 @@ use base64::Engine;
 use crate::mail::{Message, format_field};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// Why signing or verifying could not be done.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DkimError {
-    /// A tag list or signature field does not follow the grammar.
-    #[error("syntax: {0}")]
-    Syntax(String),
-    /// A key could not be read, or is not acceptable.
-    #[error("key: {0}")]
-    Key(String),
-    /// Signing failed.
-    #[error("signing failed: {0}")]
-    Sign(String),
-}
 
 /// The header fields signed by default. `From` is always oversigned; the stamp fields are
 /// oversigned too, so a stamp added above or below after signing breaks the signature.
@@ -81,10 +68,11 @@ pub fn sign(msg: &Message, req: &SignRequest<'_>) -> Result<String, DkimError> {
             })
     };
     if !valid_label(req.domain) || !valid_label(req.selector) {
-        return Err(DkimError::Syntax(format!(
-            "domain {:?} or selector {:?} is not a DNS name",
-            req.domain, req.selector
-        )));
+        return Err(SyntaxError::NotDnsName {
+            domain: req.domain.to_owned(),
+            selector: req.selector.to_owned(),
+        }
+        .into());
     }
     let mut h: Vec<&str> = Vec::new();
     for name in DEFAULT_SIGNED {
@@ -305,6 +293,11 @@ pub fn verify(msg: &Message, keys: &dyn KeyLookup, opts: &VerifyOptions) -> Vec<
         .collect()
 }
 
+/// A permerror saying `e` (a [`SyntaxError`] reads "syntax: ...", as a [`DkimError`] does).
+fn perm(e: impl Into<DkimError>) -> DkimStatus {
+    DkimStatus::PermError(e.into().to_string())
+}
+
 fn verify_one(
     msg: &Message,
     raw: &[u8],
@@ -324,7 +317,7 @@ fn verify_one(
     let tags = match Tags::parse(&value) {
         Ok(t) => t,
         Err(e) => {
-            r.status = DkimStatus::PermError(e.to_string());
+            r.status = perm(e);
             return r;
         }
     };
@@ -344,7 +337,6 @@ fn check(
     hashes: &BodyHashes,
     r: &mut DkimResult,
 ) -> Result<(), DkimStatus> {
-    let perm = |e: DkimError| DkimStatus::PermError(e.to_string());
     let perm_s = |s: &str| DkimStatus::PermError(s.to_owned());
     if tags.require("v").map_err(perm)? != "1" {
         return Err(perm_s("v= is not 1"));

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
@@ -34,20 +35,37 @@ impl std::fmt::Debug for DnsLookup {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+/// Why a [`DnsLookup`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    /// The lookup's own runtime (a one-thread Tokio runtime) could not be started.
+    #[error("DNS lookups: could not start a runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The resolver could not be built: the system's configuration (`/etc/resolv.conf`) could
+    /// not be read or holds no usable server, or the given server cannot be used.
+    #[error("DNS resolver: {0}")]
+    Resolver(#[source] Box<NetError>),
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, DnsError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(DnsError::Runtime)
+}
+
+fn resolver_error(e: NetError) -> DnsError {
+    DnsError::Resolver(Box::new(e))
 }
 
 impl DnsLookup {
     /// Uses the system's resolver configuration.
-    pub fn system() -> Result<DnsLookup, String> {
+    pub fn system() -> Result<DnsLookup, DnsError> {
         let runtime = runtime()?;
         let resolver = runtime
             .block_on(async { TokioResolver::builder_tokio().and_then(|b| b.build()) })
-            .map_err(|e| e.to_string())?;
+            .map_err(resolver_error)?;
         Ok(DnsLookup {
             resolver,
             runtime: Some(runtime),
@@ -55,7 +73,7 @@ impl DnsLookup {
     }
 
     /// Asks only `server` (UDP and TCP), with `timeout` per query: for tests and split DNS.
-    pub fn with_server(server: SocketAddr, timeout: Duration) -> Result<DnsLookup, String> {
+    pub fn with_server(server: SocketAddr, timeout: Duration) -> Result<DnsLookup, DnsError> {
         let runtime = runtime()?;
         let mut ns = NameServerConfig::udp_and_tcp(server.ip());
         for c in &mut ns.connections {
@@ -69,7 +87,7 @@ impl DnsLookup {
                 b.options_mut().attempts = 1;
                 b.build()
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(resolver_error)?;
         Ok(DnsLookup {
             resolver,
             runtime: Some(runtime),

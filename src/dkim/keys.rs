@@ -16,7 +16,8 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use pem_rfc7468::LineEnding;
 use sha2::{Digest, Sha256};
 
-use super::{DkimError, Tags};
+use super::error::clip;
+use super::{DkimError, EncodeError, KeyError, KeyFileError, Tags};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -52,45 +53,48 @@ impl SigningKey {
     /// Reads a PEM key: `PRIVATE KEY` (PKCS#8, RSA or Ed25519) or `RSA PRIVATE KEY` (PKCS#1).
     /// RSA keys under 2048 bits are refused.
     pub fn from_pem(pem: &str) -> Result<SigningKey, DkimError> {
-        let bad = || {
-            DkimError::Key("not a PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1 RSA)".into())
-        };
         if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
             return Ok(SigningKey::Ed25519(Box::new(k)));
         }
-        let (label, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|_| bad())?;
+        let (label, der) =
+            pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|_| KeyError::NotPem)?;
         let key = match label {
             "PRIVATE KEY" => lc::RsaKeyPair::from_pkcs8(&der),
             "RSA PRIVATE KEY" => lc::RsaKeyPair::from_der(&der),
-            _ => return Err(bad()),
+            _ => return Err(KeyError::NotPem.into()),
         };
         // AWS-LC refuses RSA keys under 2048 bits itself; say why in our words.
         let key = key.map_err(|e| {
             let bits = rsa_private_modulus_bits(&der).unwrap_or(0);
             if bits > 0 && bits < MIN_RSA_SIGN_BITS {
-                DkimError::Key(format!(
-                    "RSA key of {bits} bits; at least {MIN_RSA_SIGN_BITS} are required"
-                ))
+                KeyError::TooSmall {
+                    bits,
+                    min: MIN_RSA_SIGN_BITS,
+                }
             } else {
-                DkimError::Key(format!("bad RSA key: {e}"))
+                KeyError::BadRsaKey(e)
             }
         })?;
         if key.public_modulus_len() * 8 < MIN_RSA_SIGN_BITS {
-            return Err(DkimError::Key(format!(
-                "RSA key of {} bits; at least {MIN_RSA_SIGN_BITS} are required",
-                key.public_modulus_len() * 8
-            )));
+            return Err(KeyError::TooSmall {
+                bits: key.public_modulus_len() * 8,
+                min: MIN_RSA_SIGN_BITS,
+            }
+            .into());
         }
         Ok(SigningKey::Rsa(Box::new(key)))
     }
 
-    /// Reads a PEM key file.
+    /// Reads a PEM key file. Errors name the file: [`DkimError::Io`], or
+    /// [`DkimError::File`] around what [`from_pem`](SigningKey::from_pem) says.
     pub fn from_file(path: &Path) -> Result<SigningKey, DkimError> {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| DkimError::Key(format!("{}: {e}", path.display())))?;
-        SigningKey::from_pem(&pem).map_err(|e| match e {
-            DkimError::Key(m) => DkimError::Key(format!("{}: {m}", path.display())),
-            other => other,
+        let pem = std::fs::read_to_string(path).map_err(|source| DkimError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        SigningKey::from_pem(&pem).map_err(|e| DkimError::File {
+            path: path.to_owned(),
+            source: Box::new(e),
         })
     }
 
@@ -99,30 +103,27 @@ impl SigningKey {
         match kind {
             KeyKind::Ed25519 => {
                 let mut seed = [0u8; 32];
-                getrandom::fill(&mut seed).map_err(|e| DkimError::Key(e.to_string()))?;
+                getrandom::fill(&mut seed).map_err(KeyError::Random)?;
                 Ok(SigningKey::Ed25519(Box::new(
                     ed25519_dalek::SigningKey::from_bytes(&seed),
                 )))
             }
             KeyKind::Rsa => {
                 if rsa_bits < MIN_RSA_SIGN_BITS {
-                    return Err(DkimError::Key(format!(
-                        "RSA keys need at least {MIN_RSA_SIGN_BITS} bits"
-                    )));
+                    return Err(KeyError::GenerateTooSmall {
+                        bits: rsa_bits,
+                        min: MIN_RSA_SIGN_BITS,
+                    }
+                    .into());
                 }
                 let size = match rsa_bits {
                     2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
                     3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
                     4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
                     8192 => aws_lc_rs::rsa::KeySize::Rsa8192,
-                    other => {
-                        return Err(DkimError::Key(format!(
-                            "RSA keys of 2048, 3072, 4096 or 8192 bits, not {other}"
-                        )));
-                    }
+                    bits => return Err(KeyError::UnsupportedSize { bits }.into()),
                 };
-                let k = lc::RsaKeyPair::generate(size)
-                    .map_err(|e| DkimError::Key(format!("RSA key generation failed: {e}")))?;
+                let k = lc::RsaKeyPair::generate(size).map_err(KeyError::Generate)?;
                 Ok(SigningKey::Rsa(Box::new(k)))
             }
         }
@@ -143,7 +144,7 @@ impl SigningKey {
                 let mut sig = vec![0u8; k.public_modulus_len()];
                 let rng = aws_lc_rs::rand::SystemRandom::new();
                 k.sign(&lc::RSA_PKCS1_SHA256, &rng, data, &mut sig)
-                    .map_err(|e| DkimError::Sign(e.to_string()))?;
+                    .map_err(DkimError::Sign)?;
                 Ok(sig)
             }
             SigningKey::Ed25519(k) => Ok(k.sign(&Sha256::digest(data)).to_bytes().to_vec()),
@@ -155,7 +156,7 @@ impl SigningKey {
         let (k, p) = match self {
             SigningKey::Rsa(k) => {
                 let der = AsDer::<PublicKeyX509Der>::as_der(k.public_key())
-                    .map_err(|e| DkimError::Key(e.to_string()))?;
+                    .map_err(|e| KeyError::Encode(EncodeError::Der(e)))?;
                 ("rsa", B64.encode(der.as_ref()))
             }
             SigningKey::Ed25519(k) => ("ed25519", B64.encode(k.verifying_key().as_bytes())),
@@ -168,9 +169,9 @@ impl SigningKey {
         let pem = match self {
             SigningKey::Rsa(k) => {
                 let der = AsDer::<Pkcs8V1Der>::as_der(k.as_ref())
-                    .map_err(|e| DkimError::Key(e.to_string()))?;
+                    .map_err(|e| KeyError::Encode(EncodeError::Der(e)))?;
                 return pem_rfc7468::encode_string("PRIVATE KEY", LineEnding::LF, der.as_ref())
-                    .map_err(|e| DkimError::Key(e.to_string()));
+                    .map_err(|e| KeyError::Encode(EncodeError::Pem(e)).into());
             }
             // Version 1 PKCS#8 without the public key, exactly as `openssl genpkey` writes it
             // (OpenSSL 3.0 refuses the version 2 form).
@@ -180,7 +181,7 @@ impl SigningKey {
             }
             .to_pkcs8_pem(LineEnding::LF),
         }
-        .map_err(|e| DkimError::Key(e.to_string()))?;
+        .map_err(|e| KeyError::Encode(EncodeError::Pkcs8(e)))?;
         Ok(pem.to_string())
     }
 }
@@ -201,34 +202,43 @@ impl PublicKey {
         if let Some(v) = tags.get("v")
             && v != "DKIM1"
         {
-            return Err(DkimError::Key(format!(
-                "record version {v:.20} is not DKIM1"
-            )));
+            return Err(KeyError::BadVersion {
+                version: clip(v, 20),
+            }
+            .into());
         }
         let kind = match tags.get("k").unwrap_or("rsa") {
             "rsa" => KeyKind::Rsa,
             "ed25519" => KeyKind::Ed25519,
-            other => return Err(DkimError::Key(format!("unknown key type {other:.20}"))),
+            other => {
+                return Err(KeyError::UnknownType {
+                    kind: clip(other, 20),
+                }
+                .into());
+            }
         };
         if kind != want {
-            return Err(DkimError::Key(
-                "the key type does not match the signature algorithm".into(),
-            ));
+            return Err(KeyError::TypeMismatch {
+                record: kind,
+                signature: want,
+            }
+            .into());
         }
         let p = tags.base64("p")?;
         if p.is_empty() {
-            return Err(DkimError::Key("the key was revoked (empty p=)".into()));
+            return Err(KeyError::Revoked.into());
         }
         match kind {
             KeyKind::Rsa => {
                 // SubjectPublicKeyInfo (what keygen and openssl publish) or bare PKCS#1.
                 let pkcs1 = spki_rsa_key(&p).unwrap_or_else(|| p.clone());
-                let bits = rsa_modulus_bits(&pkcs1)
-                    .ok_or_else(|| DkimError::Key("bad RSA key: not an RSA public key".into()))?;
+                let bits = rsa_modulus_bits(&pkcs1).ok_or(KeyError::NotRsaPublicKey)?;
                 if bits < MIN_RSA_VERIFY_BITS {
-                    return Err(DkimError::Key(format!(
-                        "RSA key of {bits} bits is under {MIN_RSA_VERIFY_BITS} (RFC 8301)"
-                    )));
+                    return Err(KeyError::TooWeak {
+                        bits,
+                        min: MIN_RSA_VERIFY_BITS,
+                    }
+                    .into());
                 }
                 Ok(PublicKey::Rsa(pkcs1, bits))
             }
@@ -236,9 +246,9 @@ impl PublicKey {
                 let bytes: [u8; 32] = p
                     .as_slice()
                     .try_into()
-                    .map_err(|_| DkimError::Key("an Ed25519 key is 32 bytes".into()))?;
+                    .map_err(|_| KeyError::Ed25519Length { len: p.len() })?;
                 let k = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                    .map_err(|e| DkimError::Key(format!("bad Ed25519 key: {e}")))?;
+                    .map_err(KeyError::BadEd25519Key)?;
                 Ok(PublicKey::Ed25519(Box::new(k)))
             }
         }
@@ -376,7 +386,7 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    /// Parses the file's text.
+    /// Parses the file's text. A bad line is a [`DkimError::KeyFileLine`] with its number.
     pub fn parse(text: &str) -> Result<KeyFile, DkimError> {
         let mut records = HashMap::new();
         for (i, line) in text.lines().enumerate() {
@@ -384,25 +394,23 @@ impl KeyFile {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = |why: &str| {
-                DkimError::Key(format!(
-                    "line {}: {why} (expected SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...)",
-                    i + 1
-                ))
+            let bad = |source| DkimError::KeyFileLine {
+                line: i + 1,
+                source,
             };
             let Some((name, record)) = line.split_once(char::is_whitespace) else {
-                return Err(bad("no record after the name"));
+                return Err(bad(KeyFileError::NoRecord));
             };
             let record = record.trim().trim_matches('"');
             if !name.to_ascii_lowercase().contains("._domainkey.") {
-                return Err(bad(&format!(
-                    "{name:.60} is not SELECTOR._domainkey.DOMAIN"
-                )));
+                return Err(bad(KeyFileError::BadName {
+                    name: clip(name, 60),
+                }));
             }
             match Tags::parse(record) {
                 Ok(t) if t.get("p").is_some() => {}
-                Ok(_) => return Err(bad("the record has no p= tag")),
-                Err(e) => return Err(bad(&format!("the record is not a tag list: {e}"))),
+                Ok(_) => return Err(bad(KeyFileError::NoKey)),
+                Err(e) => return Err(bad(KeyFileError::NotTagList(e))),
             }
             records.insert(
                 name.trim_end_matches('.').to_ascii_lowercase(),
@@ -412,13 +420,16 @@ impl KeyFile {
         Ok(KeyFile { records })
     }
 
-    /// Reads a key file.
+    /// Reads a key file. Errors name the file: [`DkimError::Io`], or [`DkimError::File`]
+    /// around what [`parse`](KeyFile::parse) says.
     pub fn open(path: &Path) -> Result<KeyFile, DkimError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DkimError::Key(format!("{}: {e}", path.display())))?;
-        KeyFile::parse(&text).map_err(|e| match e {
-            DkimError::Key(m) => DkimError::Key(format!("{}: {m}", path.display())),
-            other => other,
+        let text = std::fs::read_to_string(path).map_err(|source| DkimError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        KeyFile::parse(&text).map_err(|e| DkimError::File {
+            path: path.to_owned(),
+            source: Box::new(e),
         })
     }
 
@@ -435,5 +446,161 @@ impl KeyLookup for KeyFile {
             .get(&name.trim_end_matches('.').to_ascii_lowercase())
             .map(|r| vec![r.clone()])
             .ok_or(LookupError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1024-bit RSA key (`openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:1024`), made
+    /// for this test: too small to sign with.
+    const RSA_1024_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIICdgIBADANBgkqhkiG9w0BAQEFAASCAmAwggJcAgEAAoGBALOU/heNhikAAGQv
+/iiRAduomGsymhQ+vnpuXUOXyt0rmkN2Jna9xMDPMv1nS9y8M7fFe4fkGhy7yAfm
+UyZJVpM1u94iuRba731M48JYbr2kGMLrqp5GT7xK2qSCx/Db/Thk+DDJ5fDbSPDD
+pjJ4f1XKgZXc39R3x/Nd+DfBZh41AgMBAAECgYANUebK3m9uCRb+V2T1o1PM9CNi
+CB3PlJvSPu9h/RdJ8lr91/ygYBEA8B1rGEdTNw5q+hXgjXW2XeNHWrkeJOBr6Qib
+Q7Llsnv3LSjvXnN76pPQvznKSHHbyWj/OUv+8MApxbgTeweNlHxk+ixUfDEHnDD3
+fpijqdVBdZ8whMIEHQJBANeYSTelJqYdjauvqrSjKpiimMI++6sDi6LBkgtqkHMk
+9/1z6K09ARhMLzWLRFmScskEQIdn1u2uGE6z0anwEAcCQQDVPOW91Lh3uJ9c8ese
+TK/0QDg4jzWUZCPYWX/i/59ASbcQDLlIDaab9vBKd+Z1AQPNy7bJDyzcDPAGwQwX
+btjjAkB2LLg9cx47QcnNCO5GM4X+wml/V+y1Ma1Rmk8GSPRC2UnBuM4aX20BN4lN
+DTh67KZUfysrzYRnJd2XDkPnpXnzAkEAqfhbrF/2FkAMj1qqLkG0cz4JUlQcwka8
+J8TXYoqdVvIrQFjUC3IOHv3L9Z/zC8qeTJkX/tXgzRpm7QtN5xPNPwJAUZK7xqbZ
+/M/6nKWAn9CdgyMV0VMkw9weXBQpjJa7e6H+6mXqD/Fa+QpjBKh3tGfiq7YENLZs
+RwInTL9pHB+zkQ==
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn private_keys_are_refused_with_a_typed_reason() {
+        let err = SigningKey::from_pem(RSA_1024_PEM).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DkimError::Key(KeyError::TooSmall {
+                    bits: 1024,
+                    min: MIN_RSA_SIGN_BITS
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "key: RSA key of 1024 bits; at least 2048 are required"
+        );
+        assert!(matches!(
+            SigningKey::from_pem("junk"),
+            Err(DkimError::Key(KeyError::NotPem))
+        ));
+        assert!(matches!(
+            SigningKey::generate(KeyKind::Rsa, 1024),
+            Err(DkimError::Key(KeyError::GenerateTooSmall {
+                bits: 1024,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            SigningKey::generate(KeyKind::Rsa, 5000),
+            Err(DkimError::Key(KeyError::UnsupportedSize { bits: 5000 }))
+        ));
+    }
+
+    #[test]
+    fn key_files_name_the_file_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let pem = dir.join("small.pem");
+        std::fs::write(&pem, RSA_1024_PEM).unwrap();
+        let err = SigningKey::from_file(&pem).unwrap_err();
+        let DkimError::File { path, source } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(path, &pem);
+        assert!(matches!(
+            **source,
+            DkimError::Key(KeyError::TooSmall { bits: 1024, .. })
+        ));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: key: RSA key of 1024 bits; at least 2048 are required",
+                pem.display()
+            )
+        );
+        let missing = dir.join("missing.pem");
+        let err = SigningKey::from_file(&missing).unwrap_err();
+        assert!(
+            matches!(&err, DkimError::Io { path, source }
+                if path == &missing && source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        let keys = dir.join("keys.txt");
+        std::fs::write(&keys, "# keys\n\ns._domainkey.example.org v=DKIM1; 1a=2\n").unwrap();
+        let err = KeyFile::open(&keys).unwrap_err();
+        let DkimError::File { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            matches!(
+                &**source,
+                DkimError::KeyFileLine {
+                    line: 3,
+                    source: KeyFileError::NotTagList(crate::dkim::SyntaxError::BadTagName { name })
+                } if name == "1a"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: line 3: the record is not a tag list: syntax: bad tag name \"1a\" \
+                 (expected SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...)",
+                keys.display()
+            )
+        );
+    }
+
+    #[test]
+    fn key_records_are_refused_with_a_typed_reason() {
+        let key = |record: &str, want| PublicKey::from_record(record, want).unwrap_err();
+        let ed = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        assert!(PublicKey::from_record(ed, KeyKind::Ed25519).is_ok());
+        assert!(matches!(
+            key("v=DKIM1; k=foo; p=AAAA", KeyKind::Rsa),
+            DkimError::Key(KeyError::UnknownType { kind }) if kind == "foo"
+        ));
+        assert!(matches!(
+            key(ed, KeyKind::Rsa),
+            DkimError::Key(KeyError::TypeMismatch {
+                record: KeyKind::Ed25519,
+                signature: KeyKind::Rsa
+            })
+        ));
+        assert!(matches!(
+            key("v=DKIM2; p=AAAA", KeyKind::Rsa),
+            DkimError::Key(KeyError::BadVersion { version }) if version == "DKIM2"
+        ));
+        assert!(matches!(
+            key("v=DKIM1; p=", KeyKind::Rsa),
+            DkimError::Key(KeyError::Revoked)
+        ));
+        assert!(matches!(
+            key("v=DKIM1; p=AAAA", KeyKind::Rsa),
+            DkimError::Key(KeyError::NotRsaPublicKey)
+        ));
+        assert!(matches!(
+            key("k=ed25519; p=AAAA", KeyKind::Ed25519),
+            DkimError::Key(KeyError::Ed25519Length { len: 3 })
+        ));
+        assert!(matches!(
+            key("v=DKIM1; p=AAAA; p=AAAA", KeyKind::Rsa),
+            DkimError::Syntax(crate::dkim::SyntaxError::RepeatedTag { tag }) if tag == "p"
+        ));
+        assert!(matches!(
+            key("v=DKIM1; k=rsa", KeyKind::Rsa),
+            DkimError::Syntax(crate::dkim::SyntaxError::MissingTag { tag }) if tag == "p"
+        ));
     }
 }

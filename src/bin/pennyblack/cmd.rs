@@ -204,11 +204,9 @@ pub fn key_lookup(k: &crate::args::KeySourceArgs) -> Result<Box<dyn pennyblack::
     Ok(match (&k.keys, k.dns_server) {
         (Some(p), _) => Box::new(dkim::KeyFile::open(p)?),
         #[cfg(feature = "dns")]
-        (None, Some(server)) => Box::new(
-            dkim::DnsLookup::with_server(server, k.dns_timeout).map_err(anyhow::Error::msg)?,
-        ),
+        (None, Some(server)) => Box::new(dkim::DnsLookup::with_server(server, k.dns_timeout)?),
         #[cfg(feature = "dns")]
-        (None, None) => Box::new(dkim::DnsLookup::system().map_err(anyhow::Error::msg)?),
+        (None, None) => Box::new(dkim::DnsLookup::system()?),
         #[cfg(not(feature = "dns"))]
         (None, _) => bail!("built without the `dns` feature: give --keys FILE"),
     })

@@ -43,6 +43,22 @@ fn man() -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The error and its causes, like `{e:#}` but each said once: the library's errors show their
+/// cause in their own text and also give it as their source (a key file's error reads
+/// "FILE: key: why" and its source is "key: why"), so a cause whose text is already shown is
+/// left out.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     // The embedded store panics on some damage inside its file; the store turns that into an
     // error ("database damaged: ..."), so its own panic message is not shown.
@@ -87,7 +103,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("pennyblack: error: {e:#}");
+            eprintln!("pennyblack: error: {}", report(&e));
             ExitCode::from(Exit::Error as u8)
         }
     }
