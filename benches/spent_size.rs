@@ -39,6 +39,9 @@ fn spend(date: i64) -> Spend {
     }
 }
 
+/// The date of entry i of n in a filling.
+type DateOf = dyn Fn(u64, u64) -> i64;
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used.
     let sizes: Vec<u64> = std::env::var("PENNYBLACK_BENCH_SIZES")
@@ -49,14 +52,11 @@ fn main() {
                 .collect()
         })
         .unwrap_or_else(|| vec![1_000, 100_000, 1_000_000, 10_000_000]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = pennyblack::unix_now();
     let hour_start = now - now.rem_euclid(3600);
     let dir = tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or("/var/tmp".into()))
         .expect("temporary folder");
-    let fillings: [(&str, Box<dyn Fn(u64, u64) -> i64>); 2] = [
+    let fillings: [(&str, Box<DateOf>); 2] = [
         (
             "window",
             Box::new(move |i, n| now - WINDOW + (i as i64 * WINDOW) / n as i64),

@@ -55,6 +55,9 @@ impl Tags {
                     tag: name.to_owned(),
                 });
             }
+            if out.len() == MAX_TAGS {
+                return Err(SyntaxError::TooManyTags); // 65 tags without a trailing ';'
+            }
             out.push((name.to_owned(), value.to_owned()));
         }
         Ok(Tags(out))
@@ -132,6 +135,11 @@ mod tests {
         assert_eq!(
             Tags::parse(&format!("{many}x=1;")),
             Err(SyntaxError::TooManyTags)
+        );
+        assert_eq!(
+            Tags::parse(&format!("{many}x=1")),
+            Err(SyntaxError::TooManyTags),
+            "65 tags without a trailing ';'"
         );
         assert_eq!(
             t.require("x"),

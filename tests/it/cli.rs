@@ -110,7 +110,10 @@ fn mint_refuses_bad_input_with_exit_3_and_prints_nothing() {
 fn mint_reads_resources_from_stdin_in_order() {
     let names: Vec<String> = (0..300).map(|i| format!("user{i}@example.org")).collect();
     let input = format!("{}\n\n", names.join("\n"));
-    for args in [&["mint", "-b", "6", "-q"][..], &["mint", "-b", "6", "-q", "-"]] {
+    for args in [
+        &["mint", "-b", "6", "-q"][..],
+        &["mint", "-b", "6", "-q", "-"],
+    ] {
         let o = run(args, input.as_bytes());
         assert_eq!(code(&o), 0, "{}", err(&o));
         let text = out(&o);
@@ -122,7 +125,14 @@ fn mint_reads_resources_from_stdin_in_order() {
         }
         // Every one verifies, once.
         let v = run(
-            &["verify", "--min-bits", "6", "-r", "*@example.org", "--no-spent"],
+            &[
+                "verify",
+                "--min-bits",
+                "6",
+                "-r",
+                "*@example.org",
+                "--no-spent",
+            ],
             out(&o).as_bytes(),
         );
         assert_eq!(out(&v).matches("valid").count(), names.len(), "{}", out(&v));

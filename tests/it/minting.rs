@@ -182,10 +182,8 @@ fn mint_many_keeps_order_and_mints_small_and_large() {
         assert!(v.is_valid(), "{stamp}: {:?}", v.result());
     }
     minter.cancel_flag().store(true, Ordering::Relaxed);
-    assert!(
-        minter
-            .mint_many(&reqs[..5])
-            .iter()
-            .all(|r| matches!(r, Err(MintError::Cancelled) | Err(MintError::BadResource(_))))
-    );
+    assert!(minter.mint_many(&reqs[..5]).iter().all(|r| matches!(
+        r,
+        Err(MintError::Cancelled) | Err(MintError::BadResource(_))
+    )));
 }

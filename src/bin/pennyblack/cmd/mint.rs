@@ -196,8 +196,12 @@ fn mint_all<W: Write>(
     while i < requests.len() {
         let run = requests[i..].iter().take_while(|r| small(r)).count();
         if run > 1 {
-            for (req, stamp) in requests[i..i + run].iter().zip(minter.mint_many(&requests[i..i + run])) {
-                let stamp = stamp.with_context(|| format!("minting a stamp for {:?}", req.resource))?;
+            for (req, stamp) in requests[i..i + run]
+                .iter()
+                .zip(minter.mint_many(&requests[i..i + run]))
+            {
+                let stamp =
+                    stamp.with_context(|| format!("minting a stamp for {:?}", req.resource))?;
                 printer.write(&stamp)?;
             }
             printer.flush()?;
