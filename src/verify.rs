@@ -45,7 +45,11 @@ pub struct Policy {
     pub resources: Vec<ResourcePattern>,
     /// How long after its date a stamp stays valid; zero means forever.
     pub validity: Duration,
-    /// Clock-skew allowance, applied to both expiry and future dates.
+    /// Clock-skew allowance, applied to both expiry and future dates. Keep it well under 49
+    /// years: a two-digit-year date is read in the century within 50 years of now, and with a
+    /// larger grace two checks months apart could read one stamp's date in two centuries (and
+    /// so as two stamps in a store that files entries by date). The command line refuses 10
+    /// years or more.
     pub grace: Duration,
     /// Refuse stamps that are not bound to their message (see [`crate::bind`]); checked only
     /// where the message is known ([`Verifier::check_in`]).

@@ -31,7 +31,13 @@ const PARTS: TableDefinition<u32, i64> = TableDefinition::new("parts");
 /// (keep-until, hour): the hours in the order they may go.
 const BY_EXPIRY: TableDefinition<(i64, u32), ()> = TableDefinition::new("parts_by_expiry");
 /// Small values of the store's own.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// The previous layout's bookkeeping table. On upgrade it is replaced by [`FENCE`].
+const OLD_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// A table of the name the previous layout's builds read their bookkeeping from, of another
+/// type: a process of such a build still running beside this one stops with an error on its
+/// next open instead of recording stamps where this build does not look.
+const FENCE: TableDefinition<u64, u64> = TableDefinition::new("meta");
 /// The layout marker, [`LAYOUT`].
 const LAYOUT_KEY: &str = "layout";
 const LAYOUT: &[u8] = b"3";
@@ -43,8 +49,13 @@ const LEGACY: TableDefinition<[u8; 16], i64> = TableDefinition::new("spent16");
 const LEGACY_UNTIL: &str = "legacy_until";
 /// The table of development builds before the 128-bit layout; such a file is refused.
 const ANCIENT: &str = "spent";
-/// The hour under which entries without a date are filed.
+/// The hour under which entries without a date are filed; every dated check looks there too.
 const UNDATED: u32 = u32::MAX;
+/// The hour under which entries kept for good (`keep_until == i64::MAX`, a checker with
+/// `--validity 0`) are filed, whatever their date: such a checker accepts stamps of any age,
+/// and one table per hour of all history would cost a page per stamp. Every check looks there
+/// too.
+const FOREVER: u32 = u32::MAX - 1;
 /// At most this many hours are dropped by the sweep of one check (a purge drops all): the
 /// latency of a check stays bounded when many hours fall due at once.
 const DROPS_PER_CHECK: usize = 4;
@@ -101,16 +112,102 @@ fn hour_of(date: Option<i64>) -> u32 {
     match date {
         None => UNDATED,
         Some(d) => u32::try_from(d.div_euclid(3600).max(0))
-            .unwrap_or(UNDATED - 1)
-            .min(UNDATED - 1),
+            .unwrap_or(FOREVER - 1)
+            .min(FOREVER - 1),
     }
 }
 
-fn table_name(hour: u32) -> String {
-    if hour == UNDATED {
-        "spent/undated".to_owned()
+/// The hour an item is recorded under.
+fn record_hour(item: &Spend) -> u32 {
+    if item.keep_until == i64::MAX && item.date.is_some() {
+        FOREVER
     } else {
-        format!("spent/h{hour}")
+        hour_of(item.date)
+    }
+}
+
+/// The hours an item may already be recorded under: its own, its date's, and the shared ones.
+fn lookup_hours(item: &Spend) -> impl Iterator<Item = u32> {
+    let own = record_hour(item);
+    let dated = item.date.is_some();
+    [
+        Some(own),
+        Some(hour_of(item.date)).filter(|&h| h != own),
+        Some(FOREVER).filter(|&h| h != own && dated),
+        Some(UNDATED).filter(|&h| h != own),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn table_name(hour: u32) -> String {
+    match hour {
+        UNDATED => "spent/undated".to_owned(),
+        FOREVER => "spent/forever".to_owned(),
+        _ => format!("spent/h{hour}"),
+    }
+}
+
+/// The hour tables one transaction uses, opened once each: those that exist (per `parts` when
+/// the transaction began) and those it records into.
+struct Hours<'t> {
+    tx: &'t WriteTransaction,
+    existing: std::collections::HashSet<u32>,
+    open: std::collections::HashMap<u32, redb::Table<'t, [u8; 16], ()>>,
+}
+
+impl<'t> Hours<'t> {
+    fn new(tx: &'t WriteTransaction, items: &[Spend]) -> Result<Hours<'t>, redb::Error> {
+        let parts = tx.open_table(PARTS)?;
+        let mut existing = std::collections::HashSet::new();
+        for item in items {
+            for h in lookup_hours(item) {
+                if !existing.contains(&h) && parts.get(h)?.is_some() {
+                    existing.insert(h);
+                }
+            }
+        }
+        Ok(Hours {
+            tx,
+            existing,
+            open: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The table of `hour`; `None` when it does not exist and `create` is false.
+    fn table(
+        &mut self,
+        hour: u32,
+        create: bool,
+    ) -> Result<Option<&mut redb::Table<'t, [u8; 16], ()>>, redb::Error> {
+        if !self.open.contains_key(&hour) {
+            if !create && !self.existing.contains(&hour) {
+                return Ok(None);
+            }
+            let t = self.tx.open_table(Entries::new(&table_name(hour)))?;
+            self.open.insert(hour, t);
+        }
+        Ok(self.open.get_mut(&hour))
+    }
+
+    /// Whether `key` is recorded under any hour `item` may be recorded under, but `except`.
+    fn holds(
+        &mut self,
+        item: &Spend,
+        key: [u8; 16],
+        except: Option<u32>,
+    ) -> Result<bool, redb::Error> {
+        for h in lookup_hours(item) {
+            if Some(h) == except {
+                continue;
+            }
+            if let Some(t) = self.table(h, false)?
+                && t.get(key)?.is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -154,33 +251,33 @@ impl FileStore {
         };
         // A file already in the current layout opens without a write transaction (and its
         // fsync): one check per process, as a pipe filter runs, costs one commit, not two.
-        let (names, layout) = {
+        // Tables are opened by name, not listed: a store of many hours opens as fast.
+        let layout = {
             let tx = db.begin_read().map_err(|e| err(e.into()))?;
-            let names = tx
+            match tx.open_table(META) {
+                Ok(meta) => meta
+                    .get(LAYOUT_KEY)
+                    .map_err(|e| err(e.into()))?
+                    .map(|v| v.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(err(e.into())),
+            }
+        };
+        if layout.as_deref() != Some(LAYOUT) {
+            let tx = db.begin_write().map_err(|e| err(e.into()))?;
+            let names: Vec<String> = tx
                 .list_tables()
                 .map_err(|e| err(e.into()))?
                 .map(|t| t.name().to_owned())
-                .collect::<Vec<String>>();
-            let layout = if names.iter().any(|n| n == META.name()) {
-                let meta = tx.open_table(META).map_err(|e| err(e.into()))?;
-                meta.get(LAYOUT_KEY)
-                    .map_err(|e| err(e.into()))?
-                    .map(|v| v.value().to_vec())
-            } else {
-                None
-            };
-            (names, layout)
-        };
-        let has = |name: &str| names.iter().any(|n| n == name);
-        if has(ANCIENT) {
-            return Err(StoreError::UnknownLayout {
-                path: path.to_owned(),
+                .collect();
+            if names.iter().any(|n| n == ANCIENT) {
+                return Err(StoreError::UnknownLayout {
+                    path: path.to_owned(),
+                }
+                .into());
             }
-            .into());
-        }
-        if layout.as_deref() != Some(LAYOUT) {
-            let tx = db.begin_write().map_err(|e| err(e.into()))?;
-            upgrade(&tx, has(LEGACY.name())).map_err(err)?;
+            let has = |name: &str| names.iter().any(|n| n == name);
+            upgrade(&tx, has(OLD_META.name()), has(LEGACY.name())).map_err(err)?;
             tx.commit().map_err(|e| err(e.into()))?;
         }
         Ok(FileStore {
@@ -205,16 +302,28 @@ impl FileStore {
     }
 }
 
-/// Makes a new file, or one of the previous layout, current: creates the tables, and records
-/// until when the previous layout's table must be kept (its latest entry's time).
-fn upgrade(tx: &WriteTransaction, had_legacy: bool) -> Result<(), redb::Error> {
+/// Makes a new file, or one of the previous layout, current: creates the tables, fences out
+/// the previous layout's builds (see [`FENCE`]), and records until when the previous layout's
+/// table must be kept: the latest time of any entry in it, whatever that layout's own
+/// bookkeeping said (its builds went on recording after writing it).
+fn upgrade(tx: &WriteTransaction, had_old_meta: bool, had_legacy: bool) -> Result<(), redb::Error> {
     tx.open_table(PARTS)?;
     tx.open_table(BY_EXPIRY)?;
+    if had_old_meta {
+        // A table of the fence's name and type is already the fence.
+        let old = match tx.open_table(OLD_META) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableTypeMismatch { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(old) = old {
+            drop(old);
+            tx.delete_table(OLD_META)?;
+        }
+    }
+    tx.open_table(FENCE)?;
     let mut meta = tx.open_table(META)?;
-    // Bookkeeping of the previous layout (its sweep cursor, its key-rule marker).
-    meta.remove("purge_cursor")?;
-    meta.remove("keys_rule")?;
-    if had_legacy && meta.get(LEGACY_UNTIL)?.is_none() {
+    if had_legacy {
         let legacy = tx.open_table(LEGACY)?;
         let mut latest = None::<i64>;
         for r in legacy.iter()? {
@@ -228,6 +337,7 @@ fn upgrade(tx: &WriteTransaction, had_legacy: bool) -> Result<(), redb::Error> {
             }
             None => {
                 tx.delete_table(LEGACY)?;
+                meta.remove(LEGACY_UNTIL)?;
             }
         }
     }
@@ -269,7 +379,7 @@ fn visit_order(items: &[Spend]) -> Vec<(u32, u128, usize)> {
     let mut order: Vec<(u32, u128, usize)> = items
         .iter()
         .enumerate()
-        .map(|(i, item)| (hour_of(item.date), u128::from_be_bytes(short(&item.key)), i))
+        .map(|(i, item)| (record_hour(item), u128::from_be_bytes(short(&item.key)), i))
         .collect();
     order.sort_unstable();
     order
@@ -323,7 +433,9 @@ fn expire(tx: &WriteTransaction, now: i64, limit: usize) -> Result<u64, redb::Er
 }
 
 impl FileStore {
-    /// The records of `spend_many`, made in `tx` (committed by the caller).
+    /// The records of `spend_many`, made in `tx` (committed by the caller). Each item is
+    /// recorded under its hour (if it is not there already) and its hour is kept as long as
+    /// the item asks, spent or fresh.
     fn spend_in(
         &self,
         tx: &WriteTransaction,
@@ -331,30 +443,33 @@ impl FileStore {
         now: i64,
     ) -> Result<Vec<bool>, Error> {
         let mut fresh = vec![false; items.len()];
-        let legacy = legacy_table(tx).map_err(|e| self.err(e))?;
-        let order = visit_order(items);
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let hour = group[0].0;
-            let name = table_name(hour);
-            let mut entries = tx
-                .open_table(Entries::new(&name))
-                .map_err(|e| self.err(e))?;
-            let mut keep = i64::MIN;
-            for &(_, key, i) in group {
+        let mut keeps: Vec<(u32, i64)> = Vec::new();
+        {
+            let legacy = legacy_table(tx).map_err(|e| self.err(e))?;
+            let mut hours = Hours::new(tx, items).map_err(|e| self.err(e))?;
+            for (hour, key, i) in visit_order(items) {
                 let item = &items[i];
-                keep = keep.max(item.keep_until);
-                // One B-tree operation for a fresh stamp: insert, and look at what was there.
-                let known = entries
-                    .insert(key.to_be_bytes(), ())
+                let key = key.to_be_bytes();
+                let table = hours
+                    .table(hour, true)
                     .map_err(|e| self.err(e))?
-                    .is_some();
-                fresh[i] = !known && !in_legacy(legacy.as_ref(), item).map_err(|e| self.err(e))?;
+                    .expect("created");
+                // One B-tree operation for a fresh stamp: insert, and look at what was there.
+                let known = table.insert(key, ()).map_err(|e| self.err(e))?.is_some()
+                    || hours
+                        .holds(item, key, Some(hour))
+                        .map_err(|e| self.err(e))?
+                    || in_legacy(legacy.as_ref(), item).map_err(|e| self.err(e))?;
+                fresh[i] = !known;
+                match keeps.last_mut() {
+                    Some((h, keep)) if *h == hour => *keep = (*keep).max(item.keep_until),
+                    _ => keeps.push((hour, item.keep_until)),
+                }
             }
-            drop(entries);
-            // Spent or fresh, the entry is kept as long as the longest time asked for.
+        }
+        for (hour, keep) in keeps {
             keep_hour(tx, hour, keep).map_err(|e| self.err(e))?;
         }
-        drop(legacy);
         // Swept after the records, which have raised their hours' times: a stamp refused now
         // stays spent at least as long as this check asks. Swept by the real clock at the
         // latest: a check run `--now` in the future must not remove live entries of a shared
@@ -364,39 +479,30 @@ impl FileStore {
         Ok(fresh)
     }
 
-    /// Whether each item is fresh, without writing: looked up in its hour's table (if there is
-    /// one) and the previous layout's; a key repeated in the batch is fresh once.
-    fn look_up(&self, tx: &WriteTransaction, items: &[Spend]) -> Result<Vec<bool>, Error> {
+    /// Which items are recorded already (under any hour they may be recorded under, or in the
+    /// previous layout's table), without writing; and which are fresh (not recorded, and not
+    /// a repeat of an earlier item of the batch).
+    fn look_up(
+        &self,
+        tx: &WriteTransaction,
+        items: &[Spend],
+    ) -> Result<(Vec<bool>, Vec<bool>), Error> {
+        let mut known = vec![false; items.len()];
         let mut fresh = vec![false; items.len()];
         let legacy = legacy_table(tx).map_err(|e| self.err(e))?;
-        let parts = tx.open_table(PARTS).map_err(|e| self.err(e))?;
-        let order = visit_order(items);
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let hour = group[0].0;
-            let name = table_name(hour);
-            let exists = parts.get(hour).map_err(|e| self.err(e))?.is_some();
-            let entries = if exists {
-                Some(
-                    tx.open_table(Entries::new(&name))
-                        .map_err(|e| self.err(e))?,
-                )
-            } else {
-                None
-            };
-            let mut previous = None;
-            for &(_, key, i) in group {
-                let repeated = previous == Some(key);
-                previous = Some(key);
-                let known = match &entries {
-                    Some(t) => t.get(key.to_be_bytes()).map_err(|e| self.err(e))?.is_some(),
-                    None => false,
-                };
-                fresh[i] = !repeated
-                    && !known
-                    && !in_legacy(legacy.as_ref(), &items[i]).map_err(|e| self.err(e))?;
-            }
+        let mut hours = Hours::new(tx, items).map_err(|e| self.err(e))?;
+        let mut previous = None;
+        for (hour, key, i) in visit_order(items) {
+            let repeated = previous == Some((hour, key));
+            previous = Some((hour, key));
+            let item = &items[i];
+            known[i] = hours
+                .holds(item, key.to_be_bytes(), None)
+                .map_err(|e| self.err(e))?
+                || in_legacy(legacy.as_ref(), item).map_err(|e| self.err(e))?;
+            fresh[i] = !repeated && !known[i];
         }
-        Ok(fresh)
+        Ok((known, fresh))
     }
 }
 
@@ -470,7 +576,7 @@ fn stats_of(db: &impl ReadableDatabase, path: &Path, now: i64) -> Result<Stats, 
         s.entries += n;
         if keep <= now {
             s.expired += n;
-        } else if n > 0 {
+        } else if n > 0 && keep != i64::MAX {
             s.next_expiry = Some(s.next_expiry.map_or(keep, |e| e.min(keep)));
         }
     };
@@ -515,13 +621,26 @@ impl SpentStore for FileStore {
     }
 
     /// One transaction: every key looked up first; only if all are fresh are they inserted and
-    /// committed, otherwise the transaction is dropped (nothing written).
+    /// committed, otherwise only the spent entries' times are raised.
     fn spend_if_all_fresh(&self, items: &[Spend], now: i64) -> Result<Vec<bool>, Error> {
         guarded(&self.path, || {
             let tx = self.db().begin_write().map_err(|e| self.err(e))?;
-            let fresh = self.look_up(&tx, items)?;
+            let (known, fresh) = self.look_up(&tx, items)?;
             if fresh.contains(&false) {
-                return Ok(fresh); // dropped: nothing written
+                // Nothing is recorded; the spent entries are still kept as long as this check
+                // asks (a checker with a longer window that once saw them spent never sees
+                // them fresh). A repeat within the batch that is not recorded stays unrecorded.
+                let spent: Vec<Spend> = items
+                    .iter()
+                    .zip(&known)
+                    .filter(|(_, k)| **k)
+                    .map(|(item, _)| *item)
+                    .collect();
+                if !spent.is_empty() {
+                    self.spend_in(&tx, &spent, now)?;
+                    tx.commit().map_err(|e| self.err(e))?;
+                }
+                return Ok(fresh);
             }
             let fresh = self.spend_in(&tx, items, now)?;
             tx.commit().map_err(|e| self.err(e))?;
@@ -661,8 +780,12 @@ mod tests {
                 t.insert(short(&legacy), until).unwrap();
                 t.insert(short(&crate::spent::spent_key(&by_key)), until - 1)
                     .unwrap();
-                let mut meta = tx.open_table(META).unwrap();
+                // Its bookkeeping: the key-rule marker, and a legacy-until time written when
+                // its rule changed, already past (its builds went on recording after it).
+                let mut meta = tx.open_table(OLD_META).unwrap();
                 meta.insert("keys_rule", b"2".as_slice()).unwrap();
+                meta.insert(LEGACY_UNTIL, (now - 1).to_be_bytes().as_slice())
+                    .unwrap();
             }
             tx.commit().unwrap();
         }
@@ -695,6 +818,68 @@ mod tests {
             check(by_legacy.as_str(), now).result(),
             Err(crate::VerifyError::Spent)
         );
+        // A process of the previous layout's build opening the file now stops with an error
+        // (its bookkeeping table has another type) rather than recording where we do not look.
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        assert!(matches!(
+            tx.open_table(OLD_META),
+            Err(redb::TableError::TableTypeMismatch { .. })
+        ));
+    }
+
+    /// Entries kept for good (a checker with `--validity 0`) share one table whatever their
+    /// dates, and every check looks there: a stamp recorded by a 28-day checker is spent for a
+    /// keep-for-good checker and the other way round, and undated records are seen by dated
+    /// checks.
+    #[test]
+    fn kept_for_good_and_undated_entries_are_seen_by_every_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = FileStore::open(&path).unwrap();
+        let (h, now) = (3600, 400_000 * 3600);
+        // 50 stamps of 50 different past hours, kept for good: one table.
+        let forever: Vec<Spend> = (0..50)
+            .map(|i| dated(i, now - i64::from(i) * 100 * h, i64::MAX))
+            .collect();
+        assert!(store.spend_many(&forever, now).unwrap().iter().all(|&f| f));
+        assert_eq!(store.stats(now).unwrap().hours, 1);
+        // Seen by a check with a finite window, and the reverse.
+        let finite = dated(3, now - 300 * h, now + 10 * h);
+        assert_eq!(store.spend_many(&[finite], now).unwrap(), [false]);
+        let first = dated(60, now, now + 10 * h);
+        assert_eq!(store.spend_many(&[first], now).unwrap(), [true]);
+        let for_good = dated(60, now, i64::MAX);
+        assert_eq!(store.spend_if_all_fresh(&[for_good], now).unwrap(), [false]);
+        // The refusal filed it for good: the finite hour's drop does not free it.
+        store.purge(now + 11 * h).unwrap();
+        assert_eq!(store.spend_many(&[first], now + 11 * h).unwrap(), [false]);
+        // An undated record is seen by a dated check of the same key.
+        let mut undated = dated(70, now, now + h);
+        undated.date = None;
+        assert!(store.spend_many(&[undated], now).unwrap()[0]);
+        assert_eq!(
+            store.spend_many(&[dated(70, now, now + h)], now).unwrap(),
+            [false]
+        );
+        // Stats name no time for entries kept for good.
+        let s = store.stats(now + 100 * h).unwrap();
+        assert_eq!(s.next_expiry, None);
+    }
+
+    /// A check that refuses a message (one stamp spent) records nothing fresh, but keeps the
+    /// spent entries as long as it asks: a longer window never sees them fresh later.
+    #[test]
+    fn a_refusal_keeps_spent_entries_as_long_as_it_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("s.redb")).unwrap();
+        let (h, t) = (3600, 500_000 * 3600);
+        assert!(store.spend_many(&[dated(1, t, t + h)], t).unwrap()[0]);
+        let batch = [dated(1, t, t + 10 * h), dated(2, t, t + 10 * h)];
+        assert_eq!(store.spend_if_all_fresh(&batch, t).unwrap(), [false, true]);
+        assert_eq!(store.purge(t + 2 * h).unwrap(), 0, "kept until t + 10h");
+        assert_eq!(store.len().unwrap(), 1, "the fresh one was not recorded");
+        assert_eq!(store.spend_many(&batch[..1], t + 2 * h).unwrap(), [false]);
     }
 
     /// A file of a development build before the 128-bit layout is refused, not emptied.

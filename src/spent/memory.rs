@@ -35,6 +35,12 @@ impl MemoryStore {
             })
             .collect();
         if all && fresh.contains(&false) {
+            // Nothing is recorded; the spent entries are still kept as long as asked.
+            for item in items {
+                if let Some(keep) = map.get_mut(&item.key) {
+                    *keep = (*keep).max(item.keep_until);
+                }
+            }
             return fresh;
         }
         for item in items {

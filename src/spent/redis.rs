@@ -21,7 +21,8 @@ const PREFIX: &str = "pennyblack:spent:";
 
 /// KEYS: per item its key and its legacy key (the key again when it has none). ARGV[1]: the
 /// batch's token; ARGV[2]: the mode, `0` record each fresh item, `1` all or nothing (nothing is
-/// written unless every item is fresh), `2` only look; ARGV[2 + i]: item i's lifetime in
+/// recorded unless every item is fresh; spent entries are still kept as long as asked), `2`
+/// only look; ARGV[2 + i]: item i's lifetime in
 /// seconds, 0 for good. Returns 1 (fresh) or 0 (spent) per item.
 ///
 /// Every key is looked at before any is written. A recorded item's value is the token, its
@@ -50,9 +51,27 @@ for i = 1, n do
   seen[key] = true
 end
 if mode == '2' then return out end
+-- A spent entry is kept at least as long as this check asks (a no-op on a key not there).
+local function extend(i)
+  local key, ttl = KEYS[2 * i - 1], tonumber(ARGV[i + 2])
+  if ttl == 0 then
+    redis.call('PERSIST', key)
+  else
+    local left = redis.call('TTL', key)
+    if left >= 0 and left < ttl then redis.call('EXPIRE', key, ttl) end
+  end
+end
 if mode == '1' then
+  local all = true
   for i = 1, n do
-    if out[i] == 0 then return out end
+    if out[i] == 0 then all = false end
+  end
+  if not all then
+    -- Nothing is recorded; the spent entries are still kept as long as asked.
+    for i = 1, n do
+      if state[i] == 'spent' then extend(i) end
+    end
+    return out
   end
 end
 for i = 1, n do
@@ -66,12 +85,7 @@ for i = 1, n do
       redis.call('SET', key, value, 'EX', ttl)
     end
   elseif state[i] == 'spent' then
-    if ttl == 0 then
-      redis.call('PERSIST', key)
-    else
-      local left = redis.call('TTL', key)
-      if left >= 0 and left < ttl then redis.call('EXPIRE', key, ttl) end
-    end
+    extend(i)
   end
 end
 return out

@@ -143,6 +143,19 @@ fn mint_reads_resources_from_stdin_in_order() {
     assert!(out(&o).is_empty(), "one batch: checked before any work");
     let o = run(&["mint", "-q", "x@example.org", "-"], b"");
     assert_eq!(code(&o), 3, "`-` mixed with resources");
+    // Only ASCII white space is trimmed; bytes that are not UTF-8 are named by line.
+    let o = run(
+        &["mint", "-q"],
+        "ok@example.org\na@x.org\u{a0}\n".as_bytes(),
+    );
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("line 2"), "{}", err(&o));
+    let o = run(&["mint", "-q"], b"ok@example.org\n\xff\xfe\n");
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("line 2: not UTF-8"), "{}", err(&o));
+    // A grace that could read a two-digit year in two centuries is refused.
+    let o = run(&["verify", "--grace", "20000d", "--no-spent", "x"], b"");
+    assert_eq!(code(&o), 3, "{}", err(&o));
 }
 
 #[test]

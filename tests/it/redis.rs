@@ -148,6 +148,20 @@ fn set_nx_semantics() {
     assert_eq!(s.len().unwrap(), 3);
     // a second client sees the same set
     assert!(!redis.store().spend(&key(3), t + 100, t).unwrap());
+    // All or nothing: a refused batch records nothing fresh, and keeps its spent entry as long
+    // as it asks.
+    let batch = [(key(1), t + 5000), (key(4), t + 5000)].map(Into::into);
+    assert_eq!(s.spend_if_all_fresh(&batch, t).unwrap(), [false, true]);
+    assert_eq!(s.len().unwrap(), 3, "key 4 not recorded");
+    let name: String = std::iter::once("pennyblack:spent:".to_owned())
+        .chain(key(1).iter().map(|b| format!("{b:02x}")))
+        .collect();
+    let o = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "TTL", &name])
+        .output()
+        .expect("redis-cli");
+    let ttl: i64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(ttl > 4000, "the refusal extended the entry: {ttl}");
 }
 
 /// N threads verify M distinct stamps plus a replay of each, against every store: every

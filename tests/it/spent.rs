@@ -54,6 +54,17 @@ fn exercise(store: &dyn SpentStore) {
         spend_dated(store, 2, 2 * hour, 50 * hour, 10),
         "purged: fresh again"
     );
+    // A refused batch records nothing fresh, and keeps its spent entry as long as it asks.
+    let item = |k, keep| Spend {
+        key: key(k),
+        legacy: None,
+        date: Some(2 * hour),
+        keep_until: keep,
+    };
+    let batch = [item(2, 400 * hour), item(3, 400 * hour)];
+    assert_eq!(store.spend_if_all_fresh(&batch, 10).unwrap(), [false, true]);
+    assert_eq!(store.purge(300 * hour).unwrap(), 0, "kept until 400h");
+    assert!(!spend_dated(store, 2, 2 * hour, 50 * hour, 10));
 }
 
 /// A legacy key (an earlier build's) makes a stamp spent; the new key is recorded too. (The

@@ -629,8 +629,9 @@ pub struct PolicyArgs {
     /// How long a stamp stays valid after its date (e.g. 28d, 12h); 0 means forever.
     #[arg(short = 'e', long, default_value = "28d", value_parser = parse_duration)]
     pub validity: std::time::Duration,
-    /// Clock-skew allowance, both directions.
-    #[arg(short, long, default_value = "2d", value_parser = parse_duration)]
+    /// Clock-skew allowance, both directions (under 10 years: two-digit years in stamp dates
+    /// are read within 50 years of now).
+    #[arg(short, long, default_value = "2d", value_parser = parse_grace)]
     pub grace: std::time::Duration,
     /// Spent-stamp store: a database file (a path, or file:PATH), or Redis to share one set
     /// between machines: redis://[USER[:PASSWORD]@]HOST:PORT/DB, rediss://... (TLS),
@@ -692,6 +693,19 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 28d, 12h, 90m, 0)"))
+}
+
+/// A grace under 10 years: with more, one two-digit-year date could be read as two centuries
+/// by checks a few months apart (the century is the one within 50 years of now), and a stamp
+/// filed under two dates could be accepted twice.
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d >= std::time::Duration::from_secs(10 * 365 * 86_400) {
+        return Err(
+            "a grace of 10 years or more is refused (clock skew is minutes or days)".into(),
+        );
+    }
+    Ok(d)
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {

@@ -116,14 +116,22 @@ pub fn run(a: MintArgs) -> Result<Exit> {
     // stamps of earlier batches are already written when a later line turns out bad.
     const BATCH: usize = 4096;
     let mut batch = Vec::with_capacity(BATCH);
-    let mut lines = std::io::stdin().lock().lines();
+    let mut input = std::io::stdin().lock();
+    let mut raw = Vec::new();
     let mut number = 0usize;
     loop {
-        let line = lines.next().transpose().context("reading standard input")?;
-        let end = line.is_none();
-        if let Some(line) = line {
+        raw.clear();
+        let read = input
+            .read_until(b'\n', &mut raw)
+            .context("reading standard input")?;
+        let end = read == 0;
+        if !end {
             number += 1;
-            let resource = line.trim();
+            let line = std::str::from_utf8(&raw)
+                .map_err(|_| anyhow::anyhow!("standard input, line {number}: not UTF-8 text"))?;
+            // ASCII white space only, as on the command line: any other character is part of
+            // the resource (and refused by its check when it may not be in one).
+            let resource = line.trim_ascii();
             if !resource.is_empty() {
                 let req = request(resource.to_owned());
                 check(&req, &format!("standard input, line {number}: "))?;
