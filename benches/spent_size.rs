@@ -56,7 +56,9 @@ fn main() {
     let hour_start = now - now.rem_euclid(3600);
     let dir = tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or("/var/tmp".into()))
         .expect("temporary folder");
-    let fillings: [(&str, Box<dyn Fn(u64, u64) -> i64>); 2] = [
+    // The date of entry i of n.
+    type Dating = Box<dyn Fn(u64, u64) -> i64>;
+    let fillings: [(&str, Dating); 2] = [
         (
             "window",
             Box::new(move |i, n| now - WINDOW + (i as i64 * WINDOW) / n as i64),
