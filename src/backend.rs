@@ -146,8 +146,9 @@ impl Backend {
     /// streams of one instruction, best of 5): `vpaddd`/`vpxor`/`vpor` ymm 3 per cycle, a mix of
     /// ALU, shift and shuffle ops also 3 per cycle, `vpsrld`/`vpslld` ymm 2, `vpshufb` ymm 2,
     /// `sha256rnds2` and `sha1rnds4` 1 per 3 cycles, `sha1nexte` 1, `sha256msg2` 1 per 2, scalar
-    /// `add` 5, `ror` 2. (AMD Zen 3/4 has 4 vector ALU pipes, shifts and shuffles on 2 of them,
-    /// and `sha256rnds2` also near 1 per 2-3 cycles; on such a CPU the vector bounds are looser.)
+    /// `add` 5, `ror` 2. These are figures for that CPU: an AMD Zen 3 measured earlier
+    /// (docs/PERFORMANCE.md) retired `sha256rnds2` one per cycle and `sha1rnds4` one per 2, and
+    /// Zen has 4 vector ALU pipes, so there every bound here is looser.
     ///
     /// * SHA-1, SHA-NI: the counter's last digit is in word 13, so the 12 rounds over words 0-11
     ///   are done once per 64 counters: 68 rounds = 17 `sha1rnds4` x 3 cycles = 51 cycles
