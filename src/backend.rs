@@ -134,6 +134,74 @@ impl Backend {
         }
     }
 
+    /// The most candidates per second, per GHz of core clock, that this backend's kernel for
+    /// `alg` can reach on one core of this CPU: the instructions it issues per candidate divided
+    /// by what the CPU can retire of them per cycle. `None` where the backend cannot mint `alg`.
+    /// [`crate::rate::clock_ghz`] measures the clock; `pennyblack bench` shows each rate as a
+    /// fraction of this bound. The derivation, for one candidate (a final block after a
+    /// precomputed midstate, as the layout rule makes it):
+    ///
+    /// Throughputs measured on the development machine (2 cores, CPUID "Intel Xeon Processor"
+    /// with AVX2, SHA-NI and AVX-512, 3.9 GHz measured by a chain of dependent adds; independent
+    /// streams of one instruction, best of 5): `vpaddd`/`vpxor`/`vpor` ymm 3 per cycle, a mix of
+    /// ALU, shift and shuffle ops also 3 per cycle, `vpsrld`/`vpslld` ymm 2, `vpshufb` ymm 2,
+    /// `sha256rnds2` and `sha1rnds4` 1 per 3 cycles, `sha1nexte` 1, `sha256msg2` 1 per 2, scalar
+    /// `add` 5, `ror` 2. These are figures for that CPU: an AMD Zen 3 measured earlier
+    /// (docs/PERFORMANCE.md) retired `sha256rnds2` one per cycle and `sha1rnds4` one per 2, and
+    /// Zen has 4 vector ALU pipes, so there every bound here is looser.
+    ///
+    /// * SHA-1, SHA-NI: the counter's last digit is in word 13, so the 12 rounds over words 0-11
+    ///   are done once per 64 counters: 68 rounds = 17 `sha1rnds4` x 3 cycles = 51 cycles
+    ///   (the 17 `sha1nexte` and 16 `sha1msg1`/`sha1msg2` go to other ports).
+    /// * SHA-256, SHA-NI: likewise 52 of 64 rounds = 26 `sha256rnds2` x 3 = 78 cycles.
+    /// * SHA-256, AVX2 (8 lanes, no precomputation): a round is 36 vector ops (Σ0 and Σ1: three
+    ///   rotates of 3 ops and two xors each; ch 3, maj 4, 7 adds); a schedule word is 21 (σ0 and
+    ///   σ1: two rotates, a shift, two xors; 3 adds): 64 x 36 + 48 x 21 + 8 = 3320 ops / 8
+    ///   lanes = 415 per candidate / 3 per cycle = 138 cycles.
+    /// * BLAKE3, AVX2 (8 lanes; 2 batches interleaved): a G half is 9 ops (3 adds, 2 xors, a
+    ///   `vpshufb` for the rotation by 16 or 8, shift + shift + or for 12 or 7). Round 0 is done
+    ///   once per 64 counters but for its last half G; round 1 starts with 9 ops fewer (steps
+    ///   that read no lane-dependent value, also done once); rounds 2-5 are 4 x 144 ops; round 6
+    ///   only what output word 0 needs (98 ops). With the compare and mask: 823 ops / 8 lanes =
+    ///   103 per candidate / 3 per cycle = 34.3 cycles (274 of the 823 are shifts and shuffles:
+    ///   not the limit at 2 per cycle each).
+    /// * BLAKE3, portable: the full scalar compression, 7 rounds x 8 G x 14 ops (per half: 3
+    ///   adds, 2 xors, 2 rotates) = 784 / 5 per cycle = 157 cycles (224 rotates / 2 = 112).
+    /// * SHA-1 and SHA-256, portable: the `sha1`/`sha2` crates, which use SHA-NI where the CPU
+    ///   has it, on the whole final block: 20 `sha1rnds4` (60 cycles), 32 `sha256rnds2` (96
+    ///   cycles); without SHA-NI, scalar: SHA-1 about 976 ops (80 rounds of 9, 64 schedule words
+    ///   of 4) / 5 = 195 cycles, SHA-256 2160 ops (64 rounds of 24, 48 schedule words of 13) / 5
+    ///   = 432 cycles.
+    ///
+    /// One thread keeps one core busy; a bound for T threads is T times this (where the threads
+    /// run on separate cores).
+    pub fn bound_per_ghz(self, alg: Algorithm) -> Option<f64> {
+        if !matches!(
+            (self, alg),
+            (Backend::Portable, _)
+                | (Backend::ShaNi, Algorithm::Sha1 | Algorithm::Sha256)
+                | (Backend::Avx2, Algorithm::Sha256 | Algorithm::Blake3)
+        ) {
+            return None;
+        }
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        let sha_ni = x86_sha::detected();
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        let sha_ni = false;
+        let cycles = match (self, alg) {
+            (Backend::ShaNi, Algorithm::Sha1) => 17.0 * 3.0,
+            (Backend::ShaNi, _) => 26.0 * 3.0,
+            (Backend::Avx2, Algorithm::Sha256) => 3320.0 / 8.0 / 3.0,
+            (Backend::Avx2, _) => 823.0 / 8.0 / 3.0,
+            (_, Algorithm::Blake3) => 784.0 / 5.0,
+            (_, Algorithm::Sha1) if sha_ni => 20.0 * 3.0,
+            (_, Algorithm::Sha1) => 976.0 / 5.0,
+            (_, _) if sha_ni => 32.0 * 3.0,
+            (_, _) => 2160.0 / 5.0,
+        };
+        Some(1000.0 / cycles)
+    }
+
     /// Scans counters `start..start + count` (clamped to the counter space) of `job` and appends
     /// every counter whose hash has at least `job.bits` leading zero bits to `hits`, in order.
     /// A backend the CPU lacks for this algorithm falls back to the portable kernel.
@@ -366,6 +434,13 @@ mod tests {
             4096,
             262_143,
             (1 << 30) - 5,
+            // The end of the counter space: ranges cut short there, and the last groups of 8
+            // and 16 (the BLAKE3 kernel takes two groups of 8 at once).
+            COUNTER_SPACE - 70,
+            COUNTER_SPACE - 64,
+            COUNTER_SPACE - 40,
+            COUNTER_SPACE - 16,
+            COUNTER_SPACE - 9,
         ];
         for alg in Algorithm::ALL {
             for backend in Backend::ALL {
@@ -380,7 +455,8 @@ mod tests {
                         let job = Job::new(alg, &prefix, COUNTER_WIDTH, bits);
                         for &start in &starts {
                             let (mut want, mut got) = (Vec::new(), Vec::new());
-                            portable::search(&job, start, start + 70, &mut want);
+                            let end = (start + 70).min(COUNTER_SPACE);
+                            portable::search(&job, start, end, &mut want);
                             backend.search(&job, start, 70, &mut got);
                             assert_eq!(
                                 got, want,
@@ -401,6 +477,27 @@ mod tests {
                 let pad = counter_padding(alg, len);
                 assert!(pad < 64, "{alg} {len}");
                 assert_eq!((len + pad + COUNTER_WIDTH) % 64, end, "{alg} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_has_a_bound() {
+        for alg in Algorithm::ALL {
+            for backend in Backend::ALL {
+                let kernel = matches!(
+                    (backend, alg),
+                    (Backend::Portable, _)
+                        | (Backend::ShaNi, Algorithm::Sha1 | Algorithm::Sha256)
+                        | (Backend::Avx2, Algorithm::Sha256 | Algorithm::Blake3)
+                );
+                let bound = backend.bound_per_ghz(alg);
+                assert_eq!(bound.is_some(), kernel, "{backend} {alg}");
+                // Between 1 and 100 M candidates per second per GHz: 10 to 1000 cycles each.
+                assert!(
+                    bound.is_none_or(|b| (1.0..100.0).contains(&b)),
+                    "{backend} {alg}"
+                );
             }
         }
     }

@@ -170,16 +170,22 @@ fn b3_init(cv: &[u32; 8], block_len: u32, flags: u32) -> [u32; 16] {
     ]
 }
 
-/// The state after everything in round 0 that does not read message word 15: the first seven
-/// G functions and the first half of the eighth (whose second half is the only place round 0
-/// reads word 15). The AVX2 kernel computes this once per run of counters whose last digit is
-/// in word 15, and each group of lanes goes on from here.
-pub(crate) fn b3_round0_before_word15(
-    cv: &[u32; 8],
-    m: &[u32; 16],
-    block_len: u32,
-    flags: u32,
-) -> [u32; 16] {
+/// What lanes that differ only in message word 15 share, for the AVX2 kernel: computed once
+/// per run of counters whose last digit is in word 15, and each group of lanes goes on from
+/// here. Round 0 reads word 15 only in the second half of its last G, so `pre` is the state
+/// after the rest of round 0, with the start of round 1 that reads no lane-dependent value
+/// folded in: v1 and v13 after the first three steps of G(1, 5, 9, 13), v2 after the first step
+/// of G(2, 6, 10, 14). `s34`, `q0` and `q7` are the lane-independent halves of three sums:
+/// v3 + v4 (round 0), v0 + m2 and m4 + v7 (round 1).
+pub(crate) struct B3W15Head {
+    pub(crate) pre: [u32; 16],
+    pub(crate) s34: u32,
+    pub(crate) q0: u32,
+    pub(crate) q7: u32,
+}
+
+/// See [`B3W15Head`].
+pub(crate) fn b3_w15_head(cv: &[u32; 8], m: &[u32; 16], block_len: u32, flags: u32) -> B3W15Head {
     let mut v = b3_init(cv, block_len, flags);
     g(&mut v, 0, 4, 8, 12, m[0], m[1]);
     g(&mut v, 1, 5, 9, 13, m[2], m[3]);
@@ -189,7 +195,19 @@ pub(crate) fn b3_round0_before_word15(
     g(&mut v, 1, 6, 11, 12, m[10], m[11]);
     g(&mut v, 2, 7, 8, 13, m[12], m[13]);
     g1(&mut v, 3, 4, 9, 14, m[14]);
-    v
+    // Round 0's last half G changes v3, v4, v9 and v14 only; round 1 reads m[S[i]].
+    let s = B3_SCHEDULE[1];
+    let head = B3W15Head {
+        pre: v,
+        s34: v[3].wrapping_add(v[4]),
+        q0: v[0].wrapping_add(m[s[0]]),
+        q7: m[s[6]].wrapping_add(v[7]),
+    };
+    let mut pre = head.pre;
+    pre[1] = pre[1].wrapping_add(m[s[2]]).wrapping_add(pre[5]);
+    pre[13] = (pre[13] ^ pre[1]).rotate_right(16);
+    pre[2] = pre[2].wrapping_add(m[s[4]]).wrapping_add(pre[6]);
+    B3W15Head { pre, ..head }
 }
 
 /// The BLAKE3 compression function for chunk 0 (counter 0), all 16 output words.

@@ -183,10 +183,12 @@ fn sha256_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
     }
 }
 
-/// The byte shuffles that rotate every 32-bit lane right by 16 and by 8 bits.
+/// The byte shuffles that rotate every 32-bit lane right by 16 and by 8 bits. Passed through
+/// `black_box` so the compiler sees a mask and not a constant: with a constant it turns each
+/// rotation by 16 into `vpshuflw` + `vpshufhw`, two shuffles where one `vpshufb` does.
 #[target_feature(enable = "avx2")]
 fn rot16_rot8() -> (__m256i, __m256i) {
-    (
+    std::hint::black_box((
         _mm256_setr_epi8(
             2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
             8, 9, 14, 15, 12, 13,
@@ -195,75 +197,86 @@ fn rot16_rot8() -> (__m256i, __m256i) {
             1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10,
             11, 8, 13, 14, 15, 12,
         ),
-    )
+    ))
 }
 
-// BLAKE3's G in two halves on 8 lanes, and its rounds; `$m` names a macro that gives message
-// word i (the schedule indices are constants, so each use resolves at compile time).
+// BLAKE3's G in two halves, and its rounds, on one or more independent batches of 8 lanes at
+// once: each batch is a pair `(v, w)` of its state array and the name its message macro `$m`
+// takes (`$m!(i, w)` gives message word i of that batch; the schedule indices are constants, so
+// each use resolves at compile time). Every step is written for all batches before the next, so
+// one batch's adds and rotates fill the latency of the other's dependency chain.
 macro_rules! b3_g1 {
-    ($v:ident, $r:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr) => {
+    ($r:ident, $m:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr;
+     $(($v:ident, $w:ident)),+) => {
         // a + x first: it does not wait for b, the end of the dependency chain.
-        $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $x), $v[$b]);
-        $v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($v[$d], $v[$a]), $r.0);
-        $v[$c] = _mm256_add_epi32($v[$c], $v[$d]);
-        $v[$b] = rotr!(_mm256_xor_si256($v[$b], $v[$c]), 12);
+        $( $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $m!($x, $w)), $v[$b]); )+
+        $( $v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($v[$d], $v[$a]), $r.0); )+
+        $( $v[$c] = _mm256_add_epi32($v[$c], $v[$d]); )+
+        $( $v[$b] = rotr!(_mm256_xor_si256($v[$b], $v[$c]), 12); )+
     };
 }
 macro_rules! b3_g2 {
-    ($v:ident, $r:ident, $a:literal, $b:literal, $c:literal, $d:literal, $y:expr) => {
-        $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $y), $v[$b]);
-        $v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($v[$d], $v[$a]), $r.1);
-        $v[$c] = _mm256_add_epi32($v[$c], $v[$d]);
-        $v[$b] = rotr!(_mm256_xor_si256($v[$b], $v[$c]), 7);
+    ($r:ident, $m:ident, $a:literal, $b:literal, $c:literal, $d:literal, $y:expr;
+     $(($v:ident, $w:ident)),+) => {
+        $( $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $m!($y, $w)), $v[$b]); )+
+        $( $v[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($v[$d], $v[$a]), $r.1); )+
+        $( $v[$c] = _mm256_add_epi32($v[$c], $v[$d]); )+
+        $( $v[$b] = rotr!(_mm256_xor_si256($v[$b], $v[$c]), 7); )+
     };
 }
 macro_rules! b3_g {
-    ($v:ident, $r:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr) => {
-        b3_g1!($v, $r, $a, $b, $c, $d, $x);
-        b3_g2!($v, $r, $a, $b, $c, $d, $y);
+    ($r:ident, $m:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr;
+     $($vw:tt),+) => {
+        b3_g1!($r, $m, $a, $b, $c, $d, $x; $($vw),+);
+        b3_g2!($r, $m, $a, $b, $c, $d, $y; $($vw),+);
     };
 }
 macro_rules! b3_columns {
-    ($v:ident, $r:ident, $m:ident, $s:expr) => {
-        b3_g!($v, $r, 0, 4, 8, 12, $m!($s[0]), $m!($s[1]));
-        b3_g!($v, $r, 1, 5, 9, 13, $m!($s[2]), $m!($s[3]));
-        b3_g!($v, $r, 2, 6, 10, 14, $m!($s[4]), $m!($s[5]));
-        b3_g!($v, $r, 3, 7, 11, 15, $m!($s[6]), $m!($s[7]));
+    ($r:ident, $m:ident, $s:expr; $($vw:tt),+) => {
+        b3_g!($r, $m, 0, 4, 8, 12, $s[0], $s[1]; $($vw),+);
+        b3_g!($r, $m, 1, 5, 9, 13, $s[2], $s[3]; $($vw),+);
+        b3_g!($r, $m, 2, 6, 10, 14, $s[4], $s[5]; $($vw),+);
+        b3_g!($r, $m, 3, 7, 11, 15, $s[6], $s[7]; $($vw),+);
+    };
+}
+macro_rules! b3_diagonals {
+    ($r:ident, $m:ident, $s:expr; $($vw:tt),+) => {
+        b3_g!($r, $m, 0, 5, 10, 15, $s[8], $s[9]; $($vw),+);
+        b3_g!($r, $m, 1, 6, 11, 12, $s[10], $s[11]; $($vw),+);
+        b3_g!($r, $m, 2, 7, 8, 13, $s[12], $s[13]; $($vw),+);
+        b3_g!($r, $m, 3, 4, 9, 14, $s[14], $s[15]; $($vw),+);
     };
 }
 macro_rules! b3_round {
-    ($v:ident, $r:ident, $m:ident, $round:literal) => {{
+    ($r:ident, $m:ident, $round:literal; $($vw:tt),+) => {{
         const S: [usize; 16] = portable::B3_SCHEDULE[$round];
-        b3_columns!($v, $r, $m, S);
-        b3_g!($v, $r, 0, 5, 10, 15, $m!(S[8]), $m!(S[9]));
-        b3_g!($v, $r, 1, 6, 11, 12, $m!(S[10]), $m!(S[11]));
-        b3_g!($v, $r, 2, 7, 8, 13, $m!(S[12]), $m!(S[13]));
-        b3_g!($v, $r, 3, 4, 9, 14, $m!(S[14]), $m!(S[15]));
+        b3_columns!($r, $m, S; $($vw),+);
+        b3_diagonals!($r, $m, S; $($vw),+);
     }};
 }
-/// Rounds 1 to 6, the last one cut to what output word 0
-/// (`v0 ^ v8`) needs: v0 is final after the second add of its diagonal G and v8 after the
-/// second add to c of its own; the other two diagonal G functions reach neither.
-macro_rules! b3_rounds_1_to_6_word0 {
-    ($v:ident, $r:ident, $m:ident) => {{
-        b3_round!($v, $r, $m, 1);
-        b3_round!($v, $r, $m, 2);
-        b3_round!($v, $r, $m, 3);
-        b3_round!($v, $r, $m, 4);
-        b3_round!($v, $r, $m, 5);
+/// Rounds 2 to 6, the last one cut to what output word 0 (`v0 ^ v8`) needs: v0 is final after
+/// the second add of its diagonal G and v8 after the second add to c of its own; the other two
+/// diagonal G functions reach neither. Gives output word 0 of each batch, as a tuple.
+macro_rules! b3_rounds_2_to_6_word0 {
+    ($r:ident, $m:ident; $(($v:ident, $w:ident)),+) => {{
+        b3_round!($r, $m, 2; $(($v, $w)),+);
+        b3_round!($r, $m, 3; $(($v, $w)),+);
+        b3_round!($r, $m, 4; $(($v, $w)),+);
+        b3_round!($r, $m, 5; $(($v, $w)),+);
         const S: [usize; 16] = portable::B3_SCHEDULE[6];
-        b3_columns!($v, $r, $m, S);
-        b3_g1!($v, $r, 0, 5, 10, 15, $m!(S[8]));
-        $v[0] = _mm256_add_epi32(_mm256_add_epi32($v[0], $m!(S[9])), $v[5]);
-        b3_g1!($v, $r, 2, 7, 8, 13, $m!(S[12]));
-        $v[2] = _mm256_add_epi32(_mm256_add_epi32($v[2], $m!(S[13])), $v[7]);
-        $v[13] = _mm256_shuffle_epi8(_mm256_xor_si256($v[13], $v[2]), $r.1);
-        $v[8] = _mm256_add_epi32($v[8], $v[13]);
-        _mm256_xor_si256($v[0], $v[8])
+        b3_columns!($r, $m, S; $(($v, $w)),+);
+        b3_g1!($r, $m, 0, 5, 10, 15, S[8]; $(($v, $w)),+);
+        $( $v[0] = _mm256_add_epi32(_mm256_add_epi32($v[0], $m!(S[9], $w)), $v[5]); )+
+        b3_g1!($r, $m, 2, 7, 8, 13, S[12]; $(($v, $w)),+);
+        $( $v[2] = _mm256_add_epi32(_mm256_add_epi32($v[2], $m!(S[13], $w)), $v[7]); )+
+        $( $v[13] = _mm256_shuffle_epi8(_mm256_xor_si256($v[13], $v[2]), $r.1); )+
+        $( $v[8] = _mm256_add_epi32($v[8], $v[13]); )+
+        ( $( _mm256_xor_si256($v[0], $v[8]) ),+ )
     }};
 }
 
-/// BLAKE3 compression of 8 lanes (chunk counter 0); returns output word 0 of each lane.
+/// BLAKE3 compression of 8 lanes (chunk counter 0); returns output word 0 of each lane. For a
+/// layout whose differing word is not word 15 (no precomputation).
 #[target_feature(enable = "avx2")]
 fn blake3_x8(cv: &[u32; 8], m: &[__m256i; 16], block_len: u32, flags: u32) -> __m256i {
     let r = rot16_rot8();
@@ -287,29 +300,93 @@ fn blake3_x8(cv: &[u32; 8], m: &[__m256i; 16], block_len: u32, flags: u32) -> __
         _mm256_set1_epi32(flags as i32),
     ];
     macro_rules! word {
-        ($i:expr) => {
-            m[$i]
+        ($i:expr, $w:ident) => {
+            $w[$i]
         };
     }
-    b3_round!(v, r, word, 0);
-    b3_rounds_1_to_6_word0!(v, r, word)
+    b3_round!(r, word, 0; (v, m));
+    b3_round!(r, word, 1; (v, m));
+    b3_rounds_2_to_6_word0!(r, word; (v, m))
 }
 
-/// The same for lanes that differ only in message word 15, from `pre`: the state after the
-/// part of round 0 that does not read word 15 (`portable::b3_round0_before_word15`, once per
-/// run of 64 counters), so each group of lanes skips 7.5 of round 0's 8 G functions.
+/// What lanes that differ only in message word 15 share, computed once per run of 64 counters
+/// (`portable::B3W15Head`), as broadcasts.
+struct W15Head {
+    pre: [__m256i; 16],
+    s34: __m256i,
+    q0: __m256i,
+    q7: __m256i,
+    base: [__m256i; 16],
+}
+
+/// What is left of rounds 0 and 1 for lanes that differ only in message word 15, from the
+/// shared head `$h` (see `portable::b3_w15_head`): round 0's last half G, the one place it reads
+/// word 15, then round 1's columns without the steps whose inputs are the same in every lane,
+/// and round 1's diagonals.
+macro_rules! b3_w15_rounds_0_1 {
+    ($r:ident, $m:ident, $h:ident; $(($v:ident, $w:ident)),+) => {{
+        // Round 0, second half of G(3, 4, 9, 14): v3 = (v3 + v4) + m15.
+        $( $v[3] = _mm256_add_epi32($h.s34, $w); )+
+        $( $v[14] = _mm256_shuffle_epi8(_mm256_xor_si256($v[14], $v[3]), $r.1); )+
+        $( $v[9] = _mm256_add_epi32($v[9], $v[14]); )+
+        $( $v[4] = rotr!(_mm256_xor_si256($v[4], $v[9]), 7); )+
+        const S: [usize; 16] = portable::B3_SCHEDULE[1];
+        // G(0, 4, 8, 12): v0 = (v0 + m) + v4.
+        $( $v[0] = _mm256_add_epi32($h.q0, $v[4]); )+
+        $( $v[12] = _mm256_shuffle_epi8(_mm256_xor_si256($v[12], $v[0]), $r.0); )+
+        $( $v[8] = _mm256_add_epi32($v[8], $v[12]); )+
+        $( $v[4] = rotr!(_mm256_xor_si256($v[4], $v[8]), 12); )+
+        b3_g2!($r, $m, 0, 4, 8, 12, S[1]; $(($v, $w)),+);
+        // G(1, 5, 9, 13): v1 and v13 come done from the head.
+        $( $v[9] = _mm256_add_epi32($v[9], $v[13]); )+
+        $( $v[5] = rotr!(_mm256_xor_si256($v[5], $v[9]), 12); )+
+        b3_g2!($r, $m, 1, 5, 9, 13, S[3]; $(($v, $w)),+);
+        // G(2, 6, 10, 14): v2 comes done from the head.
+        $( $v[14] = _mm256_shuffle_epi8(_mm256_xor_si256($v[14], $v[2]), $r.0); )+
+        $( $v[10] = _mm256_add_epi32($v[10], $v[14]); )+
+        $( $v[6] = rotr!(_mm256_xor_si256($v[6], $v[10]), 12); )+
+        b3_g2!($r, $m, 2, 6, 10, 14, S[5]; $(($v, $w)),+);
+        // G(3, 7, 11, 15): v3 = v3 + (m + v7).
+        $( $v[3] = _mm256_add_epi32($v[3], $h.q7); )+
+        $( $v[15] = _mm256_shuffle_epi8(_mm256_xor_si256($v[15], $v[3]), $r.0); )+
+        $( $v[11] = _mm256_add_epi32($v[11], $v[15]); )+
+        $( $v[7] = rotr!(_mm256_xor_si256($v[7], $v[11]), 12); )+
+        b3_g2!($r, $m, 3, 7, 11, 15, S[7]; $(($v, $w)),+);
+        b3_diagonals!($r, $m, S; $(($v, $w)),+);
+    }};
+}
+
+/// Output word 0 of 8 lanes that differ only in message word 15 (`m15`), from the shared head.
+/// Kept for a lone group of 8 at either end of a range; runs go through [`blake3_x16_w15`].
 #[target_feature(enable = "avx2")]
-fn blake3_x8_w15(pre: &[__m256i; 16], base: &[__m256i; 16], m15: __m256i) -> __m256i {
+fn blake3_x8_w15(h: &W15Head, m15: __m256i) -> __m256i {
     let r = rot16_rot8();
-    let mut v = *pre;
+    let base = &h.base;
+    let mut v = h.pre;
     macro_rules! word {
-        ($i:expr) => {
-            if $i == 15 { m15 } else { base[$i] }
+        ($i:expr, $w:ident) => {
+            if $i == 15 { $w } else { base[$i] }
         };
     }
-    // The rest of round 0: the second half of its last G, the one place it reads word 15.
-    b3_g2!(v, r, 3, 4, 9, 14, m15);
-    b3_rounds_1_to_6_word0!(v, r, word)
+    b3_w15_rounds_0_1!(r, word, h; (v, m15));
+    b3_rounds_2_to_6_word0!(r, word; (v, m15))
+}
+
+/// The same for two independent batches of 8 lanes at once (16 counters), interleaved step by
+/// step: one batch's instructions fill the latency of the other's dependency chain.
+#[target_feature(enable = "avx2")]
+fn blake3_x16_w15(h: &W15Head, m15a: __m256i, m15b: __m256i) -> (__m256i, __m256i) {
+    let r = rot16_rot8();
+    let base = &h.base;
+    let mut va = h.pre;
+    let mut vb = h.pre;
+    macro_rules! word {
+        ($i:expr, $w:ident) => {
+            if $i == 15 { $w } else { base[$i] }
+        };
+    }
+    b3_w15_rounds_0_1!(r, word, h; (va, m15a), (vb, m15b));
+    b3_rounds_2_to_6_word0!(r, word; (va, m15a), (vb, m15b))
 }
 
 #[target_feature(enable = "avx2")]
@@ -324,8 +401,14 @@ fn blake3_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
         3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
         15, 14, 13, 12,
     );
-    let mut base = [_mm256_setzero_si256(); 16];
-    let mut pre = [_mm256_setzero_si256(); 16];
+    let zero = _mm256_setzero_si256();
+    let mut head = W15Head {
+        pre: [zero; 16],
+        s34: zero,
+        q0: zero,
+        q7: zero,
+        base: [zero; 16],
+    };
     // The usual layout (the counter ends the block) puts the last digit in word 15.
     let word15 = pos / 4 == 15;
     let mut n = start;
@@ -334,23 +417,34 @@ fn blake3_scan(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
             encode_counter(n, &mut block[at..at + job.width]);
             block[pos] = 0;
             let words = portable::le_words(&block);
-            for (k, w) in words.iter().enumerate() {
-                base[k] = _mm256_set1_epi32(*w as i32);
-            }
+            head.base = words.map(|w| _mm256_set1_epi32(w as i32));
             if word15 {
-                let head =
-                    portable::b3_round0_before_word15(&b3.cv, &words, b3.block_len, b3.flags);
-                for (k, w) in head.iter().enumerate() {
-                    pre[k] = _mm256_set1_epi32(*w as i32);
-                }
+                let h = portable::b3_w15_head(&b3.cv, &words, b3.block_len, b3.flags);
+                head.pre = h.pre.map(|w| _mm256_set1_epi32(w as i32));
+                head.s34 = _mm256_set1_epi32(h.s34 as i32);
+                head.q0 = _mm256_set1_epi32(h.q0 as i32);
+                head.q7 = _mm256_set1_epi32(h.q7 as i32);
             }
         }
-        let lanes = table[(n % 64 / 8) as usize];
+        let group = (n % 64 / 8) as usize;
+        if word15 && n.is_multiple_of(16) && n + 16 <= end {
+            // Two groups of 8 from the same run of 64 (a run is whole groups of 16).
+            let (a, b) = blake3_x16_w15(
+                &head,
+                _mm256_or_si256(head.base[15], table[group]),
+                _mm256_or_si256(head.base[15], table[group + 1]),
+            );
+            let mask_a = first_word_mask(_mm256_shuffle_epi8(a, bswap), job.bits);
+            let mask_b = first_word_mask(_mm256_shuffle_epi8(b, bswap), job.bits);
+            push_mask(mask_a | mask_b << 8, n, hits);
+            n += 2 * LANES;
+            continue;
+        }
         let out0 = if word15 {
-            blake3_x8_w15(&pre, &base, _mm256_or_si256(base[15], lanes))
+            blake3_x8_w15(&head, _mm256_or_si256(head.base[15], table[group]))
         } else {
-            let mut m = base;
-            m[pos / 4] = _mm256_or_si256(base[pos / 4], lanes);
+            let mut m = head.base;
+            m[pos / 4] = _mm256_or_si256(head.base[pos / 4], table[group]);
             blake3_x8(&b3.cv, &m, b3.block_len, b3.flags)
         };
         push_mask(

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use pennyblack::rate::{Rate, measure};
+use pennyblack::rate::{Rate, clock_ghz, measure};
 use pennyblack::{Algorithm, Backend, FixedClock, MintRequest, Minter, Policy, Verifier};
 
 use crate::Exit;
@@ -61,7 +61,7 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
         );
     }
     let steps =
-        plan.len() + algs.len() * usize::from(threads > 1) + 1 + 2 * usize::from(!a.no_reference);
+        plan.len() + algs.len() * usize::from(threads > 1) + 2 + 2 * usize::from(!a.no_reference);
     let mut step = 0;
     let mut next = |what: &str| {
         step += 1;
@@ -71,6 +71,7 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
         ));
     };
 
+    let ghz_before = clock_ghz();
     let mut rows: Vec<Rate> = Vec::new();
     for &(alg, b) in &plan {
         next(&format!("{alg} on {b}, 1 thread"));
@@ -89,6 +90,13 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
             }
         }
     }
+    next("the core clock");
+    // The clock moves with the machine's load (turbo): measured before and after the kernels,
+    // the higher figure is the one the bound is taken at.
+    let ghz = match (ghz_before, clock_ghz()) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    };
     next("verification of version 1 stamps");
     let verify_rate = verify_rate(dur)?;
     let mut reference = Reference::default();
@@ -100,16 +108,39 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
     }
     note("");
 
+    // The kernel's bound (instructions per candidate over this CPU's throughput, per GHz) at
+    // the measured clock, times the threads (each on its own core).
+    let bound = |r: &Rate| Some(r.backend.bound_per_ghz(r.alg)? * 1e6 * ghz? * r.threads as f64);
     if a.json {
+        let rates: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let b = bound(r);
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("bound_per_second".into(), serde_json::json!(b));
+                    o.insert(
+                        "of_bound".into(),
+                        serde_json::json!(b.map(|b| r.per_second / b)),
+                    );
+                }
+                v
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::json!({ "rates": rows, "verify_v1_per_second": verify_rate, "reference": reference })
+            serde_json::json!({
+                "rates": rates,
+                "clock_ghz": ghz,
+                "verify_v1_per_second": verify_rate,
+                "reference": reference,
+            })
         );
         return Ok(Exit::Ok);
     }
     println!(
-        "{:<8} {:<9} {:>7} {:>12} {:>14} {:>12}",
-        "alg", "backend", "threads", "M hashes/s", "x OpenSSL", "x hashcash"
+        "{:<8} {:<9} {:>7} {:>12} {:>9} {:>10} {:>12}",
+        "alg", "backend", "threads", "M hashes/s", "of bound", "x OpenSSL", "x hashcash"
     );
     for r in &rows {
         let openssl = match r.alg {
@@ -123,17 +154,26 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
         } else {
             "-".into()
         };
+        let of_bound = bound(r).map_or("-".to_owned(), |b| format!("{:.2}", r.per_second / b));
         println!(
-            "{:<8} {:<9} {:>7} {:>12.1} {:>14} {:>12}",
+            "{:<8} {:<9} {:>7} {:>12.1} {:>9} {:>10} {:>12}",
             r.alg.name(),
             r.backend.name(),
             r.threads,
             r.per_second / 1e6,
+            of_bound,
             ratio(openssl),
             hc
         );
     }
     println!();
+    match ghz {
+        Some(g) => println!(
+            "of bound: the rate over the kernel's instruction bound (Backend::bound_per_ghz) at \
+             the measured clock, {g:.2} GHz"
+        ),
+        None => println!("of bound: not known (the clock could not be measured)"),
+    }
     println!(
         "verify (parse + hash, no store), v1 stamps, 1 thread: {:.2} M stamps/s",
         verify_rate / 1e6
