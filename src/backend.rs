@@ -3,13 +3,15 @@
 //! A kernel scans a range of counters for one `Job` (a fixed prefix, a counter of fixed width
 //! appended to it, a number of leading zero bits to reach) and reports the counters whose hash
 //! reaches the target. Every kernel has the same signature, so the SIMD kernels (`x86_sha`,
-//! `x86_avx2`) sit beside `portable` and the minter does not know which one runs. The layout
+//! `x86_avx2`, `x86_avx512`) sit beside `portable` and the minter does not know which one runs. The layout
 //! the kernels are fast on (where a candidate's counter ends in its last block) is decided here
 //! too, by `counter_padding`, which the minter follows.
 
 pub(crate) mod portable;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub(crate) mod x86_avx2;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub(crate) mod x86_avx512;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub(crate) mod x86_sha;
 
@@ -63,6 +65,10 @@ pub(crate) fn encode_counter(mut n: u64, out: &mut [u8]) {
     }
 }
 
+/// Vector ops per batch of 16 candidates of the AVX-512 BLAKE3 kernel (see
+/// [`Backend::bound_per_ghz`]).
+const AVX512_OPS: f64 = 639.0;
+
 /// A CPU backend for minting. Verification never uses these: it hashes with the plain crates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -70,6 +76,8 @@ pub(crate) fn encode_counter(mut n: u64, out: &mut [u8]) {
 pub enum Backend {
     /// x86 SHA extensions, 4 candidates interleaved: SHA-1 and SHA-256.
     ShaNi,
+    /// x86 AVX-512 (F), 16 candidates per vector: BLAKE3.
+    Avx512,
     /// x86 AVX2, 8 candidates per vector: SHA-256 and BLAKE3.
     Avx2,
     /// The `sha1` and `sha2` block functions and a scalar BLAKE3, from a precomputed midstate;
@@ -79,7 +87,12 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend this build knows, available on this CPU or not.
-    pub const ALL: [Backend; 3] = [Backend::ShaNi, Backend::Avx2, Backend::Portable];
+    pub const ALL: [Backend; 4] = [
+        Backend::ShaNi,
+        Backend::Avx512,
+        Backend::Avx2,
+        Backend::Portable,
+    ];
 
     /// The fastest backend this CPU supports for `alg`.
     pub fn detect(alg: Algorithm) -> Backend {
@@ -109,8 +122,10 @@ impl Backend {
             Backend::Avx2 => {
                 matches!(alg, Algorithm::Sha256 | Algorithm::Blake3) && x86_avx2::detected()
             }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Backend::Avx512 => alg == Algorithm::Blake3 && x86_avx512::detected(),
             #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-            Backend::ShaNi | Backend::Avx2 => false,
+            Backend::ShaNi | Backend::Avx2 | Backend::Avx512 => false,
         }
     }
 
@@ -130,6 +145,7 @@ impl Backend {
         match self {
             Backend::ShaNi => "sha-ni",
             Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
             Backend::Portable => "portable",
         }
     }
@@ -165,6 +181,15 @@ impl Backend {
     ///   only what output word 0 needs (98 ops). With the compare and mask: 823 ops / 8 lanes =
     ///   103 per candidate / 3 per cycle = 34.3 cycles (274 of the 823 are shifts and shuffles:
     ///   not the limit at 2 per cycle each).
+    /// * BLAKE3, AVX-512 (16 lanes, one batch): the same precomputation as AVX2, but a G half is
+    ///   7 ops (3 adds, 2 xors, 2 `vprord`). Round 0's last half G 6 ops (v3 + v4 precomputed),
+    ///   round 1 48 (columns, the shared steps left out) + 56 (diagonals), rounds 2-5 4 x 112,
+    ///   round 6 to output word 0 78; with the or of the lane digits and the `vptestnmd`: 639 ops
+    ///   / 16 lanes = 39.9 per candidate. 512-bit integer ops issue on 2 ports (0 and 5; rotates
+    ///   on port 0 only, 2 of 7): 20.0 cycles. The 2 per cycle is Intel's documented figure; a
+    ///   scratch loop of independent `vpaddd`/`vprord` zmm (gcc inline asm in /tmp) gave lower,
+    ///   inconsistent figures on this virtual machine, while the kernel itself retires 1.55
+    ///   of them per cycle at the bench's measured clock, so the bound stays at 2.
     /// * BLAKE3, portable: the full scalar compression, 7 rounds x 8 G x 14 ops (per half: 3
     ///   adds, 2 xors, 2 rotates) = 784 / 5 per cycle = 157 cycles (224 rotates / 2 = 112).
     /// * SHA-1 and SHA-256, portable: the `sha1`/`sha2` crates, which use SHA-NI where the CPU
@@ -181,6 +206,7 @@ impl Backend {
             (Backend::Portable, _)
                 | (Backend::ShaNi, Algorithm::Sha1 | Algorithm::Sha256)
                 | (Backend::Avx2, Algorithm::Sha256 | Algorithm::Blake3)
+                | (Backend::Avx512, Algorithm::Blake3)
         ) {
             return None;
         }
@@ -193,6 +219,7 @@ impl Backend {
             (Backend::ShaNi, _) => 26.0 * 3.0,
             (Backend::Avx2, Algorithm::Sha256) => 3320.0 / 8.0 / 3.0,
             (Backend::Avx2, _) => 823.0 / 8.0 / 3.0,
+            (Backend::Avx512, _) => AVX512_OPS / 16.0 / 2.0,
             (_, Algorithm::Blake3) => 784.0 / 5.0,
             (_, Algorithm::Sha1) if sha_ni => 20.0 * 3.0,
             (_, Algorithm::Sha1) => 976.0 / 5.0,
@@ -218,8 +245,12 @@ impl Backend {
             Backend::ShaNi => x86_sha::search(job, start, end, hits),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Backend::Avx2 => x86_avx2::search(job, start, end, hits),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Backend::Avx512 => x86_avx512::search(job, start, end, hits),
             #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-            Backend::ShaNi | Backend::Avx2 => portable::search(job, start, end, hits),
+            Backend::ShaNi | Backend::Avx2 | Backend::Avx512 => {
+                portable::search(job, start, end, hits)
+            }
         }
     }
 }
@@ -490,6 +521,7 @@ mod tests {
                     (Backend::Portable, _)
                         | (Backend::ShaNi, Algorithm::Sha1 | Algorithm::Sha256)
                         | (Backend::Avx2, Algorithm::Sha256 | Algorithm::Blake3)
+                        | (Backend::Avx512, Algorithm::Blake3)
                 );
                 let bound = backend.bound_per_ghz(alg);
                 assert_eq!(bound.is_some(), kernel, "{backend} {alg}");

@@ -174,6 +174,8 @@ pub enum BackendArg {
     ShaNi,
     /// x86 AVX2, 8 lanes (SHA-256, BLAKE3).
     Avx2,
+    /// x86 AVX-512, 16 lanes (BLAKE3).
+    Avx512,
 }
 
 impl BackendArg {
@@ -184,6 +186,7 @@ impl BackendArg {
             BackendArg::Portable => Some(pennyblack::Backend::Portable),
             BackendArg::ShaNi => Some(pennyblack::Backend::ShaNi),
             BackendArg::Avx2 => Some(pennyblack::Backend::Avx2),
+            BackendArg::Avx512 => Some(pennyblack::Backend::Avx512),
         }
     }
 }
