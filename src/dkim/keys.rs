@@ -88,14 +88,7 @@ impl SigningKey {
     /// Reads a PEM key file. Errors name the file: [`DkimError::Io`], or
     /// [`DkimError::File`] around what [`from_pem`](SigningKey::from_pem) says.
     pub fn from_file(path: &Path) -> Result<SigningKey, DkimError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| DkimError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        SigningKey::from_pem(&pem).map_err(|e| DkimError::File {
-            path: path.to_owned(),
-            source: Box::new(e),
-        })
+        read_named(path, SigningKey::from_pem)
     }
 
     /// A new key: Ed25519, or RSA of `rsa_bits` (at least 2048).
@@ -423,14 +416,7 @@ impl KeyFile {
     /// Reads a key file. Errors name the file: [`DkimError::Io`], or [`DkimError::File`]
     /// around what [`parse`](KeyFile::parse) says.
     pub fn open(path: &Path) -> Result<KeyFile, DkimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DkimError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        KeyFile::parse(&text).map_err(|e| DkimError::File {
-            path: path.to_owned(),
-            source: Box::new(e),
-        })
+        read_named(path, KeyFile::parse)
     }
 
     /// Adds one record.
@@ -447,6 +433,22 @@ impl KeyLookup for KeyFile {
             .map(|r| vec![r.clone()])
             .ok_or(LookupError::NotFound)
     }
+}
+
+/// Reads the text file at `path` and parses it with `parse`; errors name the file
+/// ([`DkimError::Io`], or [`DkimError::File`] around what `parse` says).
+fn read_named<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, DkimError>,
+) -> Result<T, DkimError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DkimError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text).map_err(|e| DkimError::File {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 #[cfg(test)]
