@@ -53,6 +53,8 @@ pub(crate) fn counter_padding(alg: Algorithm, len: usize) -> usize {
     let end = match alg {
         Algorithm::Sha1 | Algorithm::Sha256 => 55,
         Algorithm::Blake3 => 0,
+        // One Argon2 evaluation hashes the whole password once: no layout to win.
+        Algorithm::Argon2id(_) => return 0,
     };
     (end + 64 - (len + COUNTER_WIDTH) % 64) % 64
 }
@@ -362,6 +364,7 @@ impl Job {
                     job.b3_hasher = Some(Box::new(h));
                 }
             }
+            Algorithm::Argon2id(_) => {}
         }
         job
     }

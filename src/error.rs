@@ -45,8 +45,11 @@ pub enum ParseError {
         /// The hash's output size in bits.
         max: u32,
     },
-    /// The algorithm field of a version 2 stamp is not `sha256` or `blake3`.
-    #[error("unknown hash algorithm {0:?} (known: sha256, blake3)")]
+    /// The algorithm field of a version 2 stamp is not `sha256`, `blake3` or
+    /// `argon2id-mM-tT-pP` with parameters Argon2 allows.
+    #[error(
+        "unknown algorithm {0:?} (known: sha256, blake3, argon2id-mKIB-tPASSES-pLANES with KIB at least 8 x LANES and at most 4194304, PASSES 1-999, LANES 1-255)"
+    )]
     BadAlgorithm(String),
     /// The parts field of a version 2 stamp is not a number from 1 to 64.
     #[error("parts field {0:?} is not a number from 1 to 64")]
@@ -125,6 +128,35 @@ pub enum VerifyError {
     /// The stamp's extension holds a binding that is not one well-formed body digest.
     #[error("malformed binding: the extension's bind= entry is repeated or not a binding")]
     BadBinding,
+    /// The policy names no minimum for this stamp's algorithm while it names one for others:
+    /// the algorithm is not accepted (values of different algorithms are not comparable).
+    #[error("algorithm {alg} is not accepted: the policy sets no minimum value for it")]
+    NotAccepted {
+        /// The algorithm's name.
+        alg: &'static str,
+    },
+    /// A parameter of the stamp's algorithm lies outside what the policy accepts (refused
+    /// before any work).
+    #[error("{what} {value} is outside the policy's {bound}")]
+    OutOfPolicy {
+        /// Which parameter: "memory (KiB)", "parts".
+        what: &'static str,
+        /// The stamp's value of it.
+        value: u64,
+        /// The bound it broke, e.g. "maximum 65536".
+        bound: String,
+    },
+    /// Checking this stamp would take the message past the policy's verification budget
+    /// (refused before any work; see `Policy::max_work`).
+    #[error(
+        "over the verification budget: this stamp would cost about {cost_us} us to check, {left_us} us of the message's budget remain"
+    )]
+    OverBudget {
+        /// The estimated cost of checking this stamp, in microseconds.
+        cost_us: u64,
+        /// What remained of the message's budget, in microseconds.
+        left_us: u64,
+    },
     /// The stamp was already spent (seen before by this receiver).
     #[error("spent: this stamp was already accepted once")]
     Spent,
@@ -276,6 +308,18 @@ pub enum MintError {
         backend: crate::Backend,
         /// The algorithm.
         alg: crate::Algorithm,
+    },
+    /// One attempt of a memory-hard algorithm needs more memory than the minter may use.
+    #[error(
+        "one {alg} attempt needs {needed} bytes, over the minter's memory limit of {limit} bytes"
+    )]
+    TooMuchMemory {
+        /// The algorithm, with its parameters.
+        alg: crate::Algorithm,
+        /// Bytes one attempt (one thread) needs.
+        needed: u64,
+        /// The minter's limit for all its threads together.
+        limit: u64,
     },
     /// The minter was cancelled.
     #[error("minting was cancelled")]

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "mail")]
+pub mod argon2id;
 pub mod authres;
 pub mod backend;
 pub mod bind;
@@ -31,7 +32,7 @@ pub use mint::{MintRequest, Minter, Progress};
 #[cfg(feature = "store")]
 pub use spent::FileStore;
 pub use spent::{MemoryStore, SpentStore};
-pub use stamp::{Algorithm, MAX_STAMP_LEN, Stamp, StampDate, Version};
+pub use stamp::{Algorithm, Argon2Params, MAX_STAMP_LEN, Stamp, StampDate, Version};
 pub use verify::{
     Clock, FixedClock, PARALLEL_BATCH, Pending, Policy, ResourcePattern, SystemClock, Verdict,
     Verifier,

@@ -133,6 +133,12 @@ impl MintRequest {
         per_part_bits(self.bits, self.parts)
     }
 
+    /// Bytes one minting thread holds for this request's attempts: an Argon2id attempt's memory
+    /// (the thread's one block buffer, reused), 0 for the hashes (a few hundred bytes of state).
+    pub fn memory_per_thread(&self) -> u64 {
+        self.alg.argon2().map_or(0, |p| p.memory_bytes())
+    }
+
     /// The expected number of hashes to mint this stamp: parts x 2^(bits of a part).
     pub fn expected_work(&self) -> f64 {
         match self.alg.version() {
@@ -228,7 +234,11 @@ pub struct Minter {
     cancel: Arc<AtomicBool>,
     progress: Option<(Duration, Arc<ProgressFn>)>,
     pool: OnceLock<Result<rayon::ThreadPool, String>>,
+    max_memory: u64,
 }
+
+/// Default [`Minter::max_memory`]: 1 GiB for all threads together.
+pub const DEFAULT_MAX_MEMORY: u64 = 1 << 30;
 
 impl std::fmt::Debug for Minter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,7 +266,33 @@ impl Minter {
             cancel: Arc::new(AtomicBool::new(false)),
             progress: None,
             pool: OnceLock::new(),
+            max_memory: DEFAULT_MAX_MEMORY,
         }
+    }
+
+    /// Bounds the memory of a memory-hard mint, all threads together (default 1 GiB): a stamp
+    /// whose attempt needs `m` bytes runs on at most `limit / m` of the threads, and one whose
+    /// attempt alone needs more than `limit` is refused ([`MintError::TooMuchMemory`]).
+    pub fn max_memory(mut self, limit: u64) -> Self {
+        self.max_memory = limit;
+        self
+    }
+
+    /// The threads that mint `req`: all of them, or fewer when a memory-hard attempt's memory
+    /// times the threads would pass [`max_memory`](Self::max_memory).
+    pub fn threads_for(&self, req: &MintRequest) -> Result<usize, MintError> {
+        let m = req.memory_per_thread();
+        if m == 0 {
+            return Ok(self.threads);
+        }
+        if m > self.max_memory {
+            return Err(MintError::TooMuchMemory {
+                alg: req.alg,
+                needed: m,
+                limit: self.max_memory,
+            });
+        }
+        Ok(self.threads.min((self.max_memory / m) as usize).max(1))
     }
 
     /// Uses `n` worker threads (at least 1).
@@ -313,8 +349,9 @@ impl Minter {
 
     /// Mints one stamp, with every worker thread.
     pub fn mint(&self, req: &MintRequest) -> Result<Stamp, MintError> {
+        let threads = self.threads_for(req)?;
         let prepared = self.prepare(req)?;
-        let found = self.search(&prepared.job, prepared.backend, req.parts)?;
+        let found = self.search(&prepared.job, prepared.backend, req.parts, threads)?;
         Ok(prepared.finish(found))
     }
 
@@ -330,8 +367,9 @@ impl Minter {
             Ok(pool) => pool,
             Err(e) => return reqs.iter().map(|_| Err(e.clone())).collect(),
         };
-        let (small, large): (Vec<usize>, Vec<usize>) =
-            (0..reqs.len()).partition(|&i| reqs[i].expected_work() <= SMALL_WORK);
+        // Memory-hard attempts take milliseconds: those stamps always get every thread.
+        let (small, large): (Vec<usize>, Vec<usize>) = (0..reqs.len())
+            .partition(|&i| reqs[i].expected_work() <= SMALL_WORK && !reqs[i].alg.is_memory_hard());
         let mut results: Vec<Option<Result<Stamp, MintError>>> = vec![None; reqs.len()];
         let minted: Vec<(usize, Result<Stamp, MintError>)> = pool.install(|| {
             small
@@ -424,7 +462,11 @@ impl Minter {
             // The expected work of the parts still missing, and a little more: a small stamp is
             // one chunk, a large one checks the flags every 64K hashes.
             let missing = (parts - found.len()) as f64;
-            let chunk = ((per_part * missing * 1.25) as u64 + 8).clamp(8, 1 << 16);
+            let chunk = if job.alg.is_memory_hard() {
+                1
+            } else {
+                ((per_part * missing * 1.25) as u64 + 8).clamp(8, 1 << 16)
+            };
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(MintError::Cancelled);
             }
@@ -447,7 +489,13 @@ impl Minter {
     }
 
     /// Finds `parts` distinct counters for `job` with every worker thread.
-    fn search(&self, job: &Job, backend: Backend, parts: u32) -> Result<Vec<u64>, MintError> {
+    fn search(
+        &self,
+        job: &Job,
+        backend: Backend,
+        parts: u32,
+        threads: usize,
+    ) -> Result<Vec<u64>, MintError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(MintError::Cancelled);
         }
@@ -455,21 +503,27 @@ impl Minter {
         let expected = f64::from(parts) * 2f64.powi(job.bits as i32);
         // Chunks of ~1/8 of a part's expected work per thread, between 256 and 64K attempts:
         // small stamps finish fast, big ones check the stop flag rarely.
-        let chunk = ((2f64.powi(job.bits as i32) / 8.0) as u64).clamp(256, 1 << 16);
+        // A memory-hard attempt takes milliseconds: one per chunk, so the stop flag is seen
+        // within one attempt.
+        let chunk = if job.alg.is_memory_hard() {
+            1
+        } else {
+            ((2f64.powi(job.bits as i32) / 8.0) as u64).clamp(256, 1 << 16)
+        };
         let shared = Shared {
             cursor: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             state: Mutex::new(State {
                 found: Vec::new(),
-                running: self.threads,
+                running: threads,
             }),
             wake: Condvar::new(),
         };
         let started = Instant::now();
         let mut outcome: Result<(), MintError> = Ok(());
         pool.in_place_scope(|scope| {
-            for _ in 0..self.threads {
+            for _ in 0..threads {
                 scope.spawn(|_| worker(&shared, job, backend, chunk, parts as usize));
             }
             let mut last_report = Duration::ZERO;

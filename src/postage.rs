@@ -268,6 +268,17 @@ fn enough(value: f64, bits: u32) -> bool {
     value + 1e-9 >= f64::from(bits)
 }
 
+/// Whether a valid stamp pays at `bits`: a hash stamp by its value; a memory-hard one, whose
+/// value is in another unit, by having met the policy's own minimum for its family.
+fn pays_at(v: &Verdict, bits: u32) -> bool {
+    match v.parsed() {
+        Some(s) if s.algorithm().is_memory_hard() => {
+            !v.unchecked.contains(crate::verify::Unchecked::Bits)
+        }
+        _ => enough(v.value, bits),
+    }
+}
+
 /// The outcome of a set of stamps for one recipient (or for the message without recipients).
 fn outcome_of<'a>(verdicts: impl Iterator<Item = &'a Verdict>) -> Outcome {
     let mut out = Outcome::None;
@@ -322,17 +333,20 @@ impl MessageVerdict {
             return self
                 .stamps
                 .iter()
-                .any(|s| s.verdict.is_valid() && enough(s.verdict.value, bits));
+                .any(|s| s.verdict.is_valid() && pays_at(&s.verdict, bits));
         }
         self.unpaid_at(bits) == 0
     }
 
-    /// How many recipients no valid stamp of at least `bits` pays.
+    /// How many recipients no valid stamp of at least `bits` pays (a memory-hard stamp pays
+    /// when it met the policy's minimum for its family).
     pub fn unpaid_at(&self, bits: u32) -> usize {
-        self.recipients
-            .iter()
-            .filter(|r| {
-                !(matches!(r.outcome, Outcome::Pass | Outcome::Neutral) && enough(r.value, bits))
+        (0..self.recipients.len())
+            .filter(|&r| {
+                !self
+                    .stamps
+                    .iter()
+                    .any(|s| s.pays == Some(r) && s.verdict.is_valid() && pays_at(&s.verdict, bits))
             })
             .count()
     }
@@ -418,6 +432,8 @@ pub fn check_message_if(
     let mut about = Vec::new(); // (bound_to, pays) per pending stamp
     let mut skipped = 0;
     let mut hidden_budget = HIDDEN_MATCH_BUDGET;
+    // One verification budget for the whole message (Policy::max_work).
+    let budget = crate::verify::Budget::new(policy);
     for (i, f) in fields.iter().enumerate() {
         if i >= max_stamps.saturating_mul(2) || pending.len() >= max_stamps {
             skipped += total - i;
@@ -462,7 +478,7 @@ pub fn check_message_if(
             .find(|d| d.status == DkimStatus::Pass && d.covers("x-hashcash") >= from_bottom)
             .map(|d| d.domain.clone());
         // The resource was matched here already (once, indexed): the verifier need not again.
-        let mut p = verifier.check_pending_matched(&text, Some(&view));
+        let mut p = verifier.check_pending_matched(&text, Some(&view), &budget);
         if !rcpts.is_empty() && pays.is_none() {
             // With recipients, a stamp that pays none of them (one for another resource the
             // operator's pattern accepts) is reported but not recorded: it may be a

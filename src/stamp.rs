@@ -27,7 +27,8 @@ pub enum Version {
     V0,
     /// hashcash version 1, `1:BITS:DATE:RESOURCE:EXT:RAND:COUNTER`, SHA-1.
     V1,
-    /// pennyblack version 2, `2:ALG:BITS:PARTS:DATE:RESOURCE:EXT:RAND:C1,...,CK`, SHA-256 or BLAKE3.
+    /// pennyblack version 2, `2:ALG:BITS:PARTS:DATE:RESOURCE:EXT:RAND:C1,...,CK`: SHA-256,
+    /// BLAKE3 or Argon2id.
     V2,
 }
 
@@ -42,9 +43,10 @@ impl Version {
     }
 }
 
-/// A hash algorithm a stamp can be made with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// A cost function a stamp can be made with: a hash (CPU-bound) or a memory-hard function.
+/// A memory-hard one carries its cost parameters, which are part of the stamp's text and so of
+/// its identity and of the hashed input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
     /// SHA-1 (versions 0 and 1, hashcash compatible).
@@ -53,18 +55,96 @@ pub enum Algorithm {
     Sha256,
     /// BLAKE3 with 256-bit output (version 2).
     Blake3,
+    /// Argon2id (RFC 9106) with these parameters, 256-bit output (version 2).
+    Argon2id(Argon2Params),
+}
+
+/// The cost parameters of an Argon2id stamp (RFC 9106 section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Argon2Params {
+    /// Memory size m, in KiB (1 KiB blocks); at least 8 x lanes.
+    pub memory_kib: u32,
+    /// Number of passes t over the memory, at least 1.
+    pub passes: u32,
+    /// Degree of parallelism p (lanes), at least 1.
+    pub lanes: u32,
+}
+
+impl Argon2Params {
+    /// What `mint --alg argon2id` uses unless told otherwise: 1 MiB, one pass, one lane.
+    pub const DEFAULT: Argon2Params = Argon2Params {
+        memory_kib: 1024,
+        passes: 1,
+        lanes: 1,
+    };
+    /// The largest memory a stamp may name: 4 GiB (receivers' policies allow far less).
+    pub const MAX_MEMORY_KIB: u32 = 4 << 20;
+    /// The most passes a stamp may name.
+    pub const MAX_PASSES: u32 = 999;
+    /// The most lanes a stamp may name.
+    pub const MAX_LANES: u32 = 255;
+
+    /// Checks the parameters against Argon2's rules and the grammar's limits.
+    pub fn new(memory_kib: u32, passes: u32, lanes: u32) -> Result<Self, ParseError> {
+        let p = Argon2Params {
+            memory_kib,
+            passes,
+            lanes,
+        };
+        let ok = (1..=Self::MAX_LANES).contains(&lanes)
+            && (1..=Self::MAX_PASSES).contains(&passes)
+            && memory_kib >= 8 * lanes
+            && memory_kib <= Self::MAX_MEMORY_KIB;
+        if ok {
+            Ok(p)
+        } else {
+            Err(ParseError::BadAlgorithm(p.field()))
+        }
+    }
+
+    /// Bytes of memory one evaluation needs.
+    pub fn memory_bytes(self) -> u64 {
+        u64::from(self.memory_kib) * 1024
+    }
+
+    /// The algorithm field: `argon2id-mMEMORY-tPASSES-pLANES`.
+    fn field(self) -> String {
+        format!(
+            "argon2id-m{}-t{}-p{}",
+            self.memory_kib, self.passes, self.lanes
+        )
+    }
 }
 
 impl Algorithm {
-    /// All algorithms, in the order the CLI lists them.
+    /// The hash algorithms (CPU-bound, minted by the SIMD backends), in the order the CLI lists
+    /// them. Memory-hard algorithms carry parameters and are not in this list.
     pub const ALL: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Blake3];
 
-    /// The name used in stamps and on the command line.
+    /// Argon2id with [`Argon2Params::DEFAULT`].
+    pub const ARGON2ID: Algorithm = Algorithm::Argon2id(Argon2Params::DEFAULT);
+
+    /// The family name used on the command line and in policies (`sha1`, `sha256`, `blake3`,
+    /// `argon2id`); the stamp's field also names the parameters (see `Display`).
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
             Algorithm::Blake3 => "blake3",
+            Algorithm::Argon2id(_) => "argon2id",
+        }
+    }
+
+    /// Whether this is a memory-hard function (each attempt costs memory, not just a hash).
+    pub fn is_memory_hard(self) -> bool {
+        matches!(self, Algorithm::Argon2id(_))
+    }
+
+    /// The Argon2id parameters, for an Argon2id algorithm.
+    pub fn argon2(self) -> Option<Argon2Params> {
+        match self {
+            Algorithm::Argon2id(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -72,7 +152,7 @@ impl Algorithm {
     pub fn output_bits(self) -> u32 {
         match self {
             Algorithm::Sha1 => 160,
-            Algorithm::Sha256 | Algorithm::Blake3 => 256,
+            Algorithm::Sha256 | Algorithm::Blake3 | Algorithm::Argon2id(_) => 256,
         }
     }
 
@@ -80,15 +160,17 @@ impl Algorithm {
     pub fn version(self) -> Version {
         match self {
             Algorithm::Sha1 => Version::V1,
-            Algorithm::Sha256 | Algorithm::Blake3 => Version::V2,
+            _ => Version::V2,
         }
     }
 
     /// The number of parts new stamps get unless asked otherwise: 1 for SHA-1 (hashcash's
-    /// format has one counter), 16 for the others.
+    /// format has one counter), 4 for Argon2id (each part costs its verifier one evaluation),
+    /// 16 for the others.
     pub fn default_parts(self) -> u32 {
         match self {
             Algorithm::Sha1 => 1,
+            Algorithm::Argon2id(_) => 4,
             Algorithm::Sha256 | Algorithm::Blake3 => 16,
         }
     }
@@ -97,24 +179,37 @@ impl Algorithm {
     pub fn max_parts(self) -> u32 {
         match self {
             Algorithm::Sha1 => 1,
-            Algorithm::Sha256 | Algorithm::Blake3 => MAX_PARTS,
+            _ => MAX_PARTS,
         }
     }
 }
 
 impl fmt::Display for Algorithm {
+    /// The algorithm field of a stamp: the name, and for Argon2id its parameters
+    /// (`argon2id-m1024-t1-p1`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            Algorithm::Argon2id(p) => f.write_str(&p.field()),
+            _ => f.write_str(self.name()),
+        }
+    }
+}
+
+impl serde::Serialize for Algorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
 impl FromStr for Algorithm {
     type Err = ParseError;
+    /// A family name (`argon2id` means [`Argon2Params::DEFAULT`]) or a stamp's algorithm field
+    /// (`argon2id-m65536-t2-p1`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| ParseError::BadAlgorithm(s.to_owned()))
+        if s == "argon2id" {
+            return Ok(Algorithm::ARGON2ID);
+        }
+        parse::algorithm_field(s)
     }
 }
 
@@ -151,7 +246,7 @@ impl Stamp {
     pub fn version(&self) -> Version {
         self.version
     }
-    /// The hash algorithm (SHA-1 for versions 0 and 1).
+    /// The algorithm, with its parameters (SHA-1 for versions 0 and 1).
     pub fn algorithm(&self) -> Algorithm {
         self.alg
     }

@@ -1,7 +1,8 @@
 //! Verification: a [`Policy`], a clock, an optional spent store, and a [`Verdict`] per stamp.
 //!
-//! Cheap checks run first (syntax, date, resource, binding to the message), then the hashes
-//! (every part, constant-time), then the spent store, so a stamp is recorded as spent only after
+//! Cheap checks run first (syntax; the algorithm and its cost parameters against the policy;
+//! date, resource, binding to the message; the verification budget), then the work (every part,
+//! constant-time; memory-hard parts on every core), then the spent store, so a stamp is recorded as spent only after
 //! every other check passed: a stamp lifted into another message is neither accepted nor burnt.
 
 mod resource;
@@ -14,7 +15,9 @@ use std::time::Duration;
 use crate::bind::{Binding, BindingSource, binding_of_ext};
 use crate::error::{Error, VerifyError};
 use crate::spent::{Spend, SpentStore, legacy_key, spent_key};
-use crate::stamp::{Stamp, Version, date::rfc3339};
+use crate::stamp::{Algorithm, Stamp, Version, date::rfc3339};
+
+pub use work::estimated_cost;
 
 /// A malformed text as kept in its verdict: at most 256 bytes, then `...`, so a hostile
 /// megabyte line is not echoed back whole.
@@ -54,7 +57,33 @@ pub struct Policy {
     /// Refuse stamps that are not bound to their message (see [`crate::bind`]); checked only
     /// where the message is known ([`Verifier::check_in`]).
     pub require_binding: bool,
+    /// The least value accepted per algorithm family (compared by [`Algorithm::name`]; the
+    /// parameters of a memory-hard entry are ignored). A family listed here is judged by its own
+    /// minimum: a 20-bit SHA-256 stamp and an 8-bit Argon2id stamp are not comparable.
+    /// `min_bits` is the minimum of the hash families (SHA-1, SHA-256, BLAKE3) not listed. When
+    /// any minimum is set, a family with none (Argon2id unless listed) is refused
+    /// ([`VerifyError::NotAccepted`]).
+    pub min_value: Vec<(Algorithm, u32)>,
+    /// The least Argon2id memory accepted, in KiB (default 1024): below it an evaluation is too
+    /// cheap for its bits to mean what the policy's minimum assumes.
+    pub min_memory_kib: u32,
+    /// The most Argon2id memory accepted, in KiB (default 65536, 64 MiB). A verifier holds
+    /// this much per thread while it checks a stamp's parts.
+    pub max_memory_kib: u32,
+    /// The most parts a stamp may have (default 64, the format's limit).
+    pub max_parts: u32,
+    /// The most verification work one message (or one stamp given alone) may cost, estimated
+    /// before any work by [`work::estimated_cost`] (default 100 ms). A stamp that would take
+    /// its message over this is refused ([`VerifyError::OverBudget`]) without being checked.
+    pub max_work: Duration,
 }
+
+/// Default [`Policy::min_memory_kib`]: 1 MiB.
+pub const DEFAULT_MIN_MEMORY_KIB: u32 = 1024;
+/// Default [`Policy::max_memory_kib`]: 64 MiB.
+pub const DEFAULT_MAX_MEMORY_KIB: u32 = 64 * 1024;
+/// Default [`Policy::max_work`]: 100 ms of estimated verification work per message.
+pub const DEFAULT_MAX_WORK: Duration = Duration::from_millis(100);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -64,6 +93,11 @@ impl Default for Policy {
             validity: DEFAULT_VALIDITY,
             grace: DEFAULT_GRACE,
             require_binding: false,
+            min_value: Vec::new(),
+            min_memory_kib: DEFAULT_MIN_MEMORY_KIB,
+            max_memory_kib: DEFAULT_MAX_MEMORY_KIB,
+            max_parts: crate::stamp::MAX_PARTS,
+            max_work: DEFAULT_MAX_WORK,
         }
     }
 }
@@ -79,6 +113,87 @@ impl Policy {
                 .collect(),
             ..Policy::default()
         }
+    }
+
+    /// Adds (or replaces) the minimum value for `alg`'s family.
+    pub fn with_min_value(mut self, alg: Algorithm, value: u32) -> Self {
+        self.min_value.retain(|(a, _)| a.name() != alg.name());
+        self.min_value.push((alg, value));
+        self
+    }
+
+    /// The minimum value a stamp of `alg` must reach: `Ok(None)` when the policy sets no
+    /// minimum at all (any honest claim passes, "not fully checked"), `Err` when it sets some
+    /// but none for this family.
+    pub fn minimum_for(&self, alg: Algorithm) -> Result<Option<u32>, VerifyError> {
+        if let Some(&(_, v)) = self.min_value.iter().find(|(a, _)| a.name() == alg.name()) {
+            return Ok(Some(v));
+        }
+        match self.min_bits {
+            Some(b) if !alg.is_memory_hard() => Ok(Some(b)),
+            None if self.min_value.is_empty() => Ok(None),
+            _ => Err(VerifyError::NotAccepted { alg: alg.name() }),
+        }
+    }
+
+    /// The checks on a stamp's cost parameters, made before anything else: its family is
+    /// accepted, its memory and parts within bounds. Microseconds, whatever the stamp claims.
+    fn admits(&self, stamp: &Stamp) -> Result<Option<u32>, VerifyError> {
+        let alg = stamp.algorithm();
+        let minimum = self.minimum_for(alg)?;
+        let parts = stamp.parts() as u64;
+        if parts > u64::from(self.max_parts) {
+            return Err(VerifyError::OutOfPolicy {
+                what: "parts",
+                value: parts,
+                bound: format!("maximum {}", self.max_parts),
+            });
+        }
+        if let Some(p) = alg.argon2() {
+            let m = u64::from(p.memory_kib);
+            if m > u64::from(self.max_memory_kib) {
+                return Err(VerifyError::OutOfPolicy {
+                    what: "memory (KiB)",
+                    value: m,
+                    bound: format!("maximum {}", self.max_memory_kib),
+                });
+            }
+            if m < u64::from(self.min_memory_kib) {
+                return Err(VerifyError::OutOfPolicy {
+                    what: "memory (KiB)",
+                    value: m,
+                    bound: format!("minimum {}", self.min_memory_kib),
+                });
+            }
+        }
+        Ok(minimum)
+    }
+}
+
+/// What is left of a message's verification budget ([`Policy::max_work`]), in nanoseconds.
+#[derive(Debug)]
+pub(crate) struct Budget(std::cell::Cell<u64>);
+
+impl Budget {
+    /// A full budget for one message under `policy`.
+    pub(crate) fn new(policy: &Policy) -> Budget {
+        Budget(std::cell::Cell::new(
+            u64::try_from(policy.max_work.as_nanos()).unwrap_or(u64::MAX),
+        ))
+    }
+
+    /// Takes `cost` from the budget, or refuses without taking anything.
+    fn take(&self, cost: Duration) -> Result<(), VerifyError> {
+        let cost = u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX);
+        let left = self.0.get();
+        if cost > left {
+            return Err(VerifyError::OverBudget {
+                cost_us: cost / 1000,
+                left_us: left / 1000,
+            });
+        }
+        self.0.set(left - cost);
+        Ok(())
     }
 }
 
@@ -346,7 +461,8 @@ impl Verifier {
     /// can decide (e.g. refuse a whole message) before any stamp of it is spent.
     pub fn check_pending(&self, text: &str, msg: Option<&dyn BindingSource>) -> Pending {
         let now = self.clock.now();
-        let (verdict, spend) = self.check_without_store(text, now, msg, true);
+        let budget = Budget::new(&self.policy);
+        let (verdict, spend) = self.check_without_store(text, now, msg, true, &budget);
         Pending { verdict, spend }
     }
 
@@ -357,9 +473,10 @@ impl Verifier {
         &self,
         text: &str,
         msg: Option<&dyn BindingSource>,
+        budget: &Budget,
     ) -> Pending {
         let now = self.clock.now();
-        let (verdict, spend) = self.check_without_store(text, now, msg, false);
+        let (verdict, spend) = self.check_without_store(text, now, msg, false, budget);
         Pending { verdict, spend }
     }
 
@@ -400,7 +517,10 @@ impl Verifier {
     pub fn check_batch(&self, texts: &[&str]) -> Result<Vec<Verdict>, Error> {
         use rayon::prelude::*;
         let now = self.clock.now();
-        let one = |text: &&str| self.check_without_store(text, now, None, true);
+        // Each stamp of a batch is its own message: it gets a whole budget.
+        let one = |text: &&str| {
+            self.check_without_store(text, now, None, true, &Budget::new(&self.policy))
+        };
         let checked: Vec<(Verdict, Option<Spend>)> = if texts.len() >= PARALLEL_BATCH {
             texts.par_iter().with_min_len(64).map(one).collect()
         } else {
@@ -475,10 +595,11 @@ impl Verifier {
         now: i64,
         msg: Option<&dyn BindingSource>,
         match_resource: bool,
+        budget: &Budget,
     ) -> (Verdict, Option<Spend>) {
         let text = text.trim_ascii();
         let mut unchecked = UncheckedSet::default();
-        if self.policy.min_bits.is_none() {
+        if self.policy.min_bits.is_none() && self.policy.min_value.is_empty() {
             unchecked.insert(Unchecked::Bits);
         }
         if self.policy.resources.is_empty() {
@@ -504,7 +625,8 @@ impl Verifier {
             }
             Ok(stamp) => {
                 let mut unchecked = unchecked;
-                let outcome = self.check_parsed(&stamp, now, msg, match_resource, &mut unchecked);
+                let outcome =
+                    self.check_parsed(&stamp, now, msg, match_resource, &mut unchecked, budget);
                 // A stamp whose binding could not be compared is not recorded: it may have been
                 // lifted from another message, and recording it would burn the genuine one.
                 let unbound_check = unchecked.contains(Unchecked::Binding);
@@ -550,7 +672,11 @@ impl Verifier {
         msg: Option<&dyn BindingSource>,
         match_resource: bool,
         unchecked: &mut UncheckedSet,
+        budget: &Budget,
     ) -> Result<Work, VerifyError> {
+        // The stamp's family and cost parameters first: a hostile stamp (4 GiB of memory, 64
+        // parts, an algorithm we do not accept) is refused here, in microseconds.
+        let minimum = self.policy.admits(stamp)?;
         let date = stamp.date().to_unix(now)?;
         let grace = i64::try_from(self.policy.grace.as_secs()).unwrap_or(i64::MAX);
         if date > now.saturating_add(grace) {
@@ -597,13 +723,18 @@ impl Verifier {
             }
             (Ok(None), _) => {}
         }
+        // Last before the work: its estimated cost must fit what is left of the budget.
+        budget.take(work::estimated_cost(
+            stamp.algorithm(),
+            stamp.parts() as u32,
+        ))?;
         let value = work::value(stamp);
         // A stamp that misses its own claim is worth nothing whatever the policy says.
         let claimed = match stamp.version() {
             Version::V0 => 0,
             _ => stamp.bits(),
         };
-        let required = self.policy.min_bits.unwrap_or(0);
+        let required = minimum.unwrap_or(0);
         // One decision on the outcome, made without short-circuits on the digest's value.
         let honest = (stamp.version() == Version::V0) | (value > 0.0) | (claimed == 0);
         let enough = value + 1e-9 >= f64::from(required);

@@ -1,6 +1,7 @@
 //! The portable kernel: the `sha1` and `sha2` crates' block functions from a precomputed
 //! midstate, and a scalar BLAKE3 compression, so each attempt hashes only the final block(s).
-//! Also the precomputation every kernel shares (see `Job`).
+//! Also the precomputation every kernel shares (see `Job`), and Argon2id, whose attempts are
+//! whole Argon2 evaluations (the memory fill, not the hash, is the cost).
 
 use super::{B3Tail, Job, MdTail, bytes_have_zero_bits, encode_counter, words_have_zero_bits};
 use crate::stamp::Algorithm;
@@ -285,6 +286,16 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
                 hits.push(n);
             }
         }
+    } else if let Algorithm::Argon2id(params) = job.alg {
+        // One Argon2id evaluation per counter, over this thread's reused block buffer.
+        let mut pwd = job.prefix.clone();
+        pwd.resize(job.prefix.len() + job.width, 0);
+        for n in start..end {
+            encode_counter(n, &mut pwd[job.prefix.len()..]);
+            if bytes_have_zero_bits(&crate::argon2id::hash(params, &pwd), job.bits) {
+                hits.push(n);
+            }
+        }
     }
 }
 
@@ -313,6 +324,7 @@ mod tests {
                             Algorithm::Sha1 => sha1::Sha1::digest(&m).to_vec(),
                             Algorithm::Sha256 => sha2::Sha256::digest(&m).to_vec(),
                             Algorithm::Blake3 => blake3::hash(&m).as_bytes().to_vec(),
+                            Algorithm::Argon2id(_) => unreachable!("ALL holds the hashes"),
                         };
                         bytes_have_zero_bits(&d, bits)
                     })
@@ -320,5 +332,26 @@ mod tests {
                 assert_eq!(hits, expect, "{alg} prefix length {len}");
             }
         }
+    }
+
+    /// Argon2id attempts: the hits are exactly the counters whose Argon2id output (the plain
+    /// crate, through `argon2id::part`) reaches the target.
+    #[test]
+    fn argon2id_hits_are_the_plain_evaluations() {
+        let params = crate::stamp::Argon2Params::new(16, 1, 2).unwrap();
+        let alg = Algorithm::Argon2id(params);
+        let prefix = b"2:argon2id-m16-t1-p2:3:1:261129:bob@example.org::AAAAAAAAAAAAAAAA:";
+        let job = Job::new(alg, prefix, 8, 3);
+        let mut hits = Vec::new();
+        search(&job, 5, 100, &mut hits);
+        let expect: Vec<u64> = (5..100)
+            .filter(|&n| {
+                let mut c = [0u8; 8];
+                encode_counter(n, &mut c);
+                bytes_have_zero_bits(&crate::argon2id::part(params, prefix, &c), 3)
+            })
+            .collect();
+        assert!(!expect.is_empty());
+        assert_eq!(hits, expect);
     }
 }

@@ -2,7 +2,8 @@
 //! `format.rs` are the only places that know it.
 
 use super::{
-    Algorithm, MAX_PARTS, MAX_STAMP_LEN, Span, Stamp, StampDate, Version, is_alphabet, split_commas,
+    Algorithm, Argon2Params, MAX_PARTS, MAX_STAMP_LEN, Span, Stamp, StampDate, Version,
+    is_alphabet, split_commas,
 };
 use crate::error::ParseError;
 
@@ -98,11 +99,7 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
             stamp(Algorithm::Sha1, bits, 1, 2, 3, Some(4), 5)
         }
         Version::V2 => {
-            let alg = match field(1) {
-                "sha256" => Algorithm::Sha256,
-                "blake3" => Algorithm::Blake3,
-                other => return Err(ParseError::BadAlgorithm(short(other))),
-            };
+            let alg = algorithm_field(field(1))?;
             let bits =
                 canonical_number(field(2)).ok_or_else(|| ParseError::BadBits(short(field(2))))?;
             if bits > alg.output_bits() {
@@ -119,6 +116,33 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
             stamp(alg, bits, parts, 4, 5, Some(6), 7)
         }
     }
+}
+
+/// A version 2 algorithm field: `sha256`, `blake3` or `argon2id-mM-tT-pP` (canonical decimal
+/// numbers; M at least 8 P and at most 4 GiB in KiB, T 1-999, P 1-255).
+pub(super) fn algorithm_field(s: &str) -> Result<Algorithm, ParseError> {
+    match s {
+        "sha256" => return Ok(Algorithm::Sha256),
+        "blake3" => return Ok(Algorithm::Blake3),
+        _ => {}
+    }
+    let bad = || ParseError::BadAlgorithm(short(s));
+    let rest = s.strip_prefix("argon2id-m").ok_or_else(bad)?;
+    let (m, rest) = rest.split_once("-t").ok_or_else(bad)?;
+    let (t, p) = rest.split_once("-p").ok_or_else(bad)?;
+    let m = canonical_big(m).ok_or_else(bad)?;
+    let t = canonical_number(t).ok_or_else(bad)?;
+    let p = canonical_number(p).ok_or_else(bad)?;
+    let params = Argon2Params::new(m, t, p).map_err(|_| bad())?;
+    Ok(Algorithm::Argon2id(params))
+}
+
+/// A canonical decimal of 1 to 10 digits that fits in a u32.
+fn canonical_big(s: &str) -> Option<u32> {
+    let ok = (1..=10).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'));
+    ok.then(|| s.parse().ok()).flatten()
 }
 
 /// Numbers are canonical decimal (so that a stamp formats back exactly): 1 to 3 digits, no

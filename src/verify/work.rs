@@ -1,5 +1,5 @@
-//! The work a stamp carries, measured with the plain `sha1`, `sha2` and `blake3` crates (never a
-//! SIMD backend: this is the reference the minter is tested against).
+//! The work a stamp carries, measured with the plain `sha1`, `sha2`, `blake3` and `argon2`
+//! crates (never a SIMD backend: this is the reference the minter is tested against).
 //!
 //! This check is constant-time: every part is hashed, every byte of every digest is examined, and
 //! the comparison against the target is a mask-and-accumulate with no branch on digest data, so the
@@ -10,6 +10,19 @@ use sha1::Digest as _;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::stamp::{Algorithm, Stamp, Version};
+
+/// The cost model the verifier budgets with (see [`crate::Policy::max_work`]): an upper
+/// estimate, made before any work, of the time one stamp takes to check on one core of the
+/// reference machine (docs/PERFORMANCE.md, "Verification cost"). A hash part: 2 us (measured:
+/// under 1 us). An Argon2id part: 1 us per KiB of memory per pass (measured: about 0.6 us), for
+/// every lane.
+pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
+    let per_part_ns: u64 = match alg {
+        Algorithm::Argon2id(p) => u64::from(p.memory_kib) * u64::from(p.passes) * 1_000,
+        _ => 2_000,
+    };
+    std::time::Duration::from_nanos(per_part_ns.saturating_mul(u64::from(parts.max(1))))
+}
 
 /// A digest of up to 256 bits and its length in bytes.
 pub(crate) struct Digest {
@@ -45,6 +58,10 @@ pub(crate) fn digest(alg: Algorithm, parts: &[&[u8]]) -> Digest {
                 h.update(p);
             });
             bytes.copy_from_slice(h.finalize().as_bytes());
+            32
+        }
+        Algorithm::Argon2id(params) => {
+            bytes = crate::argon2id::hash(params, &parts.concat());
             32
         }
     };
@@ -142,6 +159,19 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
                 Algorithm::Sha1 => {
                     for counter in stamp.counters() {
                         check(digest(Algorithm::Sha1, &[prefix, counter.as_bytes()]));
+                    }
+                }
+                Algorithm::Argon2id(params) => {
+                    // One evaluation per part, the parts on every core (each thread holds one
+                    // block buffer of the stamp's memory size).
+                    use rayon::prelude::*;
+                    let counters: Vec<&str> = stamp.counters().collect();
+                    let digests: Vec<[u8; 32]> = counters
+                        .par_iter()
+                        .map(|c| crate::argon2id::part(params, prefix, c.as_bytes()))
+                        .collect();
+                    for bytes in digests {
+                        check(Digest { bytes, len: 32 });
                     }
                 }
             }

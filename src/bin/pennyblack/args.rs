@@ -161,6 +161,9 @@ pub enum AlgArg {
     Sha256,
     /// BLAKE3: version 2 stamps.
     Blake3,
+    /// Argon2id (memory-hard): version 2 stamps; cost per attempt from --memory, --passes,
+    /// --lanes.
+    Argon2id,
 }
 
 /// Minting backend.
@@ -198,8 +201,86 @@ impl AlgArg {
             AlgArg::Sha1 => pennyblack::Algorithm::Sha1,
             AlgArg::Sha256 => pennyblack::Algorithm::Sha256,
             AlgArg::Blake3 => pennyblack::Algorithm::Blake3,
+            AlgArg::Argon2id => pennyblack::Algorithm::ARGON2ID,
         }
     }
+}
+
+/// The cost of one Argon2id attempt (with `--alg argon2id`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Argon2Args {
+    /// Argon2id memory per attempt: 1MiB, 256KiB, 64MiB (a bare number is KiB). Each minting
+    /// thread holds this much; receivers refuse stamps outside their --min-memory/--max-memory
+    /// [default: 1MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_kib)]
+    pub memory: Option<u32>,
+    /// Argon2id passes over the memory [default: 1].
+    #[arg(long, value_name = "N")]
+    pub passes: Option<u32>,
+    /// Argon2id lanes (degree of parallelism inside one attempt) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub lanes: Option<u32>,
+}
+
+impl Argon2Args {
+    /// `alg` with these parameters: an error when they are given for another algorithm or
+    /// break Argon2's rules.
+    pub fn apply(&self, alg: pennyblack::Algorithm) -> anyhow::Result<pennyblack::Algorithm> {
+        let given = self.memory.is_some() || self.passes.is_some() || self.lanes.is_some();
+        let Some(d) = alg.argon2() else {
+            if given {
+                anyhow::bail!("--memory, --passes and --lanes apply to --alg argon2id only");
+            }
+            return Ok(alg);
+        };
+        let p = pennyblack::Argon2Params::new(
+            self.memory.unwrap_or(d.memory_kib),
+            self.passes.unwrap_or(d.passes),
+            self.lanes.unwrap_or(d.lanes),
+        )
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "Argon2id needs --memory of at least 8 KiB per lane and at most 4 GiB, --passes 1-999, --lanes 1-255"
+            )
+        })?;
+        Ok(pennyblack::Algorithm::Argon2id(p))
+    }
+}
+
+/// A memory size in KiB: a number with K/KiB, M/MiB or G/GiB (binary units), or a bare number
+/// of KiB.
+pub fn parse_kib(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 1MiB, 256KiB or 64MiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "k" | "kib" | "kb" => 1,
+        "m" | "mib" | "mb" => 1 << 10,
+        "g" | "gib" | "gb" => 1 << 20,
+        _ => return Err(format!("{s:?}: unknown unit (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(scale)
+        .and_then(|k| u32::try_from(k).ok())
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `ALG=VALUE` of `--min-value`.
+pub fn parse_min_value(s: &str) -> Result<(pennyblack::Algorithm, u32), String> {
+    let (alg, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not ALG=VALUE (e.g. argon2id=8, sha256=22)"))?;
+    let alg: pennyblack::Algorithm = alg
+        .parse()
+        .map_err(|_| format!("{alg:?} is not an algorithm (sha1, sha256, blake3, argon2id)"))?;
+    let v: u32 = v
+        .parse()
+        .ok()
+        .filter(|v| *v <= 262)
+        .ok_or_else(|| format!("{v:?} is not a value in bits (0-262)"))?;
+    Ok((alg, v))
 }
 
 /// `pennyblack spent ...`.
@@ -534,19 +615,23 @@ pub struct CostArgs {
     /// Total work in bits. With K parts each part gets ceil(BITS - log2 K) bits.
     #[arg(short, long, default_value_t = 20)]
     pub bits: u32,
-    /// Hash algorithm: sha1 mints hashcash version 1 stamps, sha256 and blake3 version 2.
+    /// Algorithm: sha1 mints hashcash version 1 stamps; sha256, blake3 and argon2id
+    /// (memory-hard) version 2.
     #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
     pub alg: AlgArg,
-    /// Number of parts, 1 to 64 [default: 16; 1 for sha1]. More parts: same mean, steadier time.
+    /// Number of parts, 1 to 64 [default: 16; 4 for argon2id; 1 for sha1]. More parts: same
+    /// mean, steadier time, more work for the receiver.
     #[arg(short, long)]
     pub parts: Option<u32>,
+    #[command(flatten)]
+    pub argon2: Argon2Args,
 }
 
 impl CostArgs {
-    /// The algorithm and the number of parts (its default when not given).
-    pub fn alg_and_parts(&self) -> (pennyblack::Algorithm, u32) {
-        let alg = self.alg.alg();
-        (alg, self.parts.unwrap_or(alg.default_parts()))
+    /// The algorithm with its parameters and the number of parts (its default when not given).
+    pub fn alg_and_parts(&self) -> anyhow::Result<(pennyblack::Algorithm, u32)> {
+        let alg = self.argon2.apply(self.alg.alg())?;
+        Ok((alg, self.parts.unwrap_or(alg.default_parts())))
     }
 }
 
@@ -670,6 +755,26 @@ pub struct PolicyArgs {
     /// Check as if it were this time: RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
+    /// Least value for one algorithm family, e.g. argon2id=8 or sha256=22 (repeat). Values of
+    /// different families are not comparable: a family listed here is judged by its own minimum,
+    /// the hash families not listed by the bits minimum; once any minimum is set, a family
+    /// with none (argon2id unless listed) is refused.
+    #[arg(long, value_name = "ALG=VALUE", value_parser = parse_min_value)]
+    pub min_value: Vec<(pennyblack::Algorithm, u32)>,
+    /// Refuse Argon2id stamps with less memory per attempt than this.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_kib)]
+    pub min_memory: u32,
+    /// Refuse Argon2id stamps with more memory per attempt than this (checked before any
+    /// work; the checker holds this much per thread).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_kib)]
+    pub max_memory: u32,
+    /// Refuse stamps of more parts than this (1-64).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_parts: u32,
+    /// Most verification work per message (per stamp for `verify`), estimated before any work
+    /// from each stamp's algorithm, parameters and parts; stamps beyond it are refused unchecked.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_timeout)]
+    pub max_work: std::time::Duration,
 }
 
 /// A timeout: a duration (2s, 500ms), or a bare number of seconds.

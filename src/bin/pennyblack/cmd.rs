@@ -182,6 +182,23 @@ pub fn default_spent_path() -> Result<std::path::PathBuf> {
     }
 }
 
+/// The cost bounds of a policy from the command line (the one conversion for `check`,
+/// `verify` and the milter): per-family minimums, Argon2id memory bounds, parts, work budget.
+/// The rest of the policy is the default, for the caller to fill.
+pub fn cost_policy(a: &crate::args::PolicyArgs) -> pennyblack::Policy {
+    let mut p = pennyblack::Policy {
+        min_memory_kib: a.min_memory,
+        max_memory_kib: a.max_memory,
+        max_parts: a.max_parts,
+        max_work: a.max_work,
+        ..pennyblack::Policy::default()
+    };
+    for &(alg, v) in &a.min_value {
+        p = p.with_min_value(alg, v);
+    }
+    p
+}
+
 /// A verifier for `policy` with the options' clock, spent store and failure mode.
 pub fn verifier(
     policy: pennyblack::Policy,

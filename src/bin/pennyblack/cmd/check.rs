@@ -26,6 +26,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         validity: a.policy.validity,
         grace: a.policy.grace,
         require_binding: a.require_binding,
+        ..crate::cmd::cost_policy(&a.policy)
     };
     let verifier = crate::cmd::verifier(policy, &a.policy)?;
     let now = a

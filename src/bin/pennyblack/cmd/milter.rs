@@ -21,7 +21,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
     let outbound = if a.inbound_only {
         None
     } else {
-        let (alg, parts) = a.cost.alg_and_parts();
+        let (alg, parts) = a.cost.alg_and_parts()?;
         let request = MintRequest::new("-")
             .alg(alg)
             .bits(a.cost.bits)
@@ -57,7 +57,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
             validity: a.policy.validity,
             grace: a.policy.grace,
             require_binding: a.require_binding,
-            ..Policy::default()
+            ..crate::cmd::cost_policy(&a.policy)
         },
         now: a.policy.now,
         store,

@@ -12,7 +12,7 @@ use crate::Exit;
 use crate::args::MintArgs;
 
 pub fn run(a: MintArgs) -> Result<Exit> {
-    let (alg, parts) = a.cost.alg_and_parts();
+    let (alg, parts) = a.cost.alg_and_parts()?;
     let date = a
         .date
         .as_deref()

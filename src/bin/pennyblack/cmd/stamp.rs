@@ -11,7 +11,7 @@ use crate::Exit;
 use crate::args::StampArgs;
 
 pub fn run(a: StampArgs) -> Result<Exit> {
-    let (alg, parts) = a.cost.alg_and_parts();
+    let (alg, parts) = a.cost.alg_and_parts()?;
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

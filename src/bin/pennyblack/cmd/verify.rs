@@ -19,6 +19,7 @@ pub fn run(a: VerifyArgs) -> Result<Exit> {
         validity: a.policy.validity,
         grace: a.policy.grace,
         require_binding: false,
+        ..crate::cmd::cost_policy(&a.policy)
     };
     let verifier = crate::cmd::verifier(policy, &a.policy)?;
     if a.batch == 0 {
