@@ -185,7 +185,12 @@ fn stamp_result(outcome: Outcome, s: &StampVerdict) -> Result_ {
         } else {
             format!(", not checked: {}", unchecked.join(" "))
         };
-        r = r.comment(&format!("{:.2} bits, {bound}{note}", s.verdict.value));
+        // A memory-hard stamp's bits are in its own unit: say which.
+        let unit = match s.verdict.parsed().map(|p| p.algorithm()) {
+            Some(a) if a.is_memory_hard() => format!("{} bits", a.name()),
+            _ => "bits".to_owned(),
+        };
+        r = r.comment(&format!("{:.2} {unit}, {bound}{note}", s.verdict.value));
     } else if let Err(e) = &s.verdict.result() {
         let msg: String = e.to_string().chars().take(120).collect();
         r = r.comment(&msg);

@@ -84,11 +84,35 @@ pub fn run(a: MintArgs) -> Result<Exit> {
     crate::cmd::cancel_on_interrupt(&minter);
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
     let current = Arc::new(Mutex::new(String::new()));
+    // A memory-hard attempt's memory, held once per thread: said before the work starts, and
+    // refused here when one attempt alone is over the minter's limit.
+    let probe = request("x".to_owned());
+    let threads = minter.threads_for(&probe)?;
+    let memory = probe.memory_per_thread() as f64 / (1u64 << 20) as f64;
+    if show_progress && alg.is_memory_hard() {
+        eprintln!(
+            "{alg}: {memory:.2} MiB per attempt, {threads} thread(s): {:.2} MiB in all",
+            memory * threads as f64
+        );
+    }
     if show_progress {
         let current = Arc::clone(&current);
         minter = minter.on_progress(Duration::from_secs(1), move |p| {
             let resource = current.lock().map(|r| r.clone()).unwrap_or_default();
             let secs = p.elapsed.as_secs_f64().max(1e-9);
+            if alg.is_memory_hard() {
+                eprint!(
+                    "\r\x1b[2Kminting {resource}: {} attempts ({:.0}% of expected), {:.0}/s, {}/{} parts, {:.0}s, {:.1} MiB",
+                    p.attempts,
+                    100.0 * p.attempts as f64 / p.expected,
+                    p.attempts as f64 / secs,
+                    p.found,
+                    p.parts,
+                    secs,
+                    memory * threads as f64
+                );
+                return;
+            }
             eprint!(
                 "\r\x1b[2Kminting {resource}: {:.1} M hashes ({:.0}% of expected), {:.1} M/s, {}/{} parts, {:.0}s",
                 p.attempts as f64 / 1e6,
