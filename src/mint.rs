@@ -731,4 +731,80 @@ mod tests {
             }
         }
     }
+
+    /// A memory-hard mint holds one attempt's memory per thread and never more than the
+    /// minter's limit: fewer threads when needed, a refusal when one attempt is over it.
+    #[test]
+    fn memory_hard_threads_stay_under_the_limit() {
+        let p = crate::stamp::Argon2Params::new(64 * 1024, 1, 1).unwrap();
+        let req = MintRequest::new("bob@example.org").alg(Algorithm::Argon2id(p));
+        assert_eq!(req.memory_per_thread(), 64 << 20);
+        let minter = Minter::new().threads(8);
+        assert_eq!(minter.threads_for(&req).unwrap(), 8);
+        let minter = minter.max_memory(200 << 20);
+        assert_eq!(minter.threads_for(&req).unwrap(), 3);
+        let minter = minter.max_memory(32 << 20);
+        assert!(matches!(
+            minter.threads_for(&req),
+            Err(MintError::TooMuchMemory { needed, limit, .. }) if needed == 64 << 20 && limit == 32 << 20
+        ));
+        assert!(matches!(
+            minter.mint(&req),
+            Err(MintError::TooMuchMemory { .. })
+        ));
+        // Hashes hold no attempt memory: every thread, whatever the limit.
+        assert_eq!(
+            minter
+                .threads_for(&MintRequest::new("bob@example.org"))
+                .unwrap(),
+            8
+        );
+    }
+
+    /// A memory-hard mint stops within an attempt or so of its deadline or cancellation, not
+    /// after a chunk of hundreds of attempts (chunks are one attempt for these algorithms).
+    #[test]
+    fn memory_hard_mint_honours_deadline_and_cancel() {
+        let p = crate::stamp::Argon2Params::new(256, 1, 1).unwrap();
+        // 2^30 expected attempts: only the deadline or the flag can end it.
+        let req = MintRequest::new("bob@example.org")
+            .alg(Algorithm::Argon2id(p))
+            .bits(30)
+            .parts(1);
+        let minter = Minter::new()
+            .threads(2)
+            .deadline(Duration::from_millis(200));
+        assert!(matches!(
+            minter.mint(&req),
+            Err(MintError::DeadlineExceeded(_))
+        ));
+        let minter = Minter::new().threads(2);
+        let flag = minter.cancel_flag();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+        assert!(matches!(minter.mint(&req), Err(MintError::Cancelled)));
+        stopper.join().unwrap();
+    }
+
+    /// Argon2id stamps come out of the minter valid, with the parameters asked for, and as long
+    /// as `stamp_len` said.
+    #[test]
+    fn memory_hard_mint_round_trip() {
+        let p = crate::stamp::Argon2Params::new(64, 2, 2).unwrap();
+        let req = MintRequest::new("bob@example.org")
+            .alg(Algorithm::Argon2id(p))
+            .bits(7)
+            .parts(4);
+        let minter = Minter::new().threads(2);
+        let stamp = minter.mint(&req).unwrap();
+        assert!(
+            stamp.as_str().starts_with("2:argon2id-m64-t2-p2:5:4:"),
+            "{stamp}"
+        );
+        assert_eq!(stamp.algorithm(), Algorithm::Argon2id(p));
+        assert_eq!(work::value(&stamp), 7.0);
+        assert_eq!(stamp.as_str().len(), req.stamp_len());
+    }
 }
