@@ -309,6 +309,10 @@ pub enum MintError {
         /// The algorithm.
         alg: crate::Algorithm,
     },
+    /// The algorithm's parameters break its rules (Argon2id: memory at least 8 KiB per lane and
+    /// at most 4 GiB, passes 1-999, lanes 1-255).
+    #[error("bad parameters for {0}: {1}")]
+    BadParameters(crate::Algorithm, ParseError),
     /// One attempt of a memory-hard algorithm needs more memory than the minter may use.
     #[error(
         "one {alg} attempt needs {needed} bytes, over the minter's memory limit of {limit} bytes"

@@ -164,6 +164,11 @@ impl MintRequest {
             return Err(MintError::BadExtension(self.ext.clone()));
         }
         let alg = self.alg;
+        // The fields are public: parameters built by hand are checked as the parser checks them.
+        if let Some(p) = alg.argon2() {
+            crate::stamp::Argon2Params::new(p.memory_kib, p.passes, p.lanes)
+                .map_err(|e| MintError::BadParameters(alg, e))?;
+        }
         if !(1..=alg.max_parts()).contains(&self.parts) {
             return Err(MintError::BadParts {
                 parts: self.parts,
@@ -736,7 +741,8 @@ mod tests {
     /// minter's limit: fewer threads when needed, a refusal when one attempt is over it.
     #[test]
     fn memory_hard_threads_stay_under_the_limit() {
-        let p = crate::stamp::Argon2Params::new(64 * 1024, 1, 1).unwrap();
+        use crate::stamp::Argon2Params;
+        let p = Argon2Params::new(64 * 1024, 1, 1).unwrap();
         let req = MintRequest::new("bob@example.org").alg(Algorithm::Argon2id(p));
         assert_eq!(req.memory_per_thread(), 64 << 20);
         let minter = Minter::new().threads(8);
@@ -751,6 +757,16 @@ mod tests {
         assert!(matches!(
             minter.mint(&req),
             Err(MintError::TooMuchMemory { .. })
+        ));
+        // Parameters built by hand are checked before any work.
+        let bad = Argon2Params {
+            memory_kib: 8,
+            passes: 1,
+            lanes: 2,
+        };
+        assert!(matches!(
+            MintRequest::new("b@x").alg(Algorithm::Argon2id(bad)).validate(),
+            Err(MintError::BadParameters(..))
         ));
         // Hashes hold no attempt memory: every thread, whatever the limit.
         assert_eq!(
