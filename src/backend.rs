@@ -28,8 +28,18 @@ pub(crate) const COUNTER_DIGITS: &[u8; 64] =
 /// Width of a minted counter in characters: 8 base64 digits = 2^48 attempts per part.
 pub(crate) const COUNTER_WIDTH: usize = 8;
 
-/// How many counters a fixed-width counter can take.
+/// How many counters a fixed-width counter can take (for Equi-X, how many nonces the minter
+/// tries: its counters hold 8-byte nonces, so a hit's name `nonce * 8 + index` fits too).
 pub(crate) const COUNTER_SPACE: u64 = 1 << (6 * COUNTER_WIDTH);
+
+/// The characters of one minted counter of `alg`: [`COUNTER_WIDTH`], or for Equi-X its nonce
+/// and solution in base64 ([`crate::equix::COUNTER_CHARS`]).
+pub(crate) fn counter_chars(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::Equix => crate::equix::COUNTER_CHARS,
+        _ => COUNTER_WIDTH,
+    }
+}
 
 /// SHA-256 round constants, shared by the SIMD kernels.
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -53,8 +63,9 @@ pub(crate) fn counter_padding(alg: Algorithm, len: usize) -> usize {
     let end = match alg {
         Algorithm::Sha1 | Algorithm::Sha256 => 55,
         Algorithm::Blake3 => 0,
-        // One Argon2 evaluation hashes the whole password once: no layout to win.
-        Algorithm::Argon2id(_) => return 0,
+        // One Argon2 evaluation hashes the whole password once, an Equi-X challenge builds one
+        // program: no layout to win.
+        Algorithm::Argon2id(_) | Algorithm::Equix => return 0,
     };
     (end + 64 - (len + COUNTER_WIDTH) % 64) % 64
 }
@@ -113,9 +124,11 @@ impl Backend {
     }
 
     /// Whether this backend can mint `alg` on this CPU. This is the one place that asks the CPU.
+    /// Memory-hard algorithms are minted by the portable backend only, and Equi-X only in a
+    /// build with the `equix` feature.
     pub fn supports(self, alg: Algorithm) -> bool {
         match self {
-            Backend::Portable => true,
+            Backend::Portable => alg.is_available(),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Backend::ShaNi => {
                 matches!(alg, Algorithm::Sha1 | Algorithm::Sha256) && x86_sha::detected()
@@ -133,8 +146,15 @@ impl Backend {
 
     /// `Ok` when this backend can mint `alg` on this CPU, otherwise the one error every entry
     /// point that takes a forced backend gives ([`Minter::backend`](crate::Minter::backend),
-    /// [`Search::run`], [`crate::rate::measure`], the command line).
+    /// [`Search::run`], [`crate::rate::measure`], the command line); for an algorithm this
+    /// build lacks, [`MintError::Unsupported`](crate::MintError::Unsupported).
     pub fn require(self, alg: Algorithm) -> Result<(), crate::MintError> {
+        if let Some(feature) = alg.feature().filter(|_| !alg.is_available()) {
+            return Err(crate::MintError::Unsupported {
+                alg: alg.name(),
+                feature,
+            });
+        }
         if self.supports(alg) {
             Ok(())
         } else {
@@ -233,7 +253,9 @@ impl Backend {
 
     /// Scans counters `start..start + count` (clamped to the counter space) of `job` and appends
     /// every counter whose hash has at least `job.bits` leading zero bits to `hits`, in order.
-    /// A backend the CPU lacks for this algorithm falls back to the portable kernel.
+    /// For Equi-X the range is of nonces, and a hit names a nonce and one of its solutions
+    /// (see [`Job::counter`]). A backend the CPU lacks for this algorithm falls back to the
+    /// portable kernel.
     pub(crate) fn search(self, job: &Job, start: u64, count: u64, hits: &mut Vec<u64>) {
         let end = start.saturating_add(count).min(COUNTER_SPACE);
         // Callers ask `require` first; a kernel is never run on a CPU without its instructions.
@@ -320,6 +342,10 @@ pub(crate) struct Job {
     pub(crate) b3: Option<B3Tail>,
     /// BLAKE3 otherwise: a hasher that has absorbed the prefix.
     pub(crate) b3_hasher: Option<Box<blake3::Hasher>>,
+    /// Equi-X: the solutions behind the hits so far, so that neither the re-check of a hit nor
+    /// the stamp has to solve its nonce again.
+    #[cfg(feature = "equix")]
+    pub(crate) equix: Option<crate::equix::Found>,
 }
 
 /// SHA-1/SHA-256 precomputation: the state after the prefix's full blocks, and the final one or
@@ -351,6 +377,8 @@ impl Job {
             md: None,
             b3: None,
             b3_hasher: None,
+            #[cfg(feature = "equix")]
+            equix: None,
         };
         match alg {
             Algorithm::Sha1 | Algorithm::Sha256 => {
@@ -365,16 +393,39 @@ impl Job {
                 }
             }
             Algorithm::Argon2id(_) => {}
+            #[cfg(feature = "equix")]
+            Algorithm::Equix => job.equix = Some(crate::equix::Found::default()),
+            #[cfg(not(feature = "equix"))]
+            Algorithm::Equix => {}
         }
         job
     }
 
-    /// The exact bytes a counter stands for: `prefix || digits(n)`.
+    /// The exact bytes a counter stands for: `prefix || digits(n)`; for Equi-X, the challenge
+    /// and the solution the hit `n` names, the input of the part's digest.
     pub(crate) fn message(&self, n: u64) -> Vec<u8> {
+        #[cfg(feature = "equix")]
+        if let Some(found) = &self.equix {
+            return found.message(&self.prefix, n);
+        }
         let mut m = self.prefix.clone();
         m.resize(self.prefix.len() + self.width, 0);
         encode_counter(n, &mut m[self.prefix.len()..]);
         m
+    }
+
+    /// The stamp's text for the hit `n`: `width` base64 digits of `n`; for Equi-X, where `n`
+    /// is `nonce * 8 + index` of one of the nonce's solutions, the base64 of the nonce and that
+    /// solution (`None` if the nonce has no such solution, which a hit never names).
+    pub(crate) fn counter(&self, n: u64) -> Option<String> {
+        #[cfg(feature = "equix")]
+        if let Some(found) = &self.equix {
+            let (nonce, solution) = found.part(&self.prefix, n)?;
+            return Some(crate::equix::encode_counter(nonce, &solution));
+        }
+        let mut c = vec![0u8; self.width];
+        encode_counter(n, &mut c);
+        Some(String::from_utf8_lossy(&c).into_owned())
     }
 }
 

@@ -45,10 +45,10 @@ pub enum ParseError {
         /// The hash's output size in bits.
         max: u32,
     },
-    /// The algorithm field of a version 2 stamp is not `sha256`, `blake3` or
+    /// The algorithm field of a version 2 stamp is not `sha256`, `blake3`, `equix` or
     /// `argon2id-mM-tT-pP` with parameters Argon2 allows.
     #[error(
-        "unknown algorithm {0:?} (known: sha256, blake3, argon2id-mKIB-tPASSES-pLANES with KIB at least 8 x LANES and at most 4194304, PASSES 1-999, LANES 1-255)"
+        "unknown algorithm {0:?} (known: sha256, blake3, equix, argon2id-mKIB-tPASSES-pLANES with KIB at least 8 x LANES and at most 4194304, PASSES 1-999, LANES 1-255)"
     )]
     BadAlgorithm(String),
     /// The parts field of a version 2 stamp is not a number from 1 to 64.
@@ -79,6 +79,15 @@ pub enum ParseError {
     /// A counter of a version 2 stamp is empty or longer than 64 characters.
     #[error("counter {0:?} must be 1 to 64 characters long")]
     BadCounterLength(String),
+    /// A counter of an Equi-X stamp is not exactly 32 characters of standard base64 (no
+    /// padding): an 8-byte nonce and a 16-byte solution.
+    #[error(
+        "equix counter {0:?} is not 32 characters of standard base64 (an 8-byte nonce and a 16-byte solution)"
+    )]
+    BadEquixCounter(String),
+    /// Two parts of an Equi-X stamp share a nonce: each part must be a solve of its own.
+    #[error("equix nonce {0} appears in more than one part")]
+    DuplicateNonce(u64),
 }
 
 /// Why a well-formed stamp is not acceptable: the verdict's reason.
@@ -160,6 +169,15 @@ pub enum VerifyError {
     /// The stamp was already spent (seen before by this receiver).
     #[error("spent: this stamp was already accepted once")]
     Spent,
+    /// The stamp's algorithm needs a cargo feature this build was made without (refused
+    /// before any work).
+    #[error("{alg} stamps need a build with --features {feature}")]
+    Unsupported {
+        /// The algorithm's name.
+        alg: &'static str,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
 }
 
 /// A failure of ours, not of the stamp: I/O or the spent-stamp store.
@@ -324,6 +342,14 @@ pub enum MintError {
         needed: u64,
         /// The minter's limit for all its threads together.
         limit: u64,
+    },
+    /// The algorithm needs a cargo feature this build was made without.
+    #[error("{alg} stamps need a build with --features {feature}")]
+    Unsupported {
+        /// The algorithm's name.
+        alg: &'static str,
+        /// The cargo feature that brings it.
+        feature: &'static str,
     },
     /// The minter was cancelled.
     #[error("minting was cancelled")]

@@ -12,6 +12,7 @@ pub mod canon;
 pub mod clock;
 #[cfg(feature = "mail")]
 pub mod dkim;
+pub mod equix;
 pub mod error;
 #[cfg(feature = "mail")]
 pub mod mail;

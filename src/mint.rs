@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, counter_padding, encode_counter};
+use crate::backend::{Backend, COUNTER_SPACE, COUNTER_WIDTH, Job, counter_chars, counter_padding};
 use crate::error::MintError;
 use crate::stamp::{Algorithm, Fields, MAX_PARTS, Stamp, StampDate, Version, build_prefix};
 use crate::verify::work;
@@ -23,7 +23,8 @@ const RAND_CHARS: usize = 16;
 pub struct MintRequest {
     /// The resource, usually the recipient's address. No `:`, white space or non-ASCII.
     pub resource: String,
-    /// The hash: SHA-1 mints hashcash version 1 stamps, SHA-256 and BLAKE3 version 2.
+    /// The algorithm: SHA-1 mints hashcash version 1 stamps, the others (SHA-256, BLAKE3,
+    /// Argon2id, Equi-X) version 2.
     pub alg: Algorithm,
     /// The total work wanted, in bits. A stamp of K parts gets `ceil(bits - log2 K)` bits per part,
     /// so that its value `per-part bits + log2 K` is at least `bits`.
@@ -125,7 +126,10 @@ impl MintRequest {
         };
         let without_rand = build_prefix(&fields).len();
         let parts = self.parts.max(1) as usize;
-        without_rand + random_field_len(self.alg, without_rand) + parts * (COUNTER_WIDTH + 1) - 1
+        without_rand
+            + random_field_len(self.alg, without_rand)
+            + parts * (counter_chars(self.alg) + 1)
+            - 1
     }
 
     /// The bits each part must reach: `ceil(bits - log2(parts))`, at least 0.
@@ -134,15 +138,22 @@ impl MintRequest {
     }
 
     /// Bytes one minting thread holds for this request's attempts: an Argon2id attempt's memory
-    /// (the thread's one block buffer, reused), 0 for the hashes (a few hundred bytes of state).
+    /// (the thread's one block buffer, reused), Equi-X's solver memory (1,895,424 bytes, one per
+    /// thread, reused), 0 for the hashes (a few hundred bytes of state).
     pub fn memory_per_thread(&self) -> u64 {
-        self.alg.argon2().map_or(0, |p| p.memory_bytes())
+        match self.alg {
+            Algorithm::Argon2id(p) => p.memory_bytes(),
+            Algorithm::Equix => crate::equix::SOLVER_MEMORY_BYTES,
+            _ => 0,
+        }
     }
 
-    /// The expected number of hashes to mint this stamp: parts x 2^(bits of a part).
+    /// The expected number of attempts to mint this stamp: parts x 2^(bits of a part) hashes
+    /// or Argon2id evaluations; for Equi-X, solves (parts x [`crate::equix::expected_nonces`]:
+    /// a solve gives about two solutions to try).
     pub fn expected_work(&self) -> f64 {
         match self.alg.version() {
-            Version::V2 => f64::from(self.parts.max(1)) * 2f64.powi(self.bits_per_part() as i32),
+            Version::V2 => expected_attempts(self.alg, self.bits_per_part(), self.parts),
             _ => 2f64.powi(self.bits as i32),
         }
     }
@@ -169,6 +180,12 @@ impl MintRequest {
             crate::stamp::Argon2Params::new(p.memory_kib, p.passes, p.lanes)
                 .map_err(|e| MintError::BadParameters(alg, e))?;
         }
+        if let Some(feature) = alg.feature().filter(|_| !alg.is_available()) {
+            return Err(MintError::Unsupported {
+                alg: alg.name(),
+                feature,
+            });
+        }
         if !(1..=alg.max_parts()).contains(&self.parts) {
             return Err(MintError::BadParts {
                 parts: self.parts,
@@ -191,6 +208,16 @@ impl MintRequest {
         }
         Ok(())
     }
+}
+
+/// The expected attempts for `parts` parts of `bits` each: hashes or evaluations, or for Equi-X
+/// solves.
+fn expected_attempts(alg: Algorithm, bits: u32, parts: u32) -> f64 {
+    let per_part = match alg {
+        Algorithm::Equix => crate::equix::expected_nonces(bits),
+        _ => 2f64.powi(bits as i32),
+    };
+    f64::from(parts.max(1)) * per_part
 }
 
 /// `ceil(bits - log2(parts))`, at least 0: the per-part bits that give a total of `bits`.
@@ -217,9 +244,9 @@ fn ext_is_valid(ext: &str) -> bool {
 /// What a progress callback is told, a few times a second while a mint runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// Hashes tried so far.
+    /// Attempts so far: hashes, Argon2id evaluations, or Equi-X solves (nonces).
     pub attempts: u64,
-    /// The expected number of hashes for the whole stamp (`parts * 2^bits_per_part`).
+    /// The expected number of attempts for the whole stamp ([`MintRequest::expected_work`]).
     pub expected: f64,
     /// Parts found so far.
     pub found: u32,
@@ -505,7 +532,7 @@ impl Minter {
             return Err(MintError::Cancelled);
         }
         let pool = self.pool()?;
-        let expected = f64::from(parts) * 2f64.powi(job.bits as i32);
+        let expected = expected_attempts(job.alg, job.bits, parts);
         // Chunks of ~1/8 of a part's expected work per thread, between 256 and 64K attempts:
         // small stamps finish fast, big ones check the stop flag rarely.
         // A memory-hard attempt takes milliseconds: one per chunk, so the stop flag is seen
@@ -591,9 +618,9 @@ impl Prepared {
         let mut counters: Vec<String> = found
             .into_iter()
             .map(|n| {
-                let mut c = [0u8; COUNTER_WIDTH];
-                encode_counter(n, &mut c);
-                String::from_utf8_lossy(&c).into_owned()
+                self.job
+                    .counter(n)
+                    .expect("a hit names a solution the search found")
             })
             .collect();
         counters.sort_unstable();

@@ -28,7 +28,7 @@ pub enum Version {
     /// hashcash version 1, `1:BITS:DATE:RESOURCE:EXT:RAND:COUNTER`, SHA-1.
     V1,
     /// pennyblack version 2, `2:ALG:BITS:PARTS:DATE:RESOURCE:EXT:RAND:C1,...,CK`: SHA-256,
-    /// BLAKE3 or Argon2id.
+    /// BLAKE3, Argon2id or Equi-X.
     V2,
 }
 
@@ -57,6 +57,10 @@ pub enum Algorithm {
     Blake3,
     /// Argon2id (RFC 9106) with these parameters, 256-bit output (version 2).
     Argon2id(Argon2Params),
+    /// Equi-X (Tor's onion-service proof of work), a part being a solution whose BLAKE3 digest
+    /// has the stamp's zero bits (version 2; see [`crate::equix`]). Minting and checking need
+    /// the `equix` cargo feature; without it such stamps parse and are refused as unsupported.
+    Equix,
 }
 
 /// The cost parameters of an Argon2id stamp (RFC 9106 section 3.1).
@@ -124,20 +128,39 @@ impl Algorithm {
     /// Argon2id with [`Argon2Params::DEFAULT`].
     pub const ARGON2ID: Algorithm = Algorithm::Argon2id(Argon2Params::DEFAULT);
 
+    /// The family names, as [`name`](Self::name) gives them and `from_str` reads them.
+    pub const NAMES: [&'static str; 5] = ["sha1", "sha256", "blake3", "argon2id", "equix"];
+
     /// The family name used on the command line and in policies (`sha1`, `sha256`, `blake3`,
-    /// `argon2id`); the stamp's field also names the parameters (see `Display`).
+    /// `argon2id`, `equix`); the stamp's field also names the parameters (see `Display`).
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
             Algorithm::Blake3 => "blake3",
             Algorithm::Argon2id(_) => "argon2id",
+            Algorithm::Equix => "equix",
         }
     }
 
-    /// Whether this is a memory-hard function (each attempt costs memory, not just a hash).
+    /// Whether this is a memory-hard function (each attempt costs memory, not just a hash):
+    /// Argon2id, and Equi-X (each attempt is a solve over about 1.8 MiB).
     pub fn is_memory_hard(self) -> bool {
-        matches!(self, Algorithm::Argon2id(_))
+        matches!(self, Algorithm::Argon2id(_) | Algorithm::Equix)
+    }
+
+    /// The cargo feature a build needs to mint and check this algorithm (`equix` for Equi-X),
+    /// or `None` when every build has it.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Algorithm::Equix => Some("equix"),
+            _ => None,
+        }
+    }
+
+    /// Whether this build can mint and check this algorithm (see [`feature`](Self::feature)).
+    pub fn is_available(self) -> bool {
+        self != Algorithm::Equix || cfg!(feature = "equix")
     }
 
     /// The Argon2id parameters, for an Argon2id algorithm.
@@ -152,7 +175,9 @@ impl Algorithm {
     pub fn output_bits(self) -> u32 {
         match self {
             Algorithm::Sha1 => 160,
-            Algorithm::Sha256 | Algorithm::Blake3 | Algorithm::Argon2id(_) => 256,
+            Algorithm::Sha256 | Algorithm::Blake3 | Algorithm::Argon2id(_) | Algorithm::Equix => {
+                256
+            }
         }
     }
 
@@ -165,12 +190,12 @@ impl Algorithm {
     }
 
     /// The number of parts new stamps get unless asked otherwise: 1 for SHA-1 (hashcash's
-    /// format has one counter), 4 for Argon2id (each part costs its verifier one evaluation),
-    /// 16 for the others.
+    /// format has one counter), 4 for Argon2id and Equi-X (each part costs its verifier one
+    /// evaluation, or one Equi-X check of about 50 us), 16 for the others.
     pub fn default_parts(self) -> u32 {
         match self {
             Algorithm::Sha1 => 1,
-            Algorithm::Argon2id(_) => 4,
+            Algorithm::Argon2id(_) | Algorithm::Equix => 4,
             Algorithm::Sha256 | Algorithm::Blake3 => 16,
         }
     }
@@ -204,7 +229,7 @@ impl serde::Serialize for Algorithm {
 impl FromStr for Algorithm {
     type Err = ParseError;
     /// A family name (`argon2id` means [`Argon2Params::DEFAULT`]) or a stamp's algorithm field
-    /// (`argon2id-m65536-t2-p1`).
+    /// (`argon2id-m65536-t2-p1`, `equix`). Every build reads `equix`, with the feature or not.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "argon2id" {
             return Ok(Algorithm::ARGON2ID);

@@ -61,8 +61,8 @@ pub struct Policy {
     /// parameters of a memory-hard entry are ignored). A family listed here is judged by its own
     /// minimum: a 20-bit SHA-256 stamp and an 8-bit Argon2id stamp are not comparable.
     /// `min_bits` is the minimum of the hash families (SHA-1, SHA-256, BLAKE3) not listed. When
-    /// any minimum is set, a family with none (Argon2id unless listed) is refused
-    /// ([`VerifyError::NotAccepted`]).
+    /// any minimum is set, a family with none (Argon2id or Equi-X unless listed) is refused
+    /// ([`VerifyError::NotAccepted`]). An Equi-X stamp's value counts Equi-X solutions.
     pub min_value: Vec<(Algorithm, u32)>,
     /// The least Argon2id memory accepted, in KiB (default 1024): below it an evaluation is too
     /// cheap for its bits to mean what the policy's minimum assumes.
@@ -140,6 +140,14 @@ impl Policy {
     /// accepted, its memory and parts within bounds. Microseconds, whatever the stamp claims.
     fn admits(&self, stamp: &Stamp) -> Result<Option<u32>, VerifyError> {
         let alg = stamp.algorithm();
+        // A stamp this build cannot check (Equi-X without the feature) says so, whatever the
+        // policy: the operator learns which build would accept it.
+        if let Some(feature) = alg.feature().filter(|_| !alg.is_available()) {
+            return Err(VerifyError::Unsupported {
+                alg: alg.name(),
+                feature,
+            });
+        }
         let minimum = self.minimum_for(alg)?;
         let parts = stamp.parts() as u64;
         if parts > u64::from(self.max_parts) {
@@ -752,6 +760,49 @@ impl Verifier {
 mod tests {
     use super::*;
     use crate::{MintRequest, Minter};
+
+    /// A build without the `equix` feature recognises an Equi-X stamp and refuses it before
+    /// any work, saying which build would take it; minting one fails the same way.
+    #[cfg(not(feature = "equix"))]
+    #[test]
+    fn equix_needs_the_feature() {
+        let text = "2:equix:4:4:261127:bob@example.org::oQrybfJppEL/YBZS:\
+            AAAAAAAAAALeVUFwijinnxIXOR92hQH2,AAAAAAAAAAUdxIHJI4j81bZBIOuTgvv7,\
+            AAAAAAAAAAnBM01O+RXRtjRlO7wmf83a,AAAAAAAAABhZBbwjfg8xeG1b77UbAAq5";
+        let unsupported = VerifyError::Unsupported {
+            alg: "equix",
+            feature: "equix",
+        };
+        assert_eq!(
+            unsupported.to_string(),
+            "equix stamps need a build with --features equix"
+        );
+        for policy in [
+            Policy::new(4, ["bob@example.org"]).with_min_value(Algorithm::Equix, 4),
+            Policy::default(),
+        ] {
+            let v = Verifier::new(policy)
+                .with_clock(FixedClock(1_795_780_800))
+                .check(text)
+                .unwrap();
+            assert_eq!(v.parsed().map(|s| s.algorithm()), Some(Algorithm::Equix));
+            assert_eq!(v.result(), Err(unsupported.clone()));
+            assert_eq!(v.value, 0.0);
+        }
+        let refused = crate::MintError::Unsupported {
+            alg: "equix",
+            feature: "equix",
+        };
+        let req = MintRequest::new("bob@example.org")
+            .alg(Algorithm::Equix)
+            .bits(4);
+        assert_eq!(req.validate(), Err(refused.clone()));
+        assert_eq!(Minter::new().mint(&req), Err(refused.clone()));
+        assert_eq!(
+            crate::Backend::Portable.require(Algorithm::Equix),
+            Err(refused)
+        );
+    }
 
     /// The structural half of the valid-against-invalid timing claim: a stamp with enough work
     /// and the same stamp one bit short leave the verifier with the same fields set (no error

@@ -1,7 +1,8 @@
 //! The portable kernel: the `sha1` and `sha2` crates' block functions from a precomputed
 //! midstate, and a scalar BLAKE3 compression, so each attempt hashes only the final block(s).
-//! Also the precomputation every kernel shares (see `Job`), and Argon2id, whose attempts are
-//! whole Argon2 evaluations (the memory fill, not the hash, is the cost).
+//! Also the precomputation every kernel shares (see `Job`), and the memory-hard algorithms:
+//! Argon2id, whose attempts are whole Argon2 evaluations (the memory fill, not the hash, is the
+//! cost), and Equi-X, whose attempts are solves of one nonce each.
 
 use super::{B3Tail, Job, MdTail, bytes_have_zero_bits, encode_counter, words_have_zero_bits};
 use crate::stamp::Algorithm;
@@ -296,6 +297,12 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
                 hits.push(n);
             }
         }
+    } else {
+        // Equi-X: one solve per nonce, over this thread's reused solver memory.
+        #[cfg(feature = "equix")]
+        if let Some(found) = &job.equix {
+            crate::equix::search(&job.prefix, start, end, job.bits, found, hits);
+        }
     }
 }
 
@@ -324,7 +331,9 @@ mod tests {
                             Algorithm::Sha1 => sha1::Sha1::digest(&m).to_vec(),
                             Algorithm::Sha256 => sha2::Sha256::digest(&m).to_vec(),
                             Algorithm::Blake3 => blake3::hash(&m).as_bytes().to_vec(),
-                            Algorithm::Argon2id(_) => unreachable!("ALL holds the hashes"),
+                            Algorithm::Argon2id(_) | Algorithm::Equix => {
+                                unreachable!("ALL holds the hashes")
+                            }
                         };
                         bytes_have_zero_bits(&d, bits)
                     })

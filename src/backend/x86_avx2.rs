@@ -30,7 +30,7 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
         && match job.alg {
             Algorithm::Sha256 => job.md.is_some(),
             Algorithm::Blake3 => job.b3.is_some(),
-            Algorithm::Sha1 | Algorithm::Argon2id(_) => false,
+            Algorithm::Sha1 | Algorithm::Argon2id(_) | Algorithm::Equix => false,
         };
     if !vector_ok {
         return portable::search(job, start, end, hits);

@@ -113,17 +113,21 @@ pub(crate) fn parse(text: &str) -> Result<Stamp, ParseError> {
                 .ok_or_else(|| ParseError::BadParts(short(field(3))))?;
             alphabet("rand", field(7))?;
             counters(field(8), parts as usize)?;
+            if alg == Algorithm::Equix {
+                equix_counters(field(8))?;
+            }
             stamp(alg, bits, parts, 4, 5, Some(6), 7)
         }
     }
 }
 
-/// A version 2 algorithm field: `sha256`, `blake3` or `argon2id-mM-tT-pP` (canonical decimal
-/// numbers; M at least 8 P and at most 4 GiB in KiB, T 1-999, P 1-255).
+/// A version 2 algorithm field: `sha256`, `blake3`, `equix` or `argon2id-mM-tT-pP` (canonical
+/// decimal numbers; M at least 8 P and at most 4 GiB in KiB, T 1-999, P 1-255).
 pub(super) fn algorithm_field(s: &str) -> Result<Algorithm, ParseError> {
     match s {
         "sha256" => return Ok(Algorithm::Sha256),
         "blake3" => return Ok(Algorithm::Blake3),
+        "equix" => return Ok(Algorithm::Equix),
         _ => {}
     }
     let bad = || ParseError::BadAlgorithm(short(s));
@@ -196,7 +200,84 @@ fn counters(field: &str, declared: usize) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// The counters of an Equi-X stamp (already checked by `counters`: 1 to 64 of them, distinct):
+/// each exactly 32 characters of standard base64 (a nonce and a solution), and no nonce twice,
+/// since a part must cost its own solve rather than be another solution of a nonce already
+/// used. Every build checks this, with the `equix` feature or not: it needs no solving.
+fn equix_counters(field: &str) -> Result<(), ParseError> {
+    let mut nonces = [0u64; MAX_PARTS as usize];
+    let mut n = 0;
+    for c in split_commas(field) {
+        let (nonce, _) = crate::equix::decode_counter(c)
+            .ok_or_else(|| ParseError::BadEquixCounter(c.chars().take(80).collect()))?;
+        // `counters` let at most MAX_PARTS through.
+        nonces[n] = nonce;
+        n += 1;
+    }
+    let nonces = &mut nonces[..n];
+    nonces.sort_unstable();
+    match nonces.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(ParseError::DuplicateNonce(w[0])),
+        None => Ok(()),
+    }
+}
+
 /// Error messages quote at most the first 16 characters of an offending field.
 fn short(s: &str) -> String {
     s.chars().take(16).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::equix::{decode_counter, encode_counter};
+
+    /// An Equi-X stamp minted by this implementation (tests/it/equix.rs has it too).
+    const EQUIX: &str = "2:equix:4:4:261127:bob@example.org::oQrybfJppEL/YBZS:\
+        AAAAAAAAAALeVUFwijinnxIXOR92hQH2,AAAAAAAAAAUdxIHJI4j81bZBIOuTgvv7,\
+        AAAAAAAAAAnBM01O+RXRtjRlO7wmf83a,AAAAAAAAABhZBbwjfg8xeG1b77UbAAq5";
+
+    /// The Equi-X rules hold in every build, with the `equix` feature or not: counters of
+    /// exactly 32 base64 characters, no nonce twice.
+    #[test]
+    fn equix_counters() {
+        let stamp = parse(EQUIX).unwrap();
+        assert_eq!(stamp.algorithm(), Algorithm::Equix);
+        assert_eq!(stamp.to_string(), EQUIX);
+        let counters: Vec<&str> = stamp.counters().collect();
+        let prefix = stamp.prefix();
+        let rest = counters[1..].join(",");
+        // Another solution for the first part's nonce, in the second part.
+        let (n0, _) = decode_counter(counters[0]).unwrap();
+        let (_, mut s1) = decode_counter(counters[1]).unwrap();
+        s1[0] ^= 1;
+        let twice = format!(
+            "{prefix}{},{},{}",
+            counters[0],
+            encode_counter(n0, &s1),
+            counters[2..].join(",")
+        );
+        assert_eq!(parse(&twice), Err(ParseError::DuplicateNonce(n0)));
+        // The same counter twice.
+        let two = prefix.replacen(":4:4:", ":4:2:", 1);
+        let same = format!("{two}{},{}", counters[0], counters[0]);
+        assert!(matches!(parse(&same), Err(ParseError::DuplicateCounter(_))));
+        // Not 32 characters of standard base64 (padding, length).
+        let c = counters[0];
+        for bad in [
+            &c[..31],
+            &format!("{c}A")[..],
+            &format!("{}=", &c[..31]),
+            "AAAA",
+        ] {
+            let text = format!("{prefix}{bad},{rest}");
+            assert!(
+                matches!(parse(&text), Err(ParseError::BadEquixCounter(_))),
+                "{text}"
+            );
+        }
+        // The same counters under another algorithm are plain counters.
+        assert!(parse(&EQUIX.replacen("equix", "blake3", 1)).is_ok());
+        assert_eq!("equix".parse::<Algorithm>(), Ok(Algorithm::Equix));
+    }
 }

@@ -1,10 +1,13 @@
 //! The work a stamp carries, measured with the plain `sha1`, `sha2`, `blake3` and `argon2`
-//! crates (never a SIMD backend: this is the reference the minter is tested against).
+//! crates, and `equix` (never a SIMD backend: this is the reference the minter is tested
+//! against).
 //!
-//! This check is constant-time: every part is hashed, every byte of every digest is examined, and
-//! the comparison against the target is a mask-and-accumulate with no branch on digest data, so the
-//! time depends only on the stamp's length and number of parts (see the test
-//! `reads_every_byte_whatever_the_digest`).
+//! This check is constant-time for the hashes and Argon2id: every part is hashed, every byte of
+//! every digest is examined, and the comparison against the target is a mask-and-accumulate
+//! with no branch on digest data, so the time depends only on the stamp's length and number of
+//! parts (see the test `reads_every_byte_whatever_the_digest`). Equi-X keeps the same structure
+//! (every part checked and hashed, whatever the others gave), but its check is not claimed to
+//! be constant-time (the `equix` crate makes no such claim).
 
 use sha1::Digest as _;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -15,10 +18,13 @@ use crate::stamp::{Algorithm, Stamp, Version};
 /// estimate, made before any work, of the time one stamp takes to check on one core of the
 /// reference machine (docs/PERFORMANCE.md, "Verification cost"). A hash part: 2 us (measured:
 /// under 1 us). An Argon2id part: 1 us per KiB of memory per pass (measured: about 0.6 us), for
-/// every lane.
+/// every lane. An Equi-X part: 100 us (measured: about 52 us with equix's interpreter, of which
+/// about 40 us build the challenge's HashX program and 11 us check the solution; the BLAKE3
+/// digest is under 1 us; 50 to 60 us per part for whole stamps, examples/equix_timing.rs).
 pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
     let per_part_ns: u64 = match alg {
         Algorithm::Argon2id(p) => u64::from(p.memory_kib) * u64::from(p.passes) * 1_000,
+        Algorithm::Equix => 100_000,
         _ => 2_000,
     };
     std::time::Duration::from_nanos(per_part_ns.saturating_mul(u64::from(parts.max(1))))
@@ -52,7 +58,8 @@ pub(crate) fn digest(alg: Algorithm, parts: &[&[u8]]) -> Digest {
             bytes.copy_from_slice(&h.finalize());
             32
         }
-        Algorithm::Blake3 => {
+        // An Equi-X part's digest is BLAKE3 over its challenge and solution.
+        Algorithm::Blake3 | Algorithm::Equix => {
             let mut h = blake3::Hasher::new();
             parts.iter().for_each(|p| {
                 h.update(p);
@@ -69,7 +76,14 @@ pub(crate) fn digest(alg: Algorithm, parts: &[&[u8]]) -> Digest {
 }
 
 /// Whether `alg(msg)` starts with `bits` zero bits (the minter's re-check of a backend's hit).
+/// For Equi-X, `msg` is a part's challenge and solution, and the solution must solve it too.
 pub(crate) fn meets(alg: Algorithm, msg: &[u8], bits: u32) -> bool {
+    if alg == Algorithm::Equix {
+        #[cfg(feature = "equix")]
+        return crate::equix::meets(msg, bits);
+        #[cfg(not(feature = "equix"))]
+        return false;
+    }
     let d = digest(alg, &[msg]);
     let b = d.as_bytes();
     bool::from(ct_zero_prefix(b.len(), bits, |i| b[i]))
@@ -130,6 +144,8 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
             // finishes from that state (the same work for every part, whatever its digest).
             let prefix = stamp.prefix().as_bytes();
             let mut all = Choice::from(1);
+            // Equi-X: whether every part's solution solves its challenge.
+            let mut solved = Choice::from(1);
             let mut check = |d: Digest| {
                 let b = d.as_bytes();
                 all &= ct_zero_prefix(b.len(), stamp.bits(), |i| b[i]);
@@ -174,7 +190,26 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
                         check(Digest { bytes, len: 32 });
                     }
                 }
+                #[cfg(feature = "equix")]
+                Algorithm::Equix => {
+                    // One Equi-X check (interpreter) and one BLAKE3 digest per part, the parts
+                    // on every core, each evaluated whatever the others gave.
+                    use rayon::prelude::*;
+                    let counters: Vec<&str> = stamp.counters().collect();
+                    let outcomes: Vec<(bool, [u8; 32])> = counters
+                        .par_iter()
+                        .map(|c| crate::equix::verify_part(prefix, c))
+                        .collect();
+                    for (ok, bytes) in outcomes {
+                        solved &= Choice::from(u8::from(ok));
+                        check(Digest { bytes, len: 32 });
+                    }
+                }
+                // The verifier refuses these before any work (`Policy::admits`): no work found.
+                #[cfg(not(feature = "equix"))]
+                Algorithm::Equix => solved = Choice::from(0),
             }
+            let all = all & solved;
             let worth = f64::from(stamp.bits()) + (stamp.parts() as f64).log2();
             // Selected without a branch on the outcome.
             f64::from_bits(u64::conditional_select(&0, &worth.to_bits(), all))

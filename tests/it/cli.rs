@@ -676,3 +676,44 @@ fn one_flag_vocabulary() {
     let o = run(&["check", "--dns-timeout", "0", "--keys", "/dev/null"], b"");
     assert_eq!(code(&o), 3);
 }
+
+/// Without `--features equix` the command line refuses to mint Equi-X stamps and reports the
+/// ones it is given as unsupported, naming the build that would take them.
+#[cfg(not(feature = "equix"))]
+#[test]
+fn equix_needs_its_feature() {
+    let o = run(
+        &["mint", "-a", "equix", "--bits", "4", "bob@example.org"],
+        b"",
+    );
+    assert_eq!(code(&o), 3, "{}", err(&o));
+    assert!(
+        err(&o).contains("equix stamps need a build with --features equix"),
+        "{}",
+        err(&o)
+    );
+    let stamp = "2:equix:4:4:261127:bob@example.org::oQrybfJppEL/YBZS:\
+        AAAAAAAAAALeVUFwijinnxIXOR92hQH2,AAAAAAAAAAUdxIHJI4j81bZBIOuTgvv7,\
+        AAAAAAAAAAnBM01O+RXRtjRlO7wmf83a,AAAAAAAAABhZBbwjfg8xeG1b77UbAAq5";
+    let o = run(
+        &[
+            "verify",
+            "--no-spent",
+            "--now",
+            "2026-11-27T12:00:00Z",
+            "-r",
+            "bob@example.org",
+            "--min-value",
+            "equix=4",
+            stamp,
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        (out(&o) + &err(&o)).contains("equix stamps need a build with --features equix"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+}

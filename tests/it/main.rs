@@ -12,6 +12,8 @@ mod attacks;
 mod cli;
 #[cfg(feature = "cli")]
 mod dkim;
+#[cfg(feature = "equix")]
+mod equix;
 #[cfg(feature = "cli")]
 mod hostile;
 mod interop;

@@ -164,6 +164,9 @@ pub enum AlgArg {
     /// Argon2id (memory-hard): version 2 stamps; cost per attempt from --memory, --passes,
     /// --lanes.
     Argon2id,
+    /// Equi-X (memory-hard, Tor's onion-service proof of work): version 2 stamps; needs a
+    /// build with --features equix.
+    Equix,
 }
 
 /// Minting backend.
@@ -202,6 +205,7 @@ impl AlgArg {
             AlgArg::Sha256 => pennyblack::Algorithm::Sha256,
             AlgArg::Blake3 => pennyblack::Algorithm::Blake3,
             AlgArg::Argon2id => pennyblack::Algorithm::ARGON2ID,
+            AlgArg::Equix => pennyblack::Algorithm::Equix,
         }
     }
 }
@@ -272,9 +276,12 @@ pub fn parse_min_value(s: &str) -> Result<(pennyblack::Algorithm, u32), String> 
     let (alg, v) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not ALG=VALUE (e.g. argon2id=8, sha256=22)"))?;
-    let alg: pennyblack::Algorithm = alg
-        .parse()
-        .map_err(|_| format!("{alg:?} is not an algorithm (sha1, sha256, blake3, argon2id)"))?;
+    let alg: pennyblack::Algorithm = alg.parse().map_err(|_| {
+        format!(
+            "{alg:?} is not an algorithm ({})",
+            pennyblack::Algorithm::NAMES.join(", ")
+        )
+    })?;
     let v: u32 = v
         .parse()
         .ok()
@@ -615,11 +622,11 @@ pub struct CostArgs {
     /// Total work in bits. With K parts each part gets ceil(BITS - log2 K) bits.
     #[arg(short, long, default_value_t = 20)]
     pub bits: u32,
-    /// Algorithm: sha1 mints hashcash version 1 stamps; sha256, blake3 and argon2id
-    /// (memory-hard) version 2.
+    /// Algorithm: sha1 mints hashcash version 1 stamps; sha256, blake3, argon2id and equix
+    /// (memory-hard; equix needs a build with --features equix) version 2.
     #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
     pub alg: AlgArg,
-    /// Number of parts, 1 to 64 [default: 16; 4 for argon2id; 1 for sha1]. More parts: same
+    /// Number of parts, 1 to 64 [default: 16; 4 for argon2id and equix; 1 for sha1]. More parts: same
     /// mean, steadier time, more work for the receiver.
     #[arg(short, long)]
     pub parts: Option<u32>,
@@ -755,10 +762,10 @@ pub struct PolicyArgs {
     /// Check as if it were this time: RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
-    /// Least value for one algorithm family, e.g. argon2id=8 or sha256=22 (repeat). Values of
-    /// different families are not comparable: a family listed here is judged by its own minimum,
-    /// the hash families not listed by the bits minimum; once any minimum is set, a family
-    /// with none (argon2id unless listed) is refused.
+    /// Least value for one algorithm family, e.g. argon2id=8, equix=6 or sha256=22 (repeat).
+    /// Values of different families are not comparable: a family listed here is judged by its
+    /// own minimum, the hash families not listed by the bits minimum; once any minimum is set,
+    /// a family with none (argon2id, equix unless listed) is refused.
     #[arg(long, value_name = "ALG=VALUE", value_parser = parse_min_value)]
     pub min_value: Vec<(pennyblack::Algorithm, u32)>,
     /// Refuse Argon2id stamps with less memory per attempt than this.
