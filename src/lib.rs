@@ -2,8 +2,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "mail")]
 pub mod argon2id;
+#[cfg(feature = "mail")]
 pub mod authres;
 pub mod backend;
 pub mod bind;
