@@ -1,10 +1,10 @@
 //! Integration tests, one binary. Data and its provenance live in `tests/data/`.
 //!
 //! Plain `cargo test` runs everything that needs no peer; tests that need a peer (hashcash,
-//! dkimpy, Mail::DKIM, openssl, dnsmasq, redis-server, Postfix and root) are `#[ignore]`d with
-//! the reason, and `bash .ci/run` installs the peers and runs them all
-//! (`cargo test -- --include-ignored`), failing when a peer is missing. Modules that need a
-//! cargo feature are compiled only with it.
+//! dkimpy, Mail::DKIM, the argon2 tool, argon2-cffi, openssl, dnsmasq, redis-server, Postfix
+//! and root) are `#[ignore]`d with the reason, and `bash .ci/run` installs the peers and runs
+//! them all (`cargo test -- --include-ignored`), failing when a peer is missing. Modules that
+//! need a cargo feature are compiled only with it.
 
 #[cfg(feature = "cli")]
 mod attacks;
@@ -18,6 +18,9 @@ mod equix;
 mod hostile;
 mod interop;
 mod kat;
+mod memhard;
+#[cfg(feature = "cli")]
+mod memhard_cli;
 #[cfg(all(feature = "cli", feature = "milter"))]
 mod milter;
 mod minting;

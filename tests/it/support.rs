@@ -143,3 +143,35 @@ pub fn race_verify(spent: &std::ffi::OsStr, stamp: &str, n: usize) -> Vec<i32> {
     codes.sort();
     codes
 }
+
+/// The reference `argon2` command line tool (Debian package `argon2`, phc-winner-argon2), which
+/// the live Argon2id interop test needs. Missing is a failure, not a skip: `.ci/run` installs
+/// it. It reads at most 127 bytes of password from standard input.
+pub fn argon2_cli() -> Command {
+    let usage = Command::new("argon2").arg("-h").output();
+    let ok = usage.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-id"));
+    assert!(
+        ok,
+        "the Argon2id interop test needs the `argon2` tool with Argon2id on PATH (Debian package \
+         `argon2`); run `bash .ci/run`, which installs it"
+    );
+    Command::new("argon2")
+}
+
+/// Python with argon2-cffi, from the virtual environment `.ci/run` makes (`.venv`), or
+/// `$PENNYBLACK_PYTHON`. Missing is a failure, not a skip.
+pub fn argon2_cffi() -> Command {
+    let python = std::env::var_os("PENNYBLACK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "from argon2.low_level import hash_secret_raw, Type"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the Argon2id interop test needs argon2-cffi in {} (run `bash .ci/run`, which installs it)",
+        python.display()
+    );
+    Command::new(python)
+}
