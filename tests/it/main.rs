@@ -34,3 +34,4 @@ mod spent;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod support;
 mod verdicts;
+mod review17;
