@@ -428,14 +428,14 @@ pub fn check_message_if(
     let max_stamps = limits.max_stamps.saturating_add(rcpts.len());
     let fields: Vec<_> = msg.fields_named("X-Hashcash").collect();
     let total = fields.len();
-    let mut pending = Vec::new();
-    let mut about = Vec::new(); // (bound_to, pays) per pending stamp
+    let mut texts_for_us = Vec::new();
+    let mut about = Vec::new(); // (bound_to, pays) per stamp for us
     let mut skipped = 0;
     let mut hidden_budget = HIDDEN_MATCH_BUDGET;
     // One verification budget for the whole message (Policy::max_work).
     let budget = crate::verify::Budget::new(policy);
     for (i, f) in fields.iter().enumerate() {
-        if i >= max_stamps.saturating_mul(2) || pending.len() >= max_stamps {
+        if i >= max_stamps.saturating_mul(2) || texts_for_us.len() >= max_stamps {
             skipped += total - i;
             break;
         }
@@ -477,17 +477,31 @@ pub fn check_message_if(
             .iter()
             .find(|d| d.status == DkimStatus::Pass && d.covers("x-hashcash") >= from_bottom)
             .map(|d| d.domain.clone());
-        // The resource was matched here already (once, indexed): the verifier need not again.
-        let mut p = verifier.check_pending_matched(&text, Some(&view), &budget);
-        if !rcpts.is_empty() && pays.is_none() {
-            // With recipients, a stamp that pays none of them (one for another resource the
-            // operator's pattern accepts) is reported but not recorded: it may be a
-            // co-recipient's, whose own delivery must still find it fresh.
-            p = p.unrecorded();
-        }
-        pending.push(p);
+        texts_for_us.push(text);
         about.push((bound_to, pays));
     }
+    // With recipients, a stamp that pays none of them (one for another resource the operator's
+    // pattern accepts) is reported but never decides or is recorded: the stamps that pay a
+    // recipient are checked first, so such stamps above them cannot spend the budget they need.
+    let pays_none = |i: usize| !rcpts.is_empty() && about[i].1.is_none();
+    let mut checked: Vec<Option<crate::verify::Pending>> = vec![None; texts_for_us.len()];
+    let order = (0..texts_for_us.len())
+        .filter(|&i| !pays_none(i))
+        .chain((0..texts_for_us.len()).filter(|&i| pays_none(i)));
+    for i in order {
+        // The resource was matched here already (once, indexed): the verifier need not again.
+        let mut p = verifier.check_pending_matched(&texts_for_us[i], Some(&view), &budget);
+        if pays_none(i) {
+            // Reported but not recorded: it may be a co-recipient's, whose own delivery must
+            // still find it fresh.
+            p = p.unrecorded();
+        }
+        checked[i] = Some(p);
+    }
+    let pending: Vec<crate::verify::Pending> = checked
+        .into_iter()
+        .map(|p| p.expect("every stamp for us was checked"))
+        .collect();
     let judge = |verdicts: Vec<Verdict>, dkim: Vec<DkimResult>| {
         let stamps: Vec<StampVerdict> = verdicts
             .into_iter()

@@ -23,7 +23,11 @@ use crate::stamp::{Algorithm, Stamp, Version};
 /// digest is under 1 us; 50 to 60 us per part for whole stamps, examples/equix_timing.rs).
 pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
     let per_part_ns: u64 = match alg {
-        Algorithm::Argon2id(p) => u64::from(p.memory_kib) * u64::from(p.passes) * 1_000,
+        // Saturating: `Argon2Params`' fields are public, so a hand-built algorithm may name
+        // anything (a parsed one stays far below the limit).
+        Algorithm::Argon2id(p) => u64::from(p.memory_kib)
+            .saturating_mul(u64::from(p.passes))
+            .saturating_mul(1_000),
         Algorithm::Equix => 100_000,
         _ => 2_000,
     };
