@@ -220,11 +220,13 @@ fn expected_attempts(alg: Algorithm, bits: u32, parts: u32) -> f64 {
     f64::from(parts.max(1)) * per_part
 }
 
-/// `ceil(bits - log2(parts))`, at least 0: the per-part bits that give a total of `bits`.
+/// `ceil(bits - log2(parts))`: the per-part bits that give a total of `bits`; at least 1 when
+/// `bits` is (a part of 0 bits needs no search, so a stamp of them is worth nothing).
 pub fn per_part_bits(bits: u32, parts: u32) -> u32 {
     let exact = f64::from(bits) - f64::from(parts.max(1)).log2();
     // Guard against 20 - log2(16) coming out as 16.000000001.
-    (exact - 1e-9).ceil().max(0.0) as u32
+    let floor = u32::from(bits > 0);
+    ((exact - 1e-9).ceil().max(0.0) as u32).max(floor)
 }
 
 /// `name1=v1,v2;name2`: names and values of printable ASCII other than `:;,=` and white space.
@@ -733,7 +735,8 @@ mod tests {
         assert_eq!(per_part_bits(20, 16), 16);
         assert_eq!(per_part_bits(20, 1), 20);
         assert_eq!(per_part_bits(20, 10), 17);
-        assert_eq!(per_part_bits(2, 16), 0);
+        assert_eq!(per_part_bits(2, 16), 1);
+        assert_eq!(per_part_bits(0, 16), 0);
         for bits in 0..=40 {
             for parts in 1..=64 {
                 let v = f64::from(per_part_bits(bits, parts)) + f64::from(parts).log2();
@@ -792,7 +795,9 @@ mod tests {
             lanes: 2,
         };
         assert!(matches!(
-            MintRequest::new("b@x").alg(Algorithm::Argon2id(bad)).validate(),
+            MintRequest::new("b@x")
+                .alg(Algorithm::Argon2id(bad))
+                .validate(),
             Err(MintError::BadParameters(..))
         ));
         // Hashes hold no attempt memory: every thread, whatever the limit.

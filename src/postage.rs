@@ -14,6 +14,7 @@ use crate::dkim::{self, DkimResult, DkimStatus, KeyLookup, SignRequest};
 use crate::error::{Error, MintError};
 use crate::mail::{Message, format_field};
 use crate::mint::{MintRequest, Minter};
+use crate::verify::Budget;
 use crate::verify::{Verdict, Verifier};
 
 /// Why a message could not be stamped.
@@ -432,8 +433,11 @@ pub fn check_message_if(
     let mut about = Vec::new(); // (bound_to, pays) per stamp for us
     let mut skipped = 0;
     let mut hidden_budget = HIDDEN_MATCH_BUDGET;
-    // One verification budget for the whole message (Policy::max_work).
-    let budget = crate::verify::Budget::new(policy);
+    // Verification budgets: one per recipient for the stamps that pay it (Policy::max_work),
+    // one more for the stamps that pay none, and one for the whole message
+    // (Policy::max_message_work), so a recipient's stamps cannot spend another's budget.
+    let message_budget = Budget::new(policy.max_message_work);
+    let others_budget = Budget::new(policy.max_work);
     for (i, f) in fields.iter().enumerate() {
         if i >= max_stamps.saturating_mul(2) || texts_for_us.len() >= max_stamps {
             skipped += total - i;
@@ -488,9 +492,12 @@ pub fn check_message_if(
     let order = (0..texts_for_us.len())
         .filter(|&i| !pays_none(i))
         .chain((0..texts_for_us.len()).filter(|&i| pays_none(i)));
+    let rcpt_budgets: Vec<Budget> = rcpts.iter().map(|_| Budget::new(policy.max_work)).collect();
     for i in order {
+        let own = about[i].1.map_or(&others_budget, |r| &rcpt_budgets[r]);
         // The resource was matched here already (once, indexed): the verifier need not again.
-        let mut p = verifier.check_pending_matched(&texts_for_us[i], Some(&view), &budget);
+        let mut p =
+            verifier.check_pending_matched(&texts_for_us[i], Some(&view), &[own, &message_budget]);
         if pays_none(i) {
             // Reported but not recorded: it may be a co-recipient's, whose own delivery must
             // still find it fresh.

@@ -67,23 +67,30 @@ pub struct Policy {
     /// The least Argon2id memory accepted, in KiB (default 1024): below it an evaluation is too
     /// cheap for its bits to mean what the policy's minimum assumes.
     pub min_memory_kib: u32,
-    /// The most Argon2id memory accepted, in KiB (default 65536, 64 MiB). A verifier holds
+    /// The most Argon2id memory accepted, in KiB (default 16384, 16 MiB). A verifier holds
     /// this much per thread while it checks a stamp's parts.
     pub max_memory_kib: u32,
     /// The most parts a stamp may have (default 64, the format's limit).
     pub max_parts: u32,
-    /// The most verification work one message (or one stamp given alone) may cost, estimated
-    /// before any work by [`work::estimated_cost`] (default 100 ms). A stamp that would take
-    /// its message over this is refused ([`VerifyError::OverBudget`]) without being checked.
+    /// The most verification work the stamps of one recipient of a message may cost (or one
+    /// stamp given alone; the stamps of a message that pay no recipient share one more such
+    /// budget), estimated before any work by [`work::estimated_cost`] (default 100 ms). A stamp
+    /// that would go over it is refused ([`VerifyError::OverBudget`]) without being checked.
     pub max_work: Duration,
+    /// The most verification work all the stamps of one message may cost, whatever its
+    /// recipients (default 1 s: ten recipients at [`Policy::max_work`]).
+    pub max_message_work: Duration,
 }
 
 /// Default [`Policy::min_memory_kib`]: 1 MiB.
 pub const DEFAULT_MIN_MEMORY_KIB: u32 = 1024;
-/// Default [`Policy::max_memory_kib`]: 64 MiB.
-pub const DEFAULT_MAX_MEMORY_KIB: u32 = 64 * 1024;
-/// Default [`Policy::max_work`]: 100 ms of estimated verification work per message.
+/// Default [`Policy::max_memory_kib`]: 16 MiB, so that a stamp of the default 4 parts at the
+/// largest default memory (about 66 ms estimated) fits the default [`Policy::max_work`].
+pub const DEFAULT_MAX_MEMORY_KIB: u32 = 16 * 1024;
+/// Default [`Policy::max_work`]: 100 ms of estimated verification work per recipient.
 pub const DEFAULT_MAX_WORK: Duration = Duration::from_millis(100);
+/// Default [`Policy::max_message_work`]: 1 s of estimated verification work per message.
+pub const DEFAULT_MAX_MESSAGE_WORK: Duration = Duration::from_secs(1);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -98,6 +105,7 @@ impl Default for Policy {
             max_memory_kib: DEFAULT_MAX_MEMORY_KIB,
             max_parts: crate::stamp::MAX_PARTS,
             max_work: DEFAULT_MAX_WORK,
+            max_message_work: DEFAULT_MAX_MESSAGE_WORK,
         }
     }
 }
@@ -178,29 +186,38 @@ impl Policy {
     }
 }
 
-/// What is left of a message's verification budget ([`Policy::max_work`]), in nanoseconds.
+/// What is left of a verification budget ([`Policy::max_work`], [`Policy::max_message_work`]).
+/// A stamp is checked only if its estimated cost ([`work::estimated_cost`]) fits every budget it
+/// draws from, and then takes it from all of them.
 #[derive(Debug)]
-pub(crate) struct Budget(std::cell::Cell<u64>);
+pub struct Budget(std::cell::Cell<u64>);
 
 impl Budget {
-    /// A full budget for one message under `policy`.
-    pub(crate) fn new(policy: &Policy) -> Budget {
+    /// A budget of `limit`.
+    pub fn new(limit: Duration) -> Budget {
         Budget(std::cell::Cell::new(
-            u64::try_from(policy.max_work.as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
         ))
     }
 
-    /// Takes `cost` from the budget, or refuses without taking anything.
-    fn take(&self, cost: Duration) -> Result<(), VerifyError> {
+    /// What is left.
+    pub fn left(&self) -> Duration {
+        Duration::from_nanos(self.0.get())
+    }
+
+    /// Takes `cost` from every budget of `all`, or refuses without taking anything.
+    fn take_all(all: &[&Budget], cost: Duration) -> Result<(), VerifyError> {
         let cost = u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX);
-        let left = self.0.get();
+        let left = all.iter().map(|b| b.0.get()).min().unwrap_or(u64::MAX);
         if cost > left {
             return Err(VerifyError::OverBudget {
                 cost_us: cost / 1000,
                 left_us: left / 1000,
             });
         }
-        self.0.set(left - cost);
+        for b in all {
+            b.0.set(b.0.get() - cost);
+        }
         Ok(())
     }
 }
@@ -469,9 +486,29 @@ impl Verifier {
     /// can decide (e.g. refuse a whole message) before any stamp of it is spent.
     pub fn check_pending(&self, text: &str, msg: Option<&dyn BindingSource>) -> Pending {
         let now = self.clock.now();
-        let budget = Budget::new(&self.policy);
-        let (verdict, spend) = self.check_without_store(text, now, msg, true, &budget);
+        let budget = self.stamp_budget();
+        let (verdict, spend) = self.check_without_store(text, now, msg, true, &[&budget]);
         Pending { verdict, spend }
+    }
+
+    /// [`check_pending`](Self::check_pending) drawing on `budgets` (each [`Budget`] the stamp's
+    /// estimated cost must fit, and is taken from), for a caller that checks the stamps of one
+    /// message itself: e.g. one budget of [`Policy::max_message_work`] shared by all of them and
+    /// one of [`Policy::max_work`] per recipient.
+    pub fn check_pending_within(
+        &self,
+        text: &str,
+        msg: Option<&dyn BindingSource>,
+        budgets: &[&Budget],
+    ) -> Pending {
+        let now = self.clock.now();
+        let (verdict, spend) = self.check_without_store(text, now, msg, true, budgets);
+        Pending { verdict, spend }
+    }
+
+    /// The budget of one stamp checked on its own.
+    fn stamp_budget(&self) -> Budget {
+        Budget::new(self.policy.max_work.min(self.policy.max_message_work))
     }
 
     /// [`check_pending`](Self::check_pending) for a stamp whose resource the caller has matched
@@ -481,10 +518,10 @@ impl Verifier {
         &self,
         text: &str,
         msg: Option<&dyn BindingSource>,
-        budget: &Budget,
+        budgets: &[&Budget],
     ) -> Pending {
         let now = self.clock.now();
-        let (verdict, spend) = self.check_without_store(text, now, msg, false, budget);
+        let (verdict, spend) = self.check_without_store(text, now, msg, false, budgets);
         Pending { verdict, spend }
     }
 
@@ -526,9 +563,8 @@ impl Verifier {
         use rayon::prelude::*;
         let now = self.clock.now();
         // Each stamp of a batch is its own message: it gets a whole budget.
-        let one = |text: &&str| {
-            self.check_without_store(text, now, None, true, &Budget::new(&self.policy))
-        };
+        let one =
+            |text: &&str| self.check_without_store(text, now, None, true, &[&self.stamp_budget()]);
         let checked: Vec<(Verdict, Option<Spend>)> = if texts.len() >= PARALLEL_BATCH {
             texts.par_iter().with_min_len(64).map(one).collect()
         } else {
@@ -603,7 +639,7 @@ impl Verifier {
         now: i64,
         msg: Option<&dyn BindingSource>,
         match_resource: bool,
-        budget: &Budget,
+        budgets: &[&Budget],
     ) -> (Verdict, Option<Spend>) {
         let text = text.trim_ascii();
         let mut unchecked = UncheckedSet::default();
@@ -634,7 +670,7 @@ impl Verifier {
             Ok(stamp) => {
                 let mut unchecked = unchecked;
                 let outcome =
-                    self.check_parsed(&stamp, now, msg, match_resource, &mut unchecked, budget);
+                    self.check_parsed(&stamp, now, msg, match_resource, &mut unchecked, budgets);
                 // A stamp whose binding could not be compared is not recorded: it may have been
                 // lifted from another message, and recording it would burn the genuine one.
                 let unbound_check = unchecked.contains(Unchecked::Binding);
@@ -680,7 +716,7 @@ impl Verifier {
         msg: Option<&dyn BindingSource>,
         match_resource: bool,
         unchecked: &mut UncheckedSet,
-        budget: &Budget,
+        budgets: &[&Budget],
     ) -> Result<Work, VerifyError> {
         // The stamp's family and cost parameters first: a hostile stamp (4 GiB of memory, 64
         // parts, an algorithm we do not accept) is refused here, in microseconds.
@@ -732,10 +768,10 @@ impl Verifier {
             (Ok(None), _) => {}
         }
         // Last before the work: its estimated cost must fit what is left of the budget.
-        budget.take(work::estimated_cost(
-            stamp.algorithm(),
-            stamp.parts() as u32,
-        ))?;
+        Budget::take_all(
+            budgets,
+            work::estimated_cost(stamp.algorithm(), stamp.parts() as u32),
+        )?;
         let value = work::value(stamp);
         // A stamp that misses its own claim is worth nothing whatever the policy says.
         let claimed = match stamp.version() {

@@ -17,17 +17,27 @@ use crate::stamp::{Algorithm, Stamp, Version};
 /// The cost model the verifier budgets with (see [`crate::Policy::max_work`]): an upper
 /// estimate, made before any work, of the time one stamp takes to check on one core of the
 /// reference machine (docs/PERFORMANCE.md, "Verification cost"). A hash part: 2 us (measured:
-/// under 1 us). An Argon2id part: 1 us per KiB of memory per pass (measured: about 0.6 us), for
-/// every lane. An Equi-X part: 100 us (measured: about 52 us with equix's interpreter, of which
+/// under 1 us). An Argon2id part: per pass, 1 us per KiB of memory up to 16 MiB (measured: about
+/// 0.3 to 0.6 us) and 2 us per KiB beyond (a buffer over 16 MiB is allocated and faulted in
+/// afresh each time, and misses the caches: 0.8 to 1.9 us per KiB measured at 64 MiB, idle and
+/// loaded), plus 40 us per lane (each lane's first blocks and final hashes: about 10 us
+/// measured; without this term 255 lanes of 8 KiB cost 1.6 times their estimate). An Equi-X part: 100 us (measured: about 52 us with equix's interpreter, of which
 /// about 40 us build the challenge's HashX program and 11 us check the solution; the BLAKE3
 /// digest is under 1 us; 50 to 60 us per part for whole stamps, examples/equix_timing.rs).
 pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
     let per_part_ns: u64 = match alg {
         // Saturating: `Argon2Params`' fields are public, so a hand-built algorithm may name
         // anything (a parsed one stays far below the limit).
-        Algorithm::Argon2id(p) => u64::from(p.memory_kib)
-            .saturating_mul(u64::from(p.passes))
-            .saturating_mul(1_000),
+        Algorithm::Argon2id(p) => {
+            let m = u64::from(p.memory_kib);
+            let near = m.min(crate::argon2id::KEEP_BYTES as u64 / 1024);
+            let per_pass = near
+                .saturating_mul(1_000)
+                .saturating_add((m - near).saturating_mul(2_000));
+            per_pass
+                .saturating_mul(u64::from(p.passes))
+                .saturating_add(u64::from(p.lanes).saturating_mul(40_000))
+        }
         Algorithm::Equix => 100_000,
         _ => 2_000,
     };
@@ -214,7 +224,14 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
                 Algorithm::Equix => solved = Choice::from(0),
             }
             let all = all & solved;
-            let worth = f64::from(stamp.bits()) + (stamp.parts() as f64).log2();
+            // Parts of 0 bits are met by any counter: nobody had to evaluate anything, so such a
+            // stamp is worth nothing however many parts it has (not log2 K). An Equi-X part is a
+            // real solution even at 0 bits (a solve each), so it keeps log2 K.
+            let worth = if stamp.bits() == 0 && stamp.algorithm() != Algorithm::Equix {
+                0.0
+            } else {
+                f64::from(stamp.bits()) + (stamp.parts() as f64).log2()
+            };
             // Selected without a branch on the outcome.
             f64::from_bits(u64::conditional_select(&0, &worth.to_bits(), all))
         }

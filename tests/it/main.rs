@@ -28,10 +28,10 @@ mod minting;
 mod pki;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
+mod review17;
 mod roundtrip;
 #[cfg(feature = "cli")]
 mod spent;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod support;
 mod verdicts;
-mod review17;

@@ -46,7 +46,8 @@ fn mint(args: &[&str]) -> String {
     out(&o).trim().to_owned()
 }
 
-/// 64 KiB, two passes, two lanes, four parts of 3 bits: worth 5, estimated 512 us to check.
+/// 64 KiB, two passes, two lanes, four parts of 3 bits: worth 5, estimated 832 us to check
+/// (4 x (64 KiB x 2 passes x 1 us + 2 lanes x 40 us)).
 fn small_stamp() -> String {
     let s = mint(&[
         "--memory", "64KiB", "--passes", "2", "--lanes", "2", "-b", "5", "-p", "4",
@@ -115,12 +116,12 @@ fn mint_argon2id_then_verify_by_its_own_minimum() {
             "parts 4 is outside the policy's maximum 2",
         ),
         (
-            &["argon2id=5", "64KiB", "--max-work", "500us"],
+            &["argon2id=5", "64KiB", "--max-work", "831us"],
             1,
-            "over the verification budget: this stamp would cost about 512 us",
+            "over the verification budget: this stamp would cost about 832 us",
         ),
         (
-            &["argon2id=5", "64KiB", "--max-work", "512us"],
+            &["argon2id=5", "64KiB", "--max-work", "832us"],
             2,
             "valid (5.00 bits;",
         ),
@@ -364,11 +365,19 @@ fn a_4_gib_stamp_is_refused_in_a_process_that_could_not_allocate_it() {
     let o = in_2_gib(&[&base[..], &[stamp.as_str()]].concat());
     assert_eq!(code(&o), 1, "{}{}", out(&o), err(&o));
     assert!(
-        out(&o).contains("memory (KiB) 4194304 is outside the policy's maximum 65536"),
+        out(&o).contains("memory (KiB) 4194304 is outside the policy's maximum 16384"),
         "{}",
         out(&o)
     );
-    let raised = ["--max-memory", "4GiB", "--max-work", "1h", stamp.as_str()];
+    let raised = [
+        "--max-memory",
+        "4GiB",
+        "--max-work",
+        "1h",
+        "--max-message-work",
+        "1h",
+        stamp.as_str(),
+    ];
     let o = in_2_gib(&[&base[..], &raised[..]].concat());
     assert_eq!(o.status.code(), None, "not aborted: {}{}", out(&o), err(&o));
     assert!(err(&o).contains("memory allocation"), "{}", err(&o));

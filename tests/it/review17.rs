@@ -1,6 +1,6 @@
 //! Review of issue 17 (memory-hard stamps), attacker's view: each attack a test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pennyblack::dkim::{KeyFile, VerifyOptions};
 use pennyblack::mail::Message;
@@ -15,9 +15,6 @@ use crate::support::utc;
 
 const NOW: &str = "261128";
 
-/// Timing tests run one at a time.
-static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn argon2id(m: u32, t: u32, p: u32) -> Algorithm {
     Algorithm::Argon2id(Argon2Params::new(m, t, p).unwrap())
 }
@@ -31,87 +28,29 @@ fn forged(alg: Algorithm, parts: u32) -> String {
     )
 }
 
-/// The least time of `n` checks of `text` under a policy that admits it whatever its cost.
-fn time_check(text: &str, n: usize) -> Duration {
-    let _one_at_a_time = TIMING.lock().unwrap_or_else(|e| e.into_inner());
-    let policy = Policy {
-        min_memory_kib: 8,
-        max_memory_kib: 4 << 20,
-        max_work: Duration::from_secs(100),
-        ..Policy::default()
-    }
-    .with_min_value(Algorithm::ARGON2ID, 0);
-    let v = Verifier::new(policy).with_clock(FixedClock(utc(NOW)));
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            let verdict = v.check(text).unwrap();
-            let e = t.elapsed();
-            assert!(verdict.is_valid(), "{:?}", verdict.result());
-            e
-        })
-        .min()
-        .unwrap()
-}
-
+/// ATTACK: lanes and large memory. Each lane costs its verifier about 10 us of its own (its
+/// first blocks and final hashes), and above `argon2id::KEEP_BYTES` (16 MiB) every evaluation
+/// allocates and faults in a fresh buffer that misses the caches (0.8 to 1.9 us per KiB measured
+/// at 64 MiB, against 0.3 to 0.6 below). The review measured 255 lanes at 8 KiB each costing 1.6
+/// times a lane-blind estimate, and 64 MiB 1.65 to 1.89 times a linear one under load. The
+/// model must charge for both, so a parameter the sender picks for free cannot buy work beyond
+/// the budget (the measurements themselves live in `benches/verify_cost.rs`).
 #[test]
-#[ignore = "measurement"]
-fn measure_costs() {
-    for (m, t, p) in [
-        (1024, 1, 1),
-        (1024, 1, 128),
-        (2040, 1, 1),
-        (2040, 1, 255),
-        (8, 1, 1),
-        (64 << 10, 1, 1),
-        (16 << 10, 1, 1),
-        (17 << 10, 1, 1),
-    ] {
-        let alg = argon2id(m, t, p);
-        let d = time_check(&forged(alg, 1), 5);
-        eprintln!("{alg}: {d:?} estimate {:?}", estimated_cost(alg, 1));
-    }
-}
-
-/// The least time of `n` checks of a one-part 0-bit stamp of `alg`, per unit of its estimate.
-fn per_estimate(alg: Algorithm, n: usize) -> f64 {
-    time_check(&forged(alg, 1), n).as_secs_f64() / estimated_cost(alg, 1).as_secs_f64()
-}
-
-/// ATTACK: lanes. `estimated_cost` charges m x t whatever the lanes, but each lane costs its
-/// verifier about 10 us of its own (two H' blocks, 64 BLAKE2b calls): at m = 8p the part costs
-/// ~6x what one lane of the same memory costs, and more than its estimate. A garbage message of
-/// such stamps takes its receiver past `max_work` (measured here: 1.6x the estimate, where one
-/// lane uses 0.28x of it). The estimate's headroom must not depend on a parameter the sender
-/// picks for free.
-#[test]
-fn lanes_do_not_buy_work_beyond_the_estimate() {
-    let one = per_estimate(argon2id(2040, 1, 1), 7);
-    let many = per_estimate(argon2id(2040, 1, 255), 7);
-    assert!(
-        many <= 2.0 * one,
-        "255 lanes cost {many:.2} of their estimate, one lane {one:.2}"
-    );
-    let one = per_estimate(argon2id(1024, 1, 1), 7);
-    let many = per_estimate(argon2id(1024, 1, 128), 7);
-    assert!(
-        many <= 2.0 * one,
-        "128 lanes cost {many:.2} of their estimate, one lane {one:.2}"
-    );
-}
-
-/// ATTACK: large memory. Above `argon2id::KEEP_BYTES` (16 MiB) every evaluation allocates and
-/// faults in a fresh buffer, and the fill misses the caches: a 64 MiB part costs ~3x as much of
-/// its (linear) estimate as a 1 MiB part (53 ms of 65.5 ms here, against 0.28 ms of 1.02 ms), so
-/// the budget's margin is gone exactly at the default --max-memory.
-#[test]
-fn big_parts_keep_the_estimates_headroom() {
-    let small = per_estimate(argon2id(1024, 1, 1), 7);
-    let big = per_estimate(argon2id(64 << 10, 1, 1), 3);
-    assert!(
-        big <= 2.0 * small,
-        "64 MiB costs {big:.2} of its estimate, 1 MiB {small:.2}"
-    );
+fn the_cost_model_charges_lanes_and_large_memory() {
+    let us = |m, t, p| estimated_cost(argon2id(m, t, p), 1).as_micros();
+    // 40 us a lane, 1 us a KiB a pass up to 16 MiB, 2 us a KiB beyond.
+    assert_eq!(us(2040, 1, 1), 2040 + 40);
+    assert_eq!(us(2040, 1, 255), 2040 + 255 * 40);
+    assert_eq!(us(16 << 10, 1, 1), 16384 + 40);
+    assert_eq!(us(64 << 10, 1, 1), 16384 + 2 * 49152 + 40);
+    assert_eq!(us(64 << 10, 3, 1), 3 * (16384 + 2 * 49152) + 40);
+    // Hand-built parameters saturate instead of wrapping to a small cost.
+    let huge = Algorithm::Argon2id(Argon2Params {
+        memory_kib: u32::MAX,
+        passes: u32::MAX,
+        lanes: u32::MAX,
+    });
+    assert!(estimated_cost(huge, 64) >= Duration::from_secs(1 << 30));
 }
 
 fn mint(resource: &str, alg: Algorithm, bits: u32, parts: u32) -> String {
@@ -165,13 +104,14 @@ fn check(msg: &Message, resources: Vec<ResourcePattern>, argon2: u32) -> Message
     .unwrap()
 }
 
-/// ATTACK (on the sender): the defaults disagree. The receiver's default --max-memory is
-/// 64 MiB and the minter's default parts for Argon2id is 4, but 4 parts of more than 24 MiB
-/// cost more than the default 100 ms budget: a stamp minted with `--memory 64MiB` (or 32MiB)
-/// and nothing else is refused unchecked by every default receiver, and its work is lost.
+/// ATTACK (on the sender): the defaults disagree. With a default --max-memory of 64 MiB and
+/// the minter's default 4 parts, 4 parts of more than 24 MiB cost more than the default 100 ms
+/// budget: a stamp minted with `--memory 64MiB` and nothing else was refused unchecked by every
+/// default receiver, its work lost. The largest default-accepted memory at the default parts
+/// must fit the default budget (and `mint` warns when a stamp would not).
 #[test]
 fn a_default_part_count_at_the_default_max_memory_fits_the_default_budget() {
-    let alg = argon2id(64 << 10, 1, 1);
+    let alg = argon2id(Policy::default().max_memory_kib, 1, 1);
     let parts = alg.default_parts();
     let policy = Policy::default();
     assert!(u64::from(alg.argon2().unwrap().memory_kib) <= u64::from(policy.max_memory_kib));
@@ -408,38 +348,6 @@ mod equix {
         }
         assert_eq!(perms, 40320);
         assert_eq!(valid, 0);
-    }
-
-    /// ATTACK (receiver time): 64 garbage parts under a prefix near the 8192-byte limit cost no
-    /// more than their estimate (100 us a part) relative to short ones.
-    #[test]
-    fn long_prefixes_keep_equix_parts_within_the_estimate() {
-        let run = |ext: &str| {
-            let counters: Vec<String> = (0..64u64)
-                .map(|n| encode_counter(n, &[n as u8; 16]))
-                .collect();
-            let text = format!(
-                "2:equix:0:64:261127:bob@example.org:{ext}:AAAAAAAAAAAAAAAA:{}",
-                counters.join(",")
-            );
-            assert!(text.len() <= 8192, "{}", text.len());
-            let v = equix_verifier();
-            let _one = TIMING.lock().unwrap_or_else(|e| e.into_inner());
-            (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    let r = v.check(&text).unwrap();
-                    assert!(!r.is_valid());
-                    t.elapsed()
-                })
-                .min()
-                .unwrap()
-        };
-        let short = run("");
-        let long = run(&"a".repeat(5900));
-        let estimate = estimated_cost(Algorithm::Equix, 64);
-        eprintln!("short {short:?} long {long:?} estimate {estimate:?}");
-        assert!(long <= estimate, "{long:?} > {estimate:?}");
     }
 }
 

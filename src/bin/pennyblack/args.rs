@@ -477,7 +477,8 @@ pub struct MilterArgs {
     /// Fields that already claim it are removed as forgeries.
     #[arg(long, help_heading = "Inbound: checks")]
     pub authserv_id: Option<String>,
-    /// Refuse messages without a valid stamp of at least BITS (default: only add headers).
+    /// Refuse messages without a valid stamp of at least BITS (default: only add headers). A
+    /// memory-hard stamp (argon2id, equix) pays when it meets its family's --min-value instead.
     #[arg(long, value_name = "BITS", help_heading = "Inbound: checks")]
     pub reject_below: Option<u32>,
     /// How --reject-below refuses: reject (550 5.7.1) or tempfail (451 4.7.1).
@@ -773,15 +774,19 @@ pub struct PolicyArgs {
     pub min_memory: u32,
     /// Refuse Argon2id stamps with more memory per attempt than this (checked before any
     /// work; the checker holds this much per thread).
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_kib)]
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_kib)]
     pub max_memory: u32,
     /// Refuse stamps of more parts than this (1-64).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_parts: u32,
-    /// Most verification work per message (per stamp for `verify`), estimated before any work
-    /// from each stamp's algorithm, parameters and parts; stamps beyond it are refused unchecked.
+    /// Most verification work for the stamps of one recipient of a message (per stamp for
+    /// `verify`), estimated before any work from each stamp's algorithm, parameters and parts;
+    /// stamps beyond it are refused unchecked.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_timeout)]
     pub max_work: std::time::Duration,
+    /// Most verification work for all the stamps of one message, whatever its recipients.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_timeout)]
+    pub max_message_work: std::time::Duration,
 }
 
 /// A timeout: a duration (2s, 500ms), or a bare number of seconds.

@@ -182,6 +182,23 @@ pub fn default_spent_path() -> Result<std::path::PathBuf> {
     }
 }
 
+/// Says on standard error when receivers with the default policy would refuse stamps of `alg`
+/// in `parts` parts unchecked (memory over the default --max-memory, or an estimated checking
+/// cost over the default --max-work): the sender's work would be lost there.
+pub fn warn_receiver_cost(alg: pennyblack::Algorithm, parts: u32) {
+    let default = pennyblack::Policy::default();
+    let cost = pennyblack::verify::estimated_cost(alg, parts);
+    let memory = alg.argon2().map_or(0, |p| p.memory_kib);
+    if memory > default.max_memory_kib || cost > default.max_work {
+        eprintln!(
+            "warning: receivers with the default policy refuse these stamps unchecked: {alg} in \
+             {parts} part(s) needs {} KiB per attempt (default --max-memory {} KiB) and an \
+             estimated {:?} to check (default --max-work {:?}); use less memory or fewer parts",
+            memory, default.max_memory_kib, cost, default.max_work
+        );
+    }
+}
+
 /// The cost bounds of a policy from the command line (the one conversion for `check`,
 /// `verify` and the milter): per-family minimums, Argon2id memory bounds, parts, work budget.
 /// The rest of the policy is the default, for the caller to fill.
@@ -191,6 +208,7 @@ pub fn cost_policy(a: &crate::args::PolicyArgs) -> pennyblack::Policy {
         max_memory_kib: a.max_memory,
         max_parts: a.max_parts,
         max_work: a.max_work,
+        max_message_work: a.max_message_work,
         ..pennyblack::Policy::default()
     };
     for &(alg, v) in &a.min_value {

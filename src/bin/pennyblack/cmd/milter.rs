@@ -22,6 +22,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         None
     } else {
         let (alg, parts) = a.cost.alg_and_parts()?;
+        crate::cmd::warn_receiver_cost(alg, parts);
         let request = MintRequest::new("-")
             .alg(alg)
             .bits(a.cost.bits)

@@ -13,6 +13,7 @@ use crate::args::MintArgs;
 
 pub fn run(a: MintArgs) -> Result<Exit> {
     let (alg, parts) = a.cost.alg_and_parts()?;
+    crate::cmd::warn_receiver_cost(alg, parts);
     let date = a
         .date
         .as_deref()

@@ -12,6 +12,7 @@ use crate::args::StampArgs;
 
 pub fn run(a: StampArgs) -> Result<Exit> {
     let (alg, parts) = a.cost.alg_and_parts()?;
+    crate::cmd::warn_receiver_cost(alg, parts);
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
