@@ -61,7 +61,9 @@ pub(crate) fn digest(alg: Algorithm, parts: &[&[u8]]) -> Digest {
             32
         }
         Algorithm::Argon2id(params) => {
-            bytes = crate::argon2id::hash(params, &parts.concat());
+            // Only the minter's re-check of a hit comes here (the verifier evaluates parts
+            // through `argon2id::part`): keep the thread's buffer for its next attempt.
+            bytes = crate::argon2id::hash_minting(params, &parts.concat());
             32
         }
     };
