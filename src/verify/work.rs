@@ -11,17 +11,56 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::stamp::{Algorithm, Stamp, Version};
 
+/// What the cost model ([`estimated_cost`]) takes for one part of a hash stamp: 2 us.
+pub const HASH_PART_COST: std::time::Duration = std::time::Duration::from_micros(2);
+/// What the cost model takes for one Argon2id part whatever its memory: 20 us.
+pub const ARGON2ID_PART_COST: std::time::Duration = std::time::Duration::from_micros(20);
+/// What the cost model takes per KiB of an Argon2id part's memory per pass: 1 us.
+pub const ARGON2ID_KIB_PASS_COST: std::time::Duration = std::time::Duration::from_micros(1);
+/// What the cost model adds per KiB of an Argon2id part's memory when the verifying thread
+/// takes a fresh buffer for it (above [`crate::argon2id::KEEP_BYTES`]): 0.5 us.
+pub const ARGON2ID_FRESH_KIB_COST: std::time::Duration = std::time::Duration::from_nanos(500);
+
 /// The cost model the verifier budgets with (see [`crate::Policy::max_work`]): an upper
-/// estimate, made before any work, of the time one stamp takes to check on one core of the
-/// reference machine (docs/PERFORMANCE.md, "Verification cost"). A hash part: 2 us (measured:
-/// under 1 us). An Argon2id part: 1 us per KiB of memory per pass (measured: about 0.6 us), for
-/// every lane.
+/// estimate, made before any work, of the CPU time one stamp takes to check on one core of the
+/// reference machine (docs/PERFORMANCE.md, "Verification cost"; `cargo bench --bench
+/// verify_cost` and `pennyblack bench` measure it beside this model).
+///
+/// * A hash part: [`HASH_PART_COST`], 2 us. Measured: a whole one-part stamp (parse, policy,
+///   hash) 0.2 to 0.7 us, a 16-part SHA-256 or BLAKE3 stamp 1.3 to 2.5 us (0.1 to 0.16 us a
+///   part).
+/// * An Argon2id part of m KiB and t passes (any lanes: the crate runs them one after the
+///   other): 20 us + 1 us x m x t, plus 0.5 us x m when m is above 16 MiB, where the
+///   verifier maps a fresh buffer for each part. Measured one thread, machine shared: 12 to 14
+///   us at 8 KiB, 27 to 36 us at 64 KiB, 0.29 to 0.37 ms at 1 MiB (t = 3: 0.9 ms; 4 lanes: 0.33
+///   ms), 2.6 to 3.1 ms at 8 MiB, 5.2 to 6.6 ms at 16 MiB; with a fresh buffer 21 to 26 ms at
+///   32 MiB and 46 to 64 ms at 64 MiB (of which the mapping and zeroing is about 29 ms: the
+///   minter, which keeps its buffer, takes 29 ms an attempt), two parts at once on the two
+///   cores up to 62 ms each when the machine is otherwise quiet. The model is 1.5 to 2.8 times
+///   these; the earlier 1 us x m x t alone was under the measured time at 8 KiB (8 us against
+///   12 to 14) and at 64 MiB with both cores verifying (65.5 ms against 62 to 66).
 pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
-    let per_part_ns: u64 = match alg {
-        Algorithm::Argon2id(p) => u64::from(p.memory_kib) * u64::from(p.passes) * 1_000,
-        _ => 2_000,
+    let per_part = match alg {
+        Algorithm::Argon2id(p) => {
+            let kib = u64::from(p.memory_kib);
+            let fresh = if p.memory_bytes() > crate::argon2id::KEEP_BYTES as u64 {
+                ns(ARGON2ID_FRESH_KIB_COST).saturating_mul(kib)
+            } else {
+                0
+            };
+            ns(ARGON2ID_PART_COST)
+                .saturating_add(
+                    ns(ARGON2ID_KIB_PASS_COST).saturating_mul(kib.saturating_mul(p.passes.into())),
+                )
+                .saturating_add(fresh)
+        }
+        _ => ns(HASH_PART_COST),
     };
-    std::time::Duration::from_nanos(per_part_ns.saturating_mul(u64::from(parts.max(1))))
+    std::time::Duration::from_nanos(per_part.saturating_mul(u64::from(parts.max(1))))
+}
+
+fn ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A digest of up to 256 bits and its length in bytes.
@@ -188,6 +227,28 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    /// The model's figures (no timing here: the measurements are in the benches).
+    #[test]
+    fn cost_model_figures() {
+        use std::time::Duration;
+        let argon = |m, t, p| Algorithm::Argon2id(crate::Argon2Params::new(m, t, p).unwrap());
+        let us = |alg, parts| estimated_cost(alg, parts).as_nanos() as f64 / 1e3;
+        assert_eq!(us(Algorithm::Sha1, 1), 2.0);
+        assert_eq!(us(Algorithm::Sha256, 16), 32.0);
+        assert_eq!(us(Algorithm::Blake3, 0), 2.0);
+        assert_eq!(us(argon(8, 1, 1), 1), 28.0);
+        assert_eq!(us(Algorithm::ARGON2ID, 4), 4.0 * 1044.0);
+        assert_eq!(us(argon(1024, 3, 4), 1), 20.0 + 3072.0);
+        // 16 MiB keeps its buffer; 32 MiB and 64 MiB take a fresh one, 0.5 us a KiB more.
+        assert_eq!(us(argon(16 << 10, 1, 1), 1), 20.0 + 16384.0);
+        assert_eq!(us(argon(64 << 10, 1, 1), 1), 20.0 + 65536.0 + 32768.0);
+        assert_eq!(us(argon(64 << 10, 2, 1), 1), 20.0 + 131072.0 + 32768.0);
+        // One 64 MiB part fits the default budget; nothing at the format's limits overflows.
+        assert!(estimated_cost(argon(64 << 10, 1, 1), 1) < crate::verify::DEFAULT_MAX_WORK);
+        let huge = argon(crate::Argon2Params::MAX_MEMORY_KIB, 999, 1);
+        assert!(estimated_cost(huge, 64) > Duration::from_secs(100_000));
+    }
 
     #[test]
     fn zero_prefix_is_exact_at_every_bit() {

@@ -542,10 +542,13 @@ fn calibrate_argon2id_reports_the_receivers_cost() {
     assert_eq!(v["chosen"]["overhead_attempts"], 4.0);
     let r = &v["receiver"];
     // One evaluation a part: one thread's attempt time, 1 ms at 1000 attempts/s.
+    assert_eq!(r["per_part_from"], "rate");
     assert!((r["per_part_s"].as_f64().unwrap() - 1e-3).abs() < 1e-12);
     assert!((r["per_stamp_s"].as_f64().unwrap() - 4e-3).abs() < 1e-12);
     assert!(r["estimated_s"].as_f64().unwrap() > 0.0);
     assert!(r["default_policy_refuses"].is_null());
+    // 1 MiB parts: 1.044 ms each in the model, 64 of them fit 100 ms.
+    assert_eq!(r["default_policy_max_parts"], 64);
     let o = run(
         &[
             "calibrate",
@@ -566,6 +569,28 @@ fn calibrate_argon2id_reports_the_receivers_cost() {
         text.contains("attempts/s") && text.contains("receiver:") && text.contains("--min-memory"),
         "{text}"
     );
+    // 4 parts of 64 MiB are over the default budget; one part (98.3 ms in the model) fits.
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "2s",
+            "-a",
+            "argon2id",
+            "--memory",
+            "64MiB",
+            "--rate",
+            "30",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    let r = &v["receiver"];
+    let why = r["default_policy_refuses"].as_str().unwrap();
+    assert!(why.contains("--max-work"), "{why}");
+    assert_eq!(r["default_policy_max_parts"], 1);
     assert_eq!(
         code(&run(
             &[

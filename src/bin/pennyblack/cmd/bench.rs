@@ -271,7 +271,7 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
             .unwrap_or(0)
             .max(11);
         println!(
-            "{:<w$} {:<9} {:>7} {:>12} {:>11} {:>10} {:>13}",
+            "{:<w$} {:<9} {:>7} {:>12} {:>12} {:>11} {:>14}",
             "memory-hard",
             "backend",
             "threads",
@@ -289,7 +289,7 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
                 _ => "-".into(),
             };
             println!(
-                "{:<w$} {:<9} {:>7} {:>12.1} {:>11.1} {:>10} {:>13}",
+                "{:<w$} {:<9} {:>7} {:>12.1} {:>12.1} {:>11} {:>14}",
                 r.alg.to_string(),
                 r.backend.name(),
                 r.threads,

@@ -94,7 +94,16 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
     let around: Vec<Prediction> = (bits.saturating_sub(3)..=(bits + 2).min(alg.output_bits()))
         .map(|b| predict_for(alg, rate, b, parts))
         .collect();
-    let receiver = ReceiverCost::of(alg, parts, rate, threads);
+    // One part verified on one thread, measured (unless the rate was given): for Argon2id above
+    // 16 MiB the verifier maps a fresh buffer a part, which the minter's attempts do not.
+    let verified = match (a.rate, alg.is_memory_hard()) {
+        (None, true) => {
+            let each = Duration::from_secs_f64(a.seconds / 5.0);
+            Some(pennyblack::rate::measure_verify(alg, 1, 1, each)?.per_part_s)
+        }
+        _ => None,
+    };
+    let receiver = ReceiverCost::of(alg, parts, rate, threads, verified);
 
     if let Some(path) = &a.plot {
         // One part against the chosen parts; with one part chosen, against the default 16.
@@ -172,10 +181,12 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
 /// trades against, since each part costs the receiver one whole evaluation.
 #[derive(Debug, serde::Serialize)]
 struct ReceiverCost {
-    /// One part on one core, seconds: for a memory-hard stamp one evaluation, the attempt time
-    /// of one minting thread at the measured rate (`threads / rate`); for a hash stamp the
-    /// cost model's figure (the hashing is noise beside parsing).
+    /// One part on one core, seconds: for a memory-hard stamp one evaluation, measured through
+    /// the verifier, or with --rate the attempt time of one minting thread (`threads / rate`);
+    /// for a hash stamp the cost model's figure (the hashing is noise beside parsing).
     per_part_s: f64,
+    /// Where `per_part_s` comes from: "verifier" (measured), "rate" or "model".
+    per_part_from: &'static str,
     /// `parts x per_part_s`: the whole stamp on one core.
     per_stamp_s: f64,
     /// With the parallel verifier on `verify_threads` cores (a memory-hard stamp's parts are
@@ -186,17 +197,29 @@ struct ReceiverCost {
     estimated_s: f64,
     /// Why a receiver with the default policy refuses it unchecked, if it does.
     default_policy_refuses: Option<String>,
+    /// The most parts of this algorithm the default --max-work admits.
+    default_policy_max_parts: u32,
 }
 
 impl ReceiverCost {
-    fn of(alg: Algorithm, parts: u32, rate: f64, threads: usize) -> ReceiverCost {
+    fn of(
+        alg: Algorithm,
+        parts: u32,
+        rate: f64,
+        threads: usize,
+        verified: Option<f64>,
+    ) -> ReceiverCost {
         let estimated_s = estimated_cost(alg, parts).as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (per_part_s, verify_threads) = if alg.is_memory_hard() {
-            (threads as f64 / rate, cores.min(parts as usize))
-        } else {
-            (estimated_s / f64::from(parts), 1)
+        let (per_part_s, per_part_from, verify_threads) = match verified {
+            _ if !alg.is_memory_hard() => (estimated_s / f64::from(parts), "model", 1),
+            Some(v) => (v, "verifier", cores.min(parts as usize)),
+            None => (threads as f64 / rate, "rate", cores.min(parts as usize)),
         };
+        let default_policy_max_parts = (1..=alg.max_parts())
+            .take_while(|&k| estimated_cost(alg, k) <= DEFAULT_MAX_WORK)
+            .last()
+            .unwrap_or(0);
         let per_stamp_s = per_part_s * f64::from(parts);
         let rounds = (parts as usize).div_ceil(verify_threads);
         let refuses = match alg.argon2() {
@@ -209,7 +232,8 @@ impl ReceiverCost {
                 p.memory_kib, DEFAULT_MAX_MEMORY_KIB
             )),
             _ if estimated_s > DEFAULT_MAX_WORK.as_secs_f64() => Some(format!(
-                "its estimated cost {} is over the default --max-work {}",
+                "its estimated cost {} is over the default --max-work {} (which admits at most \
+                 {default_policy_max_parts} parts of {alg})",
                 secs(estimated_s),
                 secs(DEFAULT_MAX_WORK.as_secs_f64())
             )),
@@ -217,18 +241,25 @@ impl ReceiverCost {
         };
         ReceiverCost {
             per_part_s,
+            per_part_from,
             per_stamp_s,
             parallel_s: per_part_s * rounds as f64,
             verify_threads,
             estimated_s,
             default_policy_refuses: refuses,
+            default_policy_max_parts,
         }
     }
 
     fn print(&self) {
+        let from = match self.per_part_from {
+            "verifier" => " (measured)",
+            "rate" => " (one attempt at --rate)",
+            _ => " (the cost model's)",
+        };
         println!(
-            "receiver: {} a part x parts = {} on one core ({} on {} cores); the cost model \
-             budgets {}",
+            "receiver: {}{from} a part x parts = {} on one core ({} on {} cores); the cost \
+             model budgets {}",
             secs(self.per_part_s),
             secs(self.per_stamp_s),
             secs(self.parallel_s),
