@@ -59,7 +59,8 @@ impl Rate {
 
 /// Hashes a realistic stamp prefix with `backend` on `threads` threads for about `duration`
 /// (each thread on its own counter range, in chunks of 64K attempts, or of one attempt for a
-/// memory-hard algorithm; every thread makes at least one chunk) and reports the rate;
+/// memory-hard algorithm after one untimed attempt that allocates the thread's buffer; every
+/// thread makes at least one chunk) and reports the rate;
 /// [`MintError::BackendUnavailable`] when this CPU lacks the backend for `alg`. A memory-hard
 /// algorithm runs on as many of `threads` as the minter would give it
 /// ([`Minter::threads_for`], its default memory limit), [`MintError::TooMuchMemory`] when one
@@ -77,14 +78,24 @@ pub fn measure(
     let prefix = sample_prefix(alg);
     // 64 bits: practically never a hit, so only the scan is measured.
     let search = Search::new(alg, &prefix, 64);
-    let started = Instant::now();
-    let attempts: u64 = std::thread::scope(|s| {
+    // A memory-hard attempt's first evaluation on a thread allocates its block buffer (a fresh
+    // 64 MiB costs about as much as an attempt): each thread makes one untimed attempt first,
+    // as the minter's long-lived threads have their buffer already.
+    let warm = alg.is_memory_hard();
+    let ready = std::sync::Barrier::new(threads + 1);
+    let (started, attempts) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let search = &search;
+                let (search, ready) = (&search, &ready);
                 s.spawn(move || {
                     let mut hits = Vec::new();
                     let mut n = (t as u64) << 40;
+                    if warm {
+                        let _ = search.run(backend, n, 1, &mut hits);
+                        n += 1;
+                    }
+                    ready.wait();
+                    let started = Instant::now();
                     let mut done = 0u64;
                     loop {
                         // Supported: required above.
@@ -98,7 +109,10 @@ pub fn measure(
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        ready.wait();
+        let started = Instant::now();
+        let done: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        (started, done)
     });
     let seconds = started.elapsed().as_secs_f64();
     Ok(Rate {

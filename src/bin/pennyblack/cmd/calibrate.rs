@@ -233,7 +233,7 @@ impl ReceiverCost {
             )),
             _ if estimated_s > DEFAULT_MAX_WORK.as_secs_f64() => Some(format!(
                 "its estimated cost {} is over the default --max-work {} (which admits at most \
-                 {default_policy_max_parts} parts of {alg})",
+                 {default_policy_max_parts} of its parts)",
                 secs(estimated_s),
                 secs(DEFAULT_MAX_WORK.as_secs_f64())
             )),
@@ -257,13 +257,20 @@ impl ReceiverCost {
             "rate" => " (one attempt at --rate)",
             _ => " (the cost model's)",
         };
+        let parallel = if self.verify_threads > 1 {
+            format!(
+                " ({} on {} cores)",
+                secs(self.parallel_s),
+                self.verify_threads
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "receiver: {}{from} a part x parts = {} on one core ({} on {} cores); the cost \
-             model budgets {}",
+            "receiver: {}{from} a part x parts = {} on one core{parallel}; the cost model \
+             budgets {}",
             secs(self.per_part_s),
             secs(self.per_stamp_s),
-            secs(self.parallel_s),
-            self.verify_threads,
             secs(self.estimated_s)
         );
         match &self.default_policy_refuses {
