@@ -4,7 +4,7 @@
 //! Each thread keeps one block buffer and reuses it, so minting on T threads holds T x m KiB
 //! and nothing grows per attempt. A verifying thread (rayon's global pool, as long-lived as the
 //! process) frees a buffer above [`KEEP_BYTES`] after its evaluation; a minting thread keeps
-//! its buffer whatever its size ([`hash_minting`]): a fresh 64 MiB buffer costs about as much
+//! its buffer whatever its size (`hash_minting`): a fresh 64 MiB buffer costs about as much
 //! as the evaluation itself (mapping and zeroing 16,384 pages: 29 ms against 31 to 40 ms on
 //! the development machine), and the minter's threads, bounded by `Minter::max_memory`, end
 //! with their `Minter`.

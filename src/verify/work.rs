@@ -27,18 +27,16 @@ pub const ARGON2ID_FRESH_KIB_COST: std::time::Duration = std::time::Duration::fr
 /// verify_cost` and `pennyblack bench` measure it beside this model).
 ///
 /// * A hash part: [`HASH_PART_COST`], 2 us. Measured: a whole one-part stamp (parse, policy,
-///   hash) 0.2 to 0.7 us, a 16-part SHA-256 or BLAKE3 stamp 1.3 to 2.5 us (0.1 to 0.16 us a
-///   part).
+///   hash) 0.2 to 0.3 us, a 16-part SHA-256 or BLAKE3 stamp 1.4 to 1.8 us.
 /// * An Argon2id part of m KiB and t passes (any lanes: the crate runs them one after the
-///   other): 20 us + 1 us x m x t, plus 0.5 us x m when m is above 16 MiB, where the
-///   verifier maps a fresh buffer for each part. Measured one thread, machine shared: 12 to 14
-///   us at 8 KiB, 27 to 36 us at 64 KiB, 0.29 to 0.37 ms at 1 MiB (t = 3: 0.9 ms; 4 lanes: 0.33
-///   ms), 2.6 to 3.1 ms at 8 MiB, 5.2 to 6.6 ms at 16 MiB; with a fresh buffer 21 to 26 ms at
-///   32 MiB and 46 to 64 ms at 64 MiB (of which the mapping and zeroing is about 29 ms: the
-///   minter, which keeps its buffer, takes 29 ms an attempt), two parts at once on the two
-///   cores up to 62 ms each when the machine is otherwise quiet. The model is 1.5 to 2.8 times
-///   these; the earlier 1 us x m x t alone was under the measured time at 8 KiB (8 us against
-///   12 to 14) and at 64 MiB with both cores verifying (65.5 ms against 62 to 66).
+///   other): [`ARGON2ID_PART_COST`] + [`ARGON2ID_KIB_PASS_COST`] x m x t, plus
+///   [`ARGON2ID_FRESH_KIB_COST`] x m when m is above 16 MiB, where the verifier maps a fresh
+///   buffer for each part: 20 us + 1 us x m x t (+ 0.5 us x m). Measured on one thread: 12 to
+///   14 us at 8 KiB, 28 to 31 us at 64 KiB, 0.30 to 0.33 ms at 1 MiB (t = 3: 0.9 ms; 4 lanes:
+///   0.33 ms), 2.8 ms at 8 MiB, 5.2 to 6.6 ms at 16 MiB; with the fresh buffer 21 to 26 ms at
+///   32 MiB and 48 to 69 ms at 64 MiB (the minter, which keeps its buffer, takes 34 to 41 ms
+///   an attempt there). The model is 1.3 to 3.6 times these. The previous model, 1 us x m x t
+///   alone, was under the measured time at 8 KiB (8 us) and at 64 MiB (65.5 ms).
 pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
     let per_part = match alg {
         Algorithm::Argon2id(p) => {
