@@ -222,7 +222,13 @@ impl Backend {
     ///
     /// One thread keeps one core busy; a bound for T threads is T times this (where the threads
     /// run on separate cores).
+    ///
+    /// `None` for a memory-hard algorithm: an Argon2id attempt is bound by memory traffic and
+    /// its cost is set by its parameters, not by an instruction count of ours.
     pub fn bound_per_ghz(self, alg: Algorithm) -> Option<f64> {
+        if alg.is_memory_hard() {
+            return None;
+        }
         if !matches!(
             (self, alg),
             (Backend::Portable, _)
@@ -585,6 +591,14 @@ mod tests {
                     "{backend} {alg}"
                 );
             }
+        }
+        // A memory-hard attempt has no instruction bound: `bench` leaves "of bound" empty.
+        for backend in Backend::ALL {
+            assert_eq!(
+                backend.bound_per_ghz(Algorithm::ARGON2ID),
+                None,
+                "{backend}"
+            );
         }
     }
 

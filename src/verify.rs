@@ -17,7 +17,10 @@ use crate::error::{Error, VerifyError};
 use crate::spent::{Spend, SpentStore, legacy_key, spent_key};
 use crate::stamp::{Algorithm, Stamp, Version, date::rfc3339};
 
-pub use work::estimated_cost;
+pub use work::{
+    ARGON2ID_FRESH_KIB_COST, ARGON2ID_KIB_PASS_COST, ARGON2ID_LANE_COST, ARGON2ID_PART_COST,
+    EQUIX_PART_COST, HASH_PART_COST, estimated_cost,
+};
 
 /// A malformed text as kept in its verdict: at most 256 bytes, then `...`, so a hostile
 /// megabyte line is not echoed back whole.

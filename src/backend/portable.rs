@@ -293,7 +293,7 @@ pub(crate) fn search(job: &Job, start: u64, end: u64, hits: &mut Vec<u64>) {
         pwd.resize(job.prefix.len() + job.width, 0);
         for n in start..end {
             encode_counter(n, &mut pwd[job.prefix.len()..]);
-            if bytes_have_zero_bits(&crate::argon2id::hash(params, &pwd), job.bits) {
+            if bytes_have_zero_bits(&crate::argon2id::hash_minting(params, &pwd), job.bits) {
                 hits.push(n);
             }
         }

@@ -14,34 +14,66 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::stamp::{Algorithm, Stamp, Version};
 
+/// What the cost model ([`estimated_cost`]) takes for one part of a hash stamp: 2 us.
+pub const HASH_PART_COST: std::time::Duration = std::time::Duration::from_micros(2);
+/// What the cost model takes for one Argon2id part whatever its memory: 20 us.
+pub const ARGON2ID_PART_COST: std::time::Duration = std::time::Duration::from_micros(20);
+/// What the cost model takes per KiB of an Argon2id part's memory per pass: 1 us.
+pub const ARGON2ID_KIB_PASS_COST: std::time::Duration = std::time::Duration::from_micros(1);
+/// What the cost model takes per lane of an Argon2id part: 40 us.
+pub const ARGON2ID_LANE_COST: std::time::Duration = std::time::Duration::from_micros(40);
+/// What the cost model adds per KiB of an Argon2id part's memory when the verifying thread
+/// takes a fresh buffer for it (above [`crate::argon2id::KEEP_BYTES`]): 1 us.
+pub const ARGON2ID_FRESH_KIB_COST: std::time::Duration = std::time::Duration::from_micros(1);
+/// What the cost model takes for one Equi-X part: 100 us.
+pub const EQUIX_PART_COST: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// The cost model the verifier budgets with (see [`crate::Policy::max_work`]): an upper
-/// estimate, made before any work, of the time one stamp takes to check on one core of the
-/// reference machine (docs/PERFORMANCE.md, "Verification cost"). A hash part: 2 us (measured:
-/// under 1 us). An Argon2id part: per pass, 1 us per KiB of memory up to 16 MiB (measured: about
-/// 0.3 to 0.6 us) and 2 us per KiB beyond (a buffer over 16 MiB is allocated and faulted in
-/// afresh each time, and misses the caches: 0.8 to 1.9 us per KiB measured at 64 MiB, idle and
-/// loaded), plus 40 us per lane (each lane's first blocks and final hashes: about 10 us
-/// measured; without this term 255 lanes of 8 KiB cost 1.6 times their estimate). An Equi-X part: 100 us (measured: about 52 us with equix's interpreter, of which
-/// about 40 us build the challenge's HashX program and 11 us check the solution; the BLAKE3
-/// digest is under 1 us; 50 to 60 us per part for whole stamps, examples/equix_timing.rs).
+/// estimate, made before any work, of the CPU time one stamp takes to check on one core of the
+/// reference machine (docs/PERFORMANCE.md, "Verification cost"; `cargo bench --bench
+/// verify_cost` and `pennyblack bench` measure it beside this model).
+///
+/// * A hash part: [`HASH_PART_COST`], 2 us. Measured: a whole one-part stamp (parse, policy,
+///   hash) 0.2 to 0.3 us, a 16-part SHA-256 or BLAKE3 stamp 1.4 to 1.8 us.
+/// * An Argon2id part of m KiB, t passes and p lanes: [`ARGON2ID_PART_COST`] +
+///   [`ARGON2ID_LANE_COST`] x p + [`ARGON2ID_KIB_PASS_COST`] x m x t, plus
+///   [`ARGON2ID_FRESH_KIB_COST`] x m when m is above 16 MiB, where the verifier maps a fresh
+///   buffer for each part: 20 us + 40 us x p + 1 us x m x t (+ 1 us x m). Measured on one
+///   thread: 12 to 14 us at 8 KiB, 28 to 31 us at 64 KiB, 0.30 to 0.33 ms at 1 MiB (t = 3:
+///   0.9 ms; 4 lanes: 0.33 ms), 2.8 ms at 8 MiB, 5.2 to 6.6 ms at 16 MiB; with the fresh buffer
+///   21 to 26 ms at 32 MiB and 48 to 69 ms at 64 MiB on a quiet machine, up to 124 ms with the
+///   test suite running beside it. Each lane costs about 10 us of its own (its first blocks
+///   and final hashes): without the lane term, 255 lanes of 8 KiB cost 1.6 times their
+///   estimate.
+/// * An Equi-X part: [`EQUIX_PART_COST`], 100 us. Measured: about 52 us with equix's
+///   interpreter (about 40 us build the challenge's HashX program, 11 us check the solution;
+///   the BLAKE3 digest is under 1 us), 50 to 60 us per part for whole stamps.
 pub fn estimated_cost(alg: Algorithm, parts: u32) -> std::time::Duration {
-    let per_part_ns: u64 = match alg {
-        // Saturating: `Argon2Params`' fields are public, so a hand-built algorithm may name
-        // anything (a parsed one stays far below the limit).
+    // Saturating throughout: `Argon2Params`' fields are public, so a hand-built algorithm may
+    // name anything (a parsed one stays far below the limit).
+    let per_part = match alg {
         Algorithm::Argon2id(p) => {
-            let m = u64::from(p.memory_kib);
-            let near = m.min(crate::argon2id::KEEP_BYTES as u64 / 1024);
-            let per_pass = near
-                .saturating_mul(1_000)
-                .saturating_add((m - near).saturating_mul(2_000));
-            per_pass
-                .saturating_mul(u64::from(p.passes))
-                .saturating_add(u64::from(p.lanes).saturating_mul(40_000))
+            let kib = u64::from(p.memory_kib);
+            let fresh = if p.memory_bytes() > crate::argon2id::KEEP_BYTES as u64 {
+                ns(ARGON2ID_FRESH_KIB_COST).saturating_mul(kib)
+            } else {
+                0
+            };
+            ns(ARGON2ID_PART_COST)
+                .saturating_add(ns(ARGON2ID_LANE_COST).saturating_mul(p.lanes.into()))
+                .saturating_add(
+                    ns(ARGON2ID_KIB_PASS_COST).saturating_mul(kib.saturating_mul(p.passes.into())),
+                )
+                .saturating_add(fresh)
         }
-        Algorithm::Equix => 100_000,
-        _ => 2_000,
+        Algorithm::Equix => ns(EQUIX_PART_COST),
+        _ => ns(HASH_PART_COST),
     };
-    std::time::Duration::from_nanos(per_part_ns.saturating_mul(u64::from(parts.max(1))))
+    std::time::Duration::from_nanos(per_part.saturating_mul(u64::from(parts.max(1))))
+}
+
+fn ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A digest of up to 256 bits and its length in bytes.
@@ -82,7 +114,9 @@ pub(crate) fn digest(alg: Algorithm, parts: &[&[u8]]) -> Digest {
             32
         }
         Algorithm::Argon2id(params) => {
-            bytes = crate::argon2id::hash(params, &parts.concat());
+            // Only the minter's re-check of a hit comes here (the verifier evaluates parts
+            // through `argon2id::part`): keep the thread's buffer for its next attempt.
+            bytes = crate::argon2id::hash_minting(params, &parts.concat());
             32
         }
     };
@@ -242,6 +276,34 @@ pub(crate) fn value(stamp: &Stamp) -> f64 {
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    /// The model's figures (no timing here: the measurements are in the benches).
+    #[test]
+    fn cost_model_figures() {
+        use std::time::Duration;
+        let argon = |m, t, p| Algorithm::Argon2id(crate::Argon2Params::new(m, t, p).unwrap());
+        let us = |alg, parts| estimated_cost(alg, parts).as_nanos() as f64 / 1e3;
+        assert_eq!(us(Algorithm::Sha1, 1), 2.0);
+        assert_eq!(us(Algorithm::Sha256, 16), 32.0);
+        assert_eq!(us(Algorithm::Blake3, 0), 2.0);
+        assert_eq!(us(Algorithm::Equix, 4), 400.0);
+        // 20 us a part, 40 us a lane, 1 us a KiB a pass.
+        assert_eq!(us(argon(8, 1, 1), 1), 20.0 + 40.0 + 8.0);
+        assert_eq!(us(Algorithm::ARGON2ID, 4), 4.0 * (20.0 + 40.0 + 1024.0));
+        assert_eq!(us(argon(1024, 3, 4), 1), 20.0 + 160.0 + 3072.0);
+        assert_eq!(us(argon(2040, 1, 255), 1), 20.0 + 10200.0 + 2040.0);
+        // 16 MiB keeps its buffer; 32 MiB and 64 MiB take a fresh one, 1 us a KiB more.
+        assert_eq!(us(argon(16 << 10, 1, 1), 1), 60.0 + 16384.0);
+        assert_eq!(us(argon(64 << 10, 1, 1), 1), 60.0 + 65536.0 + 65536.0);
+        assert_eq!(us(argon(64 << 10, 2, 1), 1), 60.0 + 131072.0 + 65536.0);
+        // Four parts at the default largest memory fit the default budget; one 64 MiB part does
+        // not; nothing at the format's limits overflows.
+        let most = argon(crate::verify::DEFAULT_MAX_MEMORY_KIB, 1, 1);
+        assert!(estimated_cost(most, 4) <= crate::verify::DEFAULT_MAX_WORK);
+        assert!(estimated_cost(argon(64 << 10, 1, 1), 1) > crate::verify::DEFAULT_MAX_WORK);
+        let huge = argon(crate::Argon2Params::MAX_MEMORY_KIB, 999, 1);
+        assert!(estimated_cost(huge, 64) > Duration::from_secs(100_000));
+    }
 
     #[test]
     fn zero_prefix_is_exact_at_every_bit() {

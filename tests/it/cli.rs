@@ -400,8 +400,214 @@ fn bench_measures_every_available_backend() {
         );
     }
     assert!(v["verify_v1_per_second"].as_f64().unwrap() > 0.0);
+    // Argon2id at its default parameters is in the default run: no instruction bound, 1 MiB a
+    // thread, and a SHA-256 equivalent of its attempt.
+    let argon = |t: u64| {
+        rates
+            .iter()
+            .find(|r| r["alg"] == "argon2id-m1024-t1-p1" && r["threads"] == t)
+            .unwrap_or_else(|| panic!("no argon2id row on {t} threads"))
+    };
+    for t in [1, 2] {
+        assert!(argon(t)["per_second"].as_f64().unwrap() > 0.0);
+        assert!(argon(t)["of_bound"].is_null() && argon(t)["bound_per_second"].is_null());
+        assert_eq!(argon(t)["memory_per_thread"], 1 << 20);
+    }
+    assert_eq!(rates[0]["memory_per_thread"], 0);
+    let cost = &v["attempt_cost"][0];
+    assert_eq!(cost["alg"], "argon2id-m1024-t1-p1");
+    assert!(cost["sha256_attempts"].as_f64().unwrap() > 1.0);
+    // Verification: one part and the default stamp of each algorithm, the parallel verifier
+    // for Argon2id's, each beside the cost model.
+    let verify = v["verify"].as_array().unwrap();
+    let row = |alg: &str, parts: u64, threads: u64| {
+        verify
+            .iter()
+            .find(|r| r["alg"] == alg && r["parts"] == parts && r["threads"] == threads)
+            .unwrap_or_else(|| panic!("no verify row {alg} {parts} {threads}"))
+    };
+    for (alg, parts, threads) in [
+        ("sha1", 1, 1),
+        ("sha256", 16, 1),
+        ("blake3", 16, 1),
+        ("argon2id-m1024-t1-p1", 1, 1),
+        ("argon2id-m1024-t1-p1", 4, 1),
+        ("argon2id-m1024-t1-p1", 4, 2),
+    ] {
+        let r = row(alg, parts, threads);
+        assert!(r["per_stamp_s"].as_f64().unwrap() > 0.0);
+        assert!(r["estimated_s"].as_f64().unwrap() > 0.0);
+        assert!(r["checks"].as_u64().unwrap() >= 1);
+    }
     let o = run(&["bench", "--seconds", "0"], b"");
     assert_eq!(code(&o), 3);
+}
+
+/// `bench --alg argon2id` takes the Argon2id parameters (refused for the hashes alone) and
+/// prints its own table; `--parts` sets the verified stamp's parts.
+#[test]
+fn bench_measures_argon2id_with_its_parameters() {
+    let o = run(
+        &[
+            "bench",
+            "--alg",
+            "argon2id",
+            "--memory",
+            "64KiB",
+            "--passes",
+            "2",
+            "--parts",
+            "3",
+            "--seconds",
+            "0.05",
+            "--no-reference",
+            "--threads",
+            "2",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    let rates = v["rates"].as_array().unwrap();
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    for r in rates {
+        assert_eq!(r["alg"], "argon2id-m64-t2-p1");
+        assert_eq!(r["memory_per_thread"], 64 << 10);
+    }
+    let parts: Vec<u64> = v["verify"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["parts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(parts, [1, 3, 3]);
+    // No SHA-256 row in this run: no attempt-cost comparison.
+    assert_eq!(v["attempt_cost"].as_array().unwrap().len(), 0);
+    let o = run(
+        &[
+            "bench",
+            "--alg",
+            "argon2id",
+            "--memory",
+            "64KiB",
+            "--seconds",
+            "0.05",
+            "--no-reference",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("memory-hard") && text.contains("64 KiB") && !text.contains("M hashes/s"),
+        "{text}"
+    );
+    for bad in [
+        &["bench", "--alg", "sha256", "--memory", "1MiB"][..],
+        &["bench", "--alg", "argon2id", "--memory", "4KiB"],
+        &["bench", "--parts", "65"],
+    ] {
+        assert_eq!(code(&run(bad, b"")), 3, "{bad:?}");
+    }
+}
+
+/// `calibrate -a argon2id` picks bits from an attempt rate like it does for hashes, counts the
+/// minter's re-evaluations, and reports what the chosen stamp costs its receiver.
+#[test]
+fn calibrate_argon2id_reports_the_receivers_cost() {
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "10s",
+            "-a",
+            "argon2id",
+            "--rate",
+            "1000",
+            "--threads",
+            "1",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    // 4 parts of 11 bits and 4 re-evaluations: 8196 attempts, 8.2 s; 12 bits would be 16.4 s.
+    assert_eq!(v["alg"], "argon2id-m1024-t1-p1");
+    assert_eq!(
+        (v["bits"].as_u64(), v["parts"].as_u64()),
+        (Some(13), Some(4))
+    );
+    assert_eq!(v["chosen"]["overhead_attempts"], 4.0);
+    let r = &v["receiver"];
+    // One evaluation a part: one thread's attempt time, 1 ms at 1000 attempts/s.
+    assert_eq!(r["per_part_from"], "rate");
+    assert!((r["per_part_s"].as_f64().unwrap() - 1e-3).abs() < 1e-12);
+    assert!((r["per_stamp_s"].as_f64().unwrap() - 4e-3).abs() < 1e-12);
+    assert!(r["estimated_s"].as_f64().unwrap() > 0.0);
+    assert!(r["default_policy_refuses"].is_null());
+    // 1 MiB parts: 1.044 ms each in the model, 64 of them fit 100 ms.
+    assert_eq!(r["default_policy_max_parts"], 64);
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "1s",
+            "-a",
+            "argon2id",
+            "--memory",
+            "64KiB",
+            "--rate",
+            "20000",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("attempts/s") && text.contains("receiver:") && text.contains("--min-memory"),
+        "{text}"
+    );
+    // 8 parts of 16 MiB are over the default budget; 6 (16.4 ms each in the model) fit.
+    let o = run(
+        &[
+            "calibrate",
+            "--target",
+            "2s",
+            "-a",
+            "argon2id",
+            "--memory",
+            "16MiB",
+            "--parts",
+            "8",
+            "--rate",
+            "120",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
+    let r = &v["receiver"];
+    let why = r["default_policy_refuses"].as_str().unwrap();
+    assert!(why.contains("--max-work"), "{why}");
+    assert_eq!(r["default_policy_max_parts"], 6);
+    assert_eq!(
+        code(&run(
+            &[
+                "calibrate",
+                "--target",
+                "1s",
+                "--memory",
+                "1MiB",
+                "--rate",
+                "1"
+            ],
+            b""
+        )),
+        3
+    );
 }
 
 #[test]

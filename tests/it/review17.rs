@@ -38,12 +38,12 @@ fn forged(alg: Algorithm, parts: u32) -> String {
 #[test]
 fn the_cost_model_charges_lanes_and_large_memory() {
     let us = |m, t, p| estimated_cost(argon2id(m, t, p), 1).as_micros();
-    // 40 us a lane, 1 us a KiB a pass up to 16 MiB, 2 us a KiB beyond.
-    assert_eq!(us(2040, 1, 1), 2040 + 40);
-    assert_eq!(us(2040, 1, 255), 2040 + 255 * 40);
-    assert_eq!(us(16 << 10, 1, 1), 16384 + 40);
-    assert_eq!(us(64 << 10, 1, 1), 16384 + 2 * 49152 + 40);
-    assert_eq!(us(64 << 10, 3, 1), 3 * (16384 + 2 * 49152) + 40);
+    // 20 us a part, 40 us a lane, 1 us a KiB a pass, 1 us a KiB more above 16 MiB.
+    assert_eq!(us(2040, 1, 1), 20 + 40 + 2040);
+    assert_eq!(us(2040, 1, 255), 20 + 255 * 40 + 2040);
+    assert_eq!(us(16 << 10, 1, 1), 60 + 16384);
+    assert_eq!(us(64 << 10, 1, 1), 60 + 65536 + 65536);
+    assert_eq!(us(64 << 10, 3, 1), 60 + 3 * 65536 + 65536);
     // Hand-built parameters saturate instead of wrapping to a small cost.
     let huge = Algorithm::Argon2id(Argon2Params {
         memory_kib: u32::MAX,

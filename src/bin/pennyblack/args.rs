@@ -120,20 +120,42 @@ Examples:
   pennyblack bench                          # every algorithm and backend, 1 core and all cores
   pennyblack bench --alg sha256 --seconds 5
   pennyblack bench --json --no-reference > rates.json
+  pennyblack bench --alg argon2id --memory 64MiB    # Argon2id at 64 MiB, one pass, one lane
 
-Rates are attempts (one hash of a candidate stamp) per second. The reference rows run
-`openssl speed` (SHA-1/SHA-256 compressions per second on 16 KiB buffers) and `hashcash -s`
-when those tools are installed, in the same run, so the ratios compare like with like.";
+Rates are attempts (one hash of a candidate stamp, or one Argon2id evaluation) per second. The
+reference rows run `openssl speed` (SHA-1/SHA-256 compressions per second on 16 KiB buffers) and
+`hashcash -s` when those tools are installed, in the same run, so the ratios compare like with
+like. Memory-hard rows have no instruction bound (\"of bound\" is empty) and their own table:
+attempts per second, per thread, threads against one, memory each thread holds, and one attempt
+in SHA-256 attempts (the fastest SHA-256 backend of the run, one thread each).
+
+The verification table times `Verifier::check` (parse, policy, work; no spent store) on one
+part and on a stamp of the default parts, single-threaded and, for a memory-hard stamp, with
+the parallel verifier, beside the cost model the receiver budgets with (--max-work), an
+estimate for one core made before any work: model/run under 1 on a one-thread row means the
+model is too low on this machine.
+
+--json: {\"rates\": [{alg, backend, threads, attempts, seconds, per_second, memory_per_thread
+(bytes), bound_per_second, of_bound (null for memory-hard rows)}], \"verify\": [{alg, parts,
+threads, checks, seconds, per_stamp_s, per_part_s, estimated_s}], \"attempt_cost\": [{alg,
+sha256_backend, sha256_attempts}], \"clock_ghz\", \"verify_v1_per_second\", \"reference\":
+{openssl_sha1, openssl_sha256, hashcash_sha1}}; alg is the stamp's algorithm field
+(argon2id-m1024-t1-p1).";
 
 const CALIBRATE_EXAMPLES: &str = "\
 Examples:
   pennyblack calibrate --target 2s                  # default sha256, 16 parts
   pennyblack calibrate --target 500ms --alg sha1    # hashcash v1 stamps (one part)
   pennyblack calibrate --target 2s --parts 1 --plot one-part.svg
+  pennyblack calibrate --target 2s -a argon2id --memory 8MiB   # 4 parts of Argon2id attempts
 
 The chosen bits are the most whose mean mint time on this machine stays within the target.
 One part: the time is exponential, p99 = 4.6 x mean. K parts: gamma of shape K, p99 near
-1 + 2.33/sqrt(K) x mean.";
+1 + 2.33/sqrt(K) x mean. Below 12 bits a part (memory-hard stamps, whose attempts are slow)
+the percentiles are the exact negative binomial's, and the minter's re-evaluation of each part
+it keeps is counted. The receiver line is what checking the chosen stamp costs: one Argon2id
+evaluation a part (the attempt time of one minting thread), against the receiver's cost model
+and default policy.";
 
 const MINT_EXAMPLES: &str = "\
 Examples:
@@ -230,9 +252,8 @@ impl Argon2Args {
     /// `alg` with these parameters: an error when they are given for another algorithm or
     /// break Argon2's rules.
     pub fn apply(&self, alg: pennyblack::Algorithm) -> anyhow::Result<pennyblack::Algorithm> {
-        let given = self.memory.is_some() || self.passes.is_some() || self.lanes.is_some();
         let Some(d) = alg.argon2() else {
-            if given {
+            if self.given() {
                 anyhow::bail!("--memory, --passes and --lanes apply to --alg argon2id only");
             }
             return Ok(alg);
@@ -248,6 +269,13 @@ impl Argon2Args {
             )
         })?;
         Ok(pennyblack::Algorithm::Argon2id(p))
+    }
+}
+
+impl Argon2Args {
+    /// Whether any of --memory, --passes, --lanes was given.
+    pub fn given(&self) -> bool {
+        self.memory.is_some() || self.passes.is_some() || self.lanes.is_some()
     }
 }
 
@@ -565,9 +593,16 @@ pub struct KeygenArgs {
 /// `pennyblack bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Algorithms to measure (repeat) [default: all].
+    /// Algorithms to measure (repeat) [default: all; argon2id at its default parameters and
+    /// for at most 0.5 s a row].
     #[arg(short, long, value_enum)]
     pub alg: Vec<AlgArg>,
+    #[command(flatten)]
+    pub argon2: Argon2Args,
+    /// Parts of the stamp whose verification is timed, beside one part [default: each
+    /// algorithm's default: 16; 4 for argon2id; sha1 always 1].
+    #[arg(short, long)]
+    pub parts: Option<u32>,
     /// Backends to measure (repeat) [default: every one this CPU has].
     #[arg(long, value_enum)]
     pub backend: Vec<BackendArg>,
@@ -591,13 +626,16 @@ pub struct CalibrateArgs {
     /// Target mean mint time per stamp (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_timeout)]
     pub target: std::time::Duration,
-    /// Hash algorithm.
+    /// Algorithm.
     #[arg(short, long, value_enum, default_value_t = AlgArg::Sha256)]
     pub alg: AlgArg,
-    /// Number of parts [default: 16; 1 for sha1].
+    #[command(flatten)]
+    pub argon2: Argon2Args,
+    /// Number of parts [default: 16; 4 for argon2id; 1 for sha1].
     #[arg(short, long)]
     pub parts: Option<u32>,
-    /// Threads the sender will mint with [default: all cores].
+    /// Threads the sender will mint with [default: all cores; for argon2id no more than the
+    /// minter's 1 GiB memory limit allows].
     #[arg(short, long)]
     pub threads: Option<usize>,
     /// Minting backend.
@@ -606,7 +644,8 @@ pub struct CalibrateArgs {
     /// Seconds spent measuring this machine's rate (five samples).
     #[arg(long, default_value_t = 1.0)]
     pub seconds: f64,
-    /// Use this rate (hashes per second, all threads) instead of measuring.
+    /// Use this rate (attempts per second, all threads: hashes, or Argon2id evaluations)
+    /// instead of measuring.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Draw the predicted mint-time distributions (one part vs the chosen parts) to an SVG file.

@@ -5,15 +5,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use pennyblack::Backend;
-use pennyblack::calibrate::{Prediction, choose_bits, predict, time_density};
+use pennyblack::calibrate::{Prediction, choose_bits_for, predict_for, time_density};
 use pennyblack::rate::measure;
+use pennyblack::verify::{
+    DEFAULT_MAX_MEMORY_KIB, DEFAULT_MAX_WORK, DEFAULT_MIN_MEMORY_KIB, estimated_cost,
+};
+use pennyblack::{Algorithm, Backend, MintRequest, Minter};
 
 use crate::Exit;
 use crate::args::CalibrateArgs;
 
 pub fn run(a: CalibrateArgs) -> Result<Exit> {
-    let alg = a.alg.alg();
+    let alg = a.argon2.apply(a.alg.alg())?;
     let parts = a.parts.unwrap_or(alg.default_parts());
     if !(1..=alg.max_parts()).contains(&parts) {
         bail!(
@@ -30,6 +33,17 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
+    // A memory-hard stamp is minted on no more threads than the minter's memory limit allows.
+    let threads = Minter::new()
+        .threads(threads)
+        .threads_for(&MintRequest::new("bob@example.org").alg(alg))?;
+    let unit = |r: f64| {
+        if alg.is_memory_hard() {
+            format!("{r:.1} attempts/s")
+        } else {
+            format!("{:.1} M hashes/s", r / 1e6)
+        }
+    };
     let backend = match a.backend.backend() {
         Some(b) => {
             crate::cmd::require_backend(b, alg)?;
@@ -39,7 +53,7 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
     };
     let rate = match a.rate {
         Some(r) if r.is_finite() && r > 0.0 => r,
-        Some(r) => bail!("--rate must be a positive number of hashes per second, got {r}"),
+        Some(r) => bail!("--rate must be a positive number of attempts per second, got {r}"),
         None => {
             if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 600.0) {
                 bail!("--seconds must be more than 0 and at most 600");
@@ -62,10 +76,10 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
             let median = rates[SAMPLES / 2];
             if !a.json {
                 eprintln!(
-                    "samples: {} M hashes/s (spread {:.0}%); choosing on the median",
+                    "samples: {} (spread {:.0}%); choosing on the median",
                     rates
                         .iter()
-                        .map(|r| format!("{:.1}", r / 1e6))
+                        .map(|&r| unit(r))
                         .collect::<Vec<_>>()
                         .join(", "),
                     100.0 * (rates[SAMPLES - 1] - rates[0]) / median
@@ -74,19 +88,29 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
             median
         }
     };
-    let bits = choose_bits(rate, a.target, parts, alg.output_bits());
-    let chosen = predict(rate, bits, parts);
-    let one_part = predict(rate, bits, 1);
+    let bits = choose_bits_for(alg, rate, a.target, parts);
+    let chosen = predict_for(alg, rate, bits, parts);
+    let one_part = predict_for(alg, rate, bits, 1);
     let around: Vec<Prediction> = (bits.saturating_sub(3)..=(bits + 2).min(alg.output_bits()))
-        .map(|b| predict(rate, b, parts))
+        .map(|b| predict_for(alg, rate, b, parts))
         .collect();
+    // One part verified on one thread, measured (unless the rate was given): for Argon2id above
+    // 16 MiB the verifier maps a fresh buffer a part, which the minter's attempts do not.
+    let verified = match (a.rate, alg.is_memory_hard()) {
+        (None, true) => {
+            let each = Duration::from_secs_f64(a.seconds / 5.0);
+            Some(pennyblack::rate::measure_verify(alg, 1, 1, each)?.per_part_s)
+        }
+        _ => None,
+    };
+    let receiver = ReceiverCost::of(alg, parts, rate, threads, verified);
 
     if let Some(path) = &a.plot {
         // One part against the chosen parts; with one part chosen, against the default 16.
         let other = if parts == 1 && alg.max_parts() > 1 {
-            predict(rate, bits, alg.default_parts())
+            predict_for(alg, rate, bits, alg.default_parts())
         } else if parts == 1 {
-            predict(rate, bits, 16)
+            predict_for(alg, rate, bits, 16)
         } else {
             one_part
         };
@@ -104,14 +128,12 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
                 "alg": alg, "backend": backend, "threads": threads, "rate_per_second": rate,
                 "target_s": a.target.as_secs_f64(), "bits": bits, "parts": parts,
                 "chosen": chosen, "one_part": one_part, "around": around,
+                "receiver": receiver,
             })
         );
         return Ok(Exit::Ok);
     }
-    println!(
-        "rate: {:.1} M hashes/s ({alg}, {backend}, {threads} threads)",
-        rate / 1e6
-    );
+    println!("rate: {} ({alg}, {backend}, {threads} threads)", unit(rate));
     println!(
         "target mean {:.3}s -> --bits {bits} --parts {parts}  (each part {} bits; worth {:.2} bits)",
         a.target.as_secs_f64(),
@@ -141,15 +163,132 @@ pub fn run(a: CalibrateArgs) -> Result<Exit> {
     if parts > 1 {
         row(&one_part, "<- same bits in one part, for comparison");
     }
+    if chosen.overhead_attempts > 0.0 {
+        println!(
+            "(each time counts the minter's re-evaluation of every part it keeps: {} attempts)",
+            chosen.overhead_attempts
+        );
+    }
+    println!();
+    receiver.print();
     if let Some(path) = &a.plot {
         println!("\nplot written to {}", path.display());
     }
     Ok(Exit::Ok)
 }
 
+/// What checking the chosen stamp costs its receiver: the figure a memory-hard stamp's sender
+/// trades against, since each part costs the receiver one whole evaluation.
+#[derive(Debug, serde::Serialize)]
+struct ReceiverCost {
+    /// One part on one core, seconds: for a memory-hard stamp one evaluation, measured through
+    /// the verifier, or with --rate the attempt time of one minting thread (`threads / rate`);
+    /// for a hash stamp the cost model's figure (the hashing is noise beside parsing).
+    per_part_s: f64,
+    /// Where `per_part_s` comes from: "verifier" (measured), "rate" or "model".
+    per_part_from: &'static str,
+    /// `parts x per_part_s`: the whole stamp on one core.
+    per_stamp_s: f64,
+    /// With the parallel verifier on `verify_threads` cores (a memory-hard stamp's parts are
+    /// evaluated at once; a hash stamp's on one thread).
+    parallel_s: f64,
+    verify_threads: usize,
+    /// What the receiver's cost model (`pennyblack::verify::estimated_cost`) budgets for it.
+    estimated_s: f64,
+    /// Why a receiver with the default policy refuses it unchecked, if it does.
+    default_policy_refuses: Option<String>,
+    /// The most parts of this algorithm the default --max-work admits.
+    default_policy_max_parts: u32,
+}
+
+impl ReceiverCost {
+    fn of(
+        alg: Algorithm,
+        parts: u32,
+        rate: f64,
+        threads: usize,
+        verified: Option<f64>,
+    ) -> ReceiverCost {
+        let estimated_s = estimated_cost(alg, parts).as_secs_f64();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (per_part_s, per_part_from, verify_threads) = match verified {
+            _ if !alg.is_memory_hard() => (estimated_s / f64::from(parts), "model", 1),
+            Some(v) => (v, "verifier", cores.min(parts as usize)),
+            None => (threads as f64 / rate, "rate", cores.min(parts as usize)),
+        };
+        let default_policy_max_parts = (1..=alg.max_parts())
+            .take_while(|&k| estimated_cost(alg, k) <= DEFAULT_MAX_WORK)
+            .last()
+            .unwrap_or(0);
+        let per_stamp_s = per_part_s * f64::from(parts);
+        let rounds = (parts as usize).div_ceil(verify_threads);
+        let refuses = match alg.argon2() {
+            Some(p) if p.memory_kib < DEFAULT_MIN_MEMORY_KIB => Some(format!(
+                "memory {} KiB is under the default --min-memory {} KiB",
+                p.memory_kib, DEFAULT_MIN_MEMORY_KIB
+            )),
+            Some(p) if p.memory_kib > DEFAULT_MAX_MEMORY_KIB => Some(format!(
+                "memory {} KiB is over the default --max-memory {} KiB",
+                p.memory_kib, DEFAULT_MAX_MEMORY_KIB
+            )),
+            _ if estimated_s > DEFAULT_MAX_WORK.as_secs_f64() => Some(format!(
+                "its estimated cost {} is over the default --max-work {} (which admits at most \
+                 {default_policy_max_parts} of its parts)",
+                secs(estimated_s),
+                secs(DEFAULT_MAX_WORK.as_secs_f64())
+            )),
+            _ => None,
+        };
+        ReceiverCost {
+            per_part_s,
+            per_part_from,
+            per_stamp_s,
+            parallel_s: per_part_s * rounds as f64,
+            verify_threads,
+            estimated_s,
+            default_policy_refuses: refuses,
+            default_policy_max_parts,
+        }
+    }
+
+    fn print(&self) {
+        let from = match self.per_part_from {
+            "verifier" => " (measured)",
+            "rate" => " (one attempt at --rate)",
+            _ => " (the cost model's)",
+        };
+        let parallel = if self.verify_threads > 1 {
+            format!(
+                " ({} on {} cores)",
+                secs(self.parallel_s),
+                self.verify_threads
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "receiver: {}{from} a part x parts = {} on one core{parallel}; the cost model \
+             budgets {}",
+            secs(self.per_part_s),
+            secs(self.per_stamp_s),
+            secs(self.estimated_s)
+        );
+        match &self.default_policy_refuses {
+            Some(why) => println!("a receiver with the default policy refuses it unchecked: {why}"),
+            None => println!(
+                "within the default policy (--min-memory 1MiB, --max-memory 64MiB, --max-work 100ms)"
+            ),
+        }
+    }
+}
+
 fn secs(s: f64) -> String {
-    if s < 1e-3 {
+    if s < 1e-5 {
+        format!("{:.1}us", s * 1e6)
+    } else if s < 1e-3 {
         format!("{:.0}us", s * 1e6)
+    } else if s < 1e-2 {
+        format!("{:.2}ms", s * 1e3)
     } else if s < 1.0 {
         format!("{:.0}ms", s * 1e3)
     } else if s < 600.0 {
