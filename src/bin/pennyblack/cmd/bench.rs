@@ -91,6 +91,10 @@ pub fn run(a: BenchArgs) -> Result<Exit> {
         }
     };
 
+    // An algorithm this build cannot mint at all (equix without its feature) says why.
+    for &alg in &algs {
+        Backend::Portable.require(alg)?;
+    }
     let mut plan: Vec<(Algorithm, Backend)> = Vec::new();
     for &alg in &algs {
         for b in Backend::available(alg) {
