@@ -19,6 +19,8 @@ mod hostile;
 mod interop;
 mod kat;
 mod memhard;
+#[cfg(feature = "mail")]
+mod memhard_attacks;
 #[cfg(feature = "cli")]
 mod memhard_cli;
 #[cfg(all(feature = "cli", feature = "milter"))]
@@ -28,7 +30,6 @@ mod minting;
 mod pki;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
-mod review17;
 mod roundtrip;
 #[cfg(feature = "cli")]
 mod spent;

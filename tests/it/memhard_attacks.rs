@@ -1,4 +1,5 @@
-//! Review of issue 17 (memory-hard stamps), attacker's view: each attack a test.
+//! Attacks on memory-hard stamps (an attacker's review of issue 17), each a test: free value, the cost
+//! model, the defaults, the budgets, replays, hostile requests.
 
 use std::time::Duration;
 
