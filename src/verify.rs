@@ -488,10 +488,7 @@ impl Verifier {
     /// what [`record`](Self::record) would send to the store. Nothing is recorded, so a caller
     /// can decide (e.g. refuse a whole message) before any stamp of it is spent.
     pub fn check_pending(&self, text: &str, msg: Option<&dyn BindingSource>) -> Pending {
-        let now = self.clock.now();
-        let budget = self.stamp_budget();
-        let (verdict, spend) = self.check_without_store(text, now, msg, true, &[&budget]);
-        Pending { verdict, spend }
+        self.check_pending_within(text, msg, &[&self.stamp_budget()])
     }
 
     /// [`check_pending`](Self::check_pending) drawing on `budgets` (each [`Budget`] the stamp's
