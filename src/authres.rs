@@ -132,6 +132,64 @@ fn field(authserv_id: &str, results: Vec<Result_>, eol: Eol) -> String {
 
 /// The DKIM field: one `dkim=` result per signature, or `dkim=none`.
 pub fn dkim_field(authserv_id: &str, v: &MessageVerdict, eol: Eol) -> String {
+    field(authserv_id, dkim_results(v), eol)
+}
+
+/// The sender-validation field: the `dkim=` results of [`dkim_field`], then `spf=` (for
+/// `smtp.mailfrom`, or `smtp.helo` for the null sender) and `dmarc=` (with the policy and what
+/// aligned, for `header.from`).
+#[cfg(feature = "dns")]
+pub fn sender_field(
+    authserv_id: &str,
+    v: &MessageVerdict,
+    spf: &crate::sender::SpfVerdict,
+    dmarc: &crate::sender::DmarcVerdict,
+    eol: Eol,
+) -> String {
+    use crate::sender::{DmarcResult, SpfIdentity};
+    let mut results = dkim_results(v);
+    let why = spf
+        .reason
+        .as_deref()
+        .or(spf.explanation.as_deref())
+        .unwrap_or("");
+    let prop = match spf.identity {
+        SpfIdentity::MailFrom => "smtp.mailfrom",
+        SpfIdentity::Helo => "smtp.helo",
+    };
+    results.push(
+        Result_::new("spf", spf.result.keyword())
+            .comment(why)
+            .prop(prop, &spf.sender),
+    );
+    let aligned: Vec<&str> = [("dkim", dmarc.dkim_aligned), ("spf", dmarc.spf_aligned)]
+        .iter()
+        .filter(|(_, a)| *a)
+        .map(|(m, _)| *m)
+        .collect();
+    let note = match (dmarc.result, &dmarc.reason) {
+        (DmarcResult::PermError | DmarcResult::TempError, Some(r)) => r.clone(),
+        (DmarcResult::None, _) => String::new(),
+        _ => format!(
+            "p={}{}{}",
+            dmarc.policy.keyword(),
+            if dmarc.testing { " t=y" } else { "" },
+            if aligned.is_empty() {
+                ", nothing aligned".to_owned()
+            } else {
+                format!(", aligned: {}", aligned.join(" "))
+            }
+        ),
+    };
+    let mut r = Result_::new("dmarc", dmarc.result.keyword()).comment(&note);
+    if !dmarc.from_domain.is_empty() {
+        r = r.prop("header.from", &dmarc.from_domain);
+    }
+    results.push(r);
+    field(authserv_id, results, eol)
+}
+
+fn dkim_results(v: &MessageVerdict) -> Vec<Result_> {
     let mut results = Vec::new();
     if v.dkim.is_empty() {
         results.push(Result_::new("dkim", "none"));
@@ -150,7 +208,7 @@ pub fn dkim_field(authserv_id: &str, v: &MessageVerdict, eol: Eol) -> String {
         }
         results.push(r);
     }
-    field(authserv_id, results, eol)
+    results
 }
 
 /// The two fields for a message that could not be checked (too large, unreadable, a store or
@@ -172,12 +230,16 @@ pub fn unchecked_fields(authserv_id: &str, result: &str, why: &str, eol: Eol) ->
 
 /// What one result says of a stamp: its bits, whether a signature covers it, its resource, or
 /// why it is not valid, or which checks were not made.
-fn stamp_result(outcome: Outcome, s: &StampVerdict) -> Result_ {
+fn stamp_result(outcome: Outcome, s: &StampVerdict, aligned: Option<&[String]>) -> Result_ {
     let mut r = Result_::new("x-hashcash", outcome.keyword());
     if s.verdict.is_valid() {
-        let bound = match &s.bound_to {
-            Some(d) => format!("signed by {d}"),
-            None => "unsigned".to_owned(),
+        let bound = match (&s.bound_to, aligned) {
+            (Some(d), None) => format!("signed by {d}"),
+            (Some(d), Some(a)) if a.iter().any(|x| x.eq_ignore_ascii_case(d)) => {
+                format!("signed by {d}, aligned with From")
+            }
+            (Some(d), Some(_)) => format!("signed by {d}, not aligned with From"),
+            (None, _) => "unsigned".to_owned(),
         };
         let unchecked: Vec<&str> = s.verdict.unchecked.iter().map(|u| u.name()).collect();
         let note = if unchecked.is_empty() {
@@ -212,6 +274,18 @@ pub fn hashcash_field(
     required_bits: Option<u32>,
     eol: Eol,
 ) -> String {
+    hashcash_field_aligned(authserv_id, v, required_bits, None, eol)
+}
+
+/// [`hashcash_field`], saying of each signed stamp whether its signature is aligned with the
+/// From domain (one of `aligned`, the DMARC-aligned signing domains), when DMARC was checked.
+pub fn hashcash_field_aligned(
+    authserv_id: &str,
+    v: &MessageVerdict,
+    required_bits: Option<u32>,
+    aligned: Option<&[String]>,
+    eol: Eol,
+) -> String {
     let mut results = Vec::new();
     if v.recipients.is_empty() {
         let best = v
@@ -220,7 +294,7 @@ pub fn hashcash_field(
             .filter(|s| s.verdict.is_valid())
             .max_by(|a, b| a.verdict.value.total_cmp(&b.verdict.value));
         results.push(match best.or(v.stamps.first()) {
-            Some(s) => stamp_result(v.hashcash(), s),
+            Some(s) => stamp_result(v.hashcash(), s, aligned),
             None => Result_::new("x-hashcash", "none"),
         });
     }
@@ -229,7 +303,7 @@ pub fn hashcash_field(
     // none of them, one result for the message as a whole.
     for r in v.recipients.iter().filter(|r| r.visible) {
         results.push(match r.stamp {
-            Some(i) => stamp_result(r.outcome, &v.stamps[i]),
+            Some(i) => stamp_result(r.outcome, &v.stamps[i], aligned),
             None => {
                 Result_::new("x-hashcash", "none").comment(&format!("no stamp for {}", r.address))
             }

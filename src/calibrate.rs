@@ -66,8 +66,25 @@ const EXACT_BELOW_BITS: u32 = 12;
 /// the least `n` with `P(N <= n) >= q`, where `N`, the attempts until the `parts`-th hit, is
 /// negative binomial: `P(N <= n) = P(Binomial(n, 2^-b) >= parts) = I_p(parts, n - parts + 1)`.
 pub fn attempts_quantile_exact(parts: u32, bits_per_part: u32, q: f64) -> f64 {
+    quantile_exact(parts, 2f64.powi(-(bits_per_part.min(1000) as i32)), q)
+}
+
+/// The probability that one attempt of `alg` pays a part of `bits_per_part` bits: `2^-b` for a
+/// hash and for Argon2id (one evaluation, one output); for Equi-X an attempt is one solve of one
+/// nonce, which finds zero or more solutions (about 2 in the mean), any of which may meet the
+/// bits, and which pays at most one part (nonces are distinct): `1 /
+/// equix::expected_nonces(b)`. At 0 bits that is the chance a solve finds any solution at all.
+pub fn hit_probability(alg: Algorithm, bits_per_part: u32) -> f64 {
+    match alg {
+        Algorithm::Equix => 1.0 / crate::equix::expected_nonces(bits_per_part),
+        _ => 2f64.powi(-(bits_per_part.min(1000) as i32)),
+    }
+}
+
+/// The negative binomial's `q` quantile: attempts until the `parts`-th hit, each a hit with
+/// probability `p`.
+fn quantile_exact(parts: u32, p: f64, q: f64) -> f64 {
     let k = f64::from(parts.max(1));
-    let p = 2f64.powi(-(bits_per_part.min(1000) as i32));
     let cdf = |n: f64| {
         if n < k {
             0.0
@@ -98,11 +115,14 @@ pub fn attempts_quantile_exact(parts: u32, bits_per_part: u32, q: f64) -> f64 {
 /// evaluates every hit again with the verifier's code before keeping it (so a faulty kernel can
 /// cost time but never make a bad stamp). For a hash that is a few hashes against millions; for
 /// a memory-hard function each is a whole evaluation, `parts` of them.
+///
+/// For Equi-X the re-check is a verification (HashX's interpreter, about 50 us) against a solve
+/// of about 6.7 ms: counted as 1% of an attempt a part.
 pub fn overhead_attempts(alg: Algorithm, parts: u32) -> f64 {
-    if alg.is_memory_hard() {
-        f64::from(parts.max(1))
-    } else {
-        0.0
+    match alg {
+        Algorithm::Equix => 0.01 * f64::from(parts.max(1)),
+        Algorithm::Argon2id(_) => f64::from(parts.max(1)),
+        _ => 0.0,
     }
 }
 
@@ -122,23 +142,24 @@ pub fn time_density(parts: u32, part_mean_s: f64, t: f64) -> f64 {
 /// the search alone (no [`overhead_attempts`]): the gamma's quantiles from 12 bits a part, the
 /// exact negative binomial's below.
 pub fn predict(rate: f64, bits: u32, parts: u32) -> Prediction {
-    predict_with(rate, bits, parts, 0.0)
+    predict_with(Algorithm::Sha256, rate, bits, parts, 0.0)
 }
 
 /// [`predict`] for a stamp of `alg`, with the minter's [`overhead_attempts`] for it.
 pub fn predict_for(alg: Algorithm, rate: f64, bits: u32, parts: u32) -> Prediction {
-    predict_with(rate, bits, parts, overhead_attempts(alg, parts))
+    predict_with(alg, rate, bits, parts, overhead_attempts(alg, parts))
 }
 
-fn predict_with(rate: f64, bits: u32, parts: u32, overhead: f64) -> Prediction {
+fn predict_with(alg: Algorithm, rate: f64, bits: u32, parts: u32, overhead: f64) -> Prediction {
     let parts = parts.max(1);
     let bpp = per_part_bits(bits, parts);
-    let part_mean = 2f64.powi(bpp as i32);
+    let p = hit_probability(alg, bpp);
+    let part_mean = 1.0 / p;
     let expected = f64::from(parts) * part_mean;
     let secs = |a: f64| (a + overhead) / rate;
     let quantile = |q: f64| {
         if bpp < EXACT_BELOW_BITS {
-            attempts_quantile_exact(parts, bpp, q)
+            quantile_exact(parts, p, q)
         } else {
             part_mean * attempts_quantile(parts, q)
         }
@@ -258,6 +279,37 @@ mod tests {
             choose_bits_for(Algorithm::ARGON2ID, 1000.0, Duration::ZERO, 4),
             0
         );
+    }
+
+    /// An Equi-X attempt is one solve, which pays a part with probability
+    /// 1 / expected_nonces(b): more than 2^-b (a solve has about two solutions), less than 1 at
+    /// 0 bits (some solves have none). The prediction's mean is that many solves a part.
+    #[test]
+    fn equix_predictions_count_solves_not_hashes() {
+        let p0 = hit_probability(Algorithm::Equix, 0);
+        assert!((0.8..0.95).contains(&p0), "{p0}");
+        let p8 = hit_probability(Algorithm::Equix, 8);
+        // 1 - E[(1 - 2^-8)^S], S the solutions of a solve (mean about 1.98).
+        assert!((1.9 / 256.0..2.0 / 256.0).contains(&p8), "{p8}");
+        let e = predict_for(Algorithm::Equix, 100.0, 10, 4);
+        assert_eq!(e.bits_per_part, 8);
+        let solves = 4.0 * crate::equix::expected_nonces(8);
+        assert!((e.expected_attempts - solves).abs() < 1e-9);
+        assert!((e.mean_s - (solves + 0.04) / 100.0).abs() < 1e-9);
+        // Half the hash's attempts, near enough, and the quantiles in order.
+        let h = predict(100.0, 10, 4);
+        let r = h.expected_attempts / e.expected_attempts;
+        assert!((1.9..2.0).contains(&r), "{r}");
+        assert!(e.p50_s < e.mean_s && e.mean_s < e.p90_s && e.p90_s < e.p99_s);
+        // 0 bits: 4 parts need at least 4 solves, and some solves find nothing.
+        let z = predict_for(Algorithm::Equix, 1.0, 0, 4);
+        assert!(z.expected_attempts > 4.0 && z.p50_s >= 4.0, "{z:?}");
+        // At 148 solves/s, 4 parts of 6 bits take 0.87 s in the mean, of 7 bits 1.75 s: 8 bits.
+        let target = Duration::from_secs(1);
+        let chosen = choose_bits_for(Algorithm::Equix, 148.0, target, 4);
+        assert!(predict_for(Algorithm::Equix, 148.0, chosen, 4).mean_s <= 1.0);
+        assert!(predict_for(Algorithm::Equix, 148.0, chosen + 1, 4).mean_s > 1.0);
+        assert_eq!(chosen, 6 + 2);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub mod mint;
 #[cfg(feature = "mail")]
 pub mod postage;
 pub mod rate;
+#[cfg(feature = "dns")]
+pub mod sender;
 pub mod spent;
 pub mod stamp;
 pub mod verify;

@@ -1,19 +1,22 @@
 //! DKIM key records from the DNS (cargo feature `dns`, on by default), with `hickory-resolver`.
+//!
+//! The same resolver answers the SPF and DMARC lookups of [`crate::sender`]: it is the one
+//! `mail-auth`'s authenticator wraps, so DKIM keys, SPF and DMARC records all come from the
+//! system's resolver or all from the one server given.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::{Resolver, TokioResolver};
+use mail_auth::MessageAuthenticator;
 
 use super::keys::{KeyLookup, LookupError};
 
 /// TXT lookups through the system's resolver (`/etc/resolv.conf`) or a given server.
 pub struct DnsLookup {
-    resolver: TokioResolver,
+    auth: MessageAuthenticator,
     /// Always `Some` until dropped (taken out in `drop`).
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -63,11 +66,11 @@ impl DnsLookup {
     /// Uses the system's resolver configuration.
     pub fn system() -> Result<DnsLookup, DnsError> {
         let runtime = runtime()?;
-        let resolver = runtime
-            .block_on(async { TokioResolver::builder_tokio().and_then(|b| b.build()) })
+        let auth = runtime
+            .block_on(async { MessageAuthenticator::new_system_conf() })
             .map_err(resolver_error)?;
         Ok(DnsLookup {
-            resolver,
+            auth,
             runtime: Some(runtime),
         })
     }
@@ -80,18 +83,28 @@ impl DnsLookup {
             c.port = server.port();
         }
         let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
-        let resolver = runtime
+        let auth = runtime
             .block_on(async {
-                let mut b = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
-                b.options_mut().timeout = timeout;
-                b.options_mut().attempts = 1;
-                b.build()
+                let mut opts = ResolverOpts::default();
+                opts.timeout = timeout;
+                opts.attempts = 1;
+                MessageAuthenticator::new(config, opts)
             })
             .map_err(resolver_error)?;
         Ok(DnsLookup {
-            resolver,
+            auth,
             runtime: Some(runtime),
         })
+    }
+
+    /// Runs `f` on the lookup's own runtime, blocking; `None` once it is shutting down.
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        self.runtime.as_ref().map(|rt| rt.block_on(f))
+    }
+
+    /// `mail-auth`'s authenticator over this lookup's resolver.
+    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+        &self.auth
     }
 }
 
@@ -103,7 +116,7 @@ impl KeyLookup for DnsLookup {
                 "the resolver is shutting down".into(),
             ));
         };
-        let answer = runtime.block_on(self.resolver.txt_lookup(fqdn));
+        let answer = runtime.block_on(self.auth.resolver().txt_lookup(fqdn));
         match answer {
             Ok(lookup) => {
                 let records: Vec<String> = lookup

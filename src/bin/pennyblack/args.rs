@@ -52,6 +52,10 @@ pub enum Command {
     /// Pick the bits that hit a target mint time, with predicted p50/p90/p99 times.
     #[command(after_help = CALIBRATE_EXAMPLES)]
     Calibrate(CalibrateArgs),
+    /// Check a client's SPF authorisation for a sender, as spfquery does (RFC 7208).
+    #[cfg(feature = "dns")]
+    #[command(after_help = SPF_EXAMPLES)]
+    Spf(SpfArgs),
     /// Mail filter for Postfix and Sendmail: stamp and sign outbound, check inbound mail.
     #[cfg(feature = "milter")]
     #[command(after_help = MILTER_EXAMPLES)]
@@ -103,9 +107,24 @@ Each --rcpt must be paid by a valid stamp naming it (literally, or in hidden for
 recipient); stamps bound to another message's body are refused and not recorded as spent.
 Keys come from the DNS (the system resolver, or --dns-server), or from --keys FILE with lines
 `SELECTOR._domainkey.DOMAIN v=DKIM1; k=...; p=...`.
+With --client-ip (and --helo, --mail-from: the SMTP session's facts) SPF and DMARC are checked
+too, through the DNS even with --keys, and reported in the field that holds dkim=:
+  pennyblack check --rcpt me@example.net --client-ip 192.0.2.1 --helo mx.example.org \
+      --mail-from alice@example.org --verdict-only < m.eml
 Exit status: 0 pass (every recipient paid, every check made, no failing signature); 1 fail;
 2 none or neutral (a recipient without a stamp, or not fully checked: no --min-bits, no --rcpt
 or --resource, --no-spent); 3 error.";
+
+#[cfg(feature = "dns")]
+const SPF_EXAMPLES: &str = "\
+Examples:
+  pennyblack spf --client-ip 192.0.2.1 --helo mx.example.org --mail-from alice@example.org
+  pennyblack spf --client-ip 2001:db8::1 --helo mx.example.org --json   # null sender: HELO
+
+Checks the MAIL FROM identity, or with an empty or absent --mail-from the HELO identity
+(postmaster@HELO), through --dns-server or the system resolver. Limits: 10 DNS-querying
+mechanisms, 2 void lookups, 20 s a check.
+Exit status: 0 pass; 1 fail or softfail; 2 neutral, none, temperror or permerror; 3 error.";
 
 const KEYGEN_EXAMPLES: &str = "\
 Examples:
@@ -403,6 +422,10 @@ pub struct CheckArgs {
     /// Where DKIM keys come from.
     #[command(flatten)]
     pub key_source: KeySourceArgs,
+    /// SPF and DMARC.
+    #[cfg(feature = "dns")]
+    #[command(flatten)]
+    pub sender: SenderArgs,
     /// Stamp validity, clock and spent store.
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -430,15 +453,61 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct KeySourceArgs {
     /// DKIM key records from a file of `SELECTOR._domainkey.DOMAIN RECORD` lines, instead of
-    /// the DNS.
-    #[arg(long, value_name = "FILE", conflicts_with = "dns_server")]
+    /// the DNS (SPF and DMARC records still come from the DNS).
+    #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
-    /// Ask this DNS server (IP:PORT) for key records instead of the system's resolver.
+    /// Ask this DNS server (IP:PORT) instead of the system's resolver: for DKIM keys (unless
+    /// --keys), SPF and DMARC records.
     #[arg(long, value_name = "IP:PORT")]
     pub dns_server: Option<std::net::SocketAddr>,
     /// How long to wait for a DNS answer: 5s, 500ms; a bare number is seconds.
     #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DURATION")]
     pub dns_timeout: std::time::Duration,
+}
+
+/// The SMTP session facts of `check`, for SPF and DMARC.
+#[cfg(feature = "dns")]
+#[derive(Debug, Args)]
+#[command(next_help_heading = "SPF and DMARC")]
+pub struct SenderArgs {
+    /// The connecting client's address: turns on SPF (RFC 7208) and DMARC (RFC 7489) checks,
+    /// reported in the Authentication-Results field that holds dkim=.
+    #[arg(long, value_name = "IP")]
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The HELO/EHLO name the client gave (checked as the SPF identity when MAIL FROM is empty).
+    #[arg(long, value_name = "NAME", requires = "client_ip")]
+    pub helo: Option<String>,
+    /// The envelope sender (MAIL FROM), without angle brackets; empty or absent for the null
+    /// sender (bounces).
+    #[arg(long, value_name = "ADDR", requires = "client_ip")]
+    pub mail_from: Option<String>,
+}
+
+/// `pennyblack spf`.
+#[cfg(feature = "dns")]
+#[derive(Debug, Args)]
+pub struct SpfArgs {
+    /// The connecting client's address (IPv4 or IPv6).
+    #[arg(long, value_name = "IP")]
+    pub client_ip: std::net::IpAddr,
+    /// The HELO/EHLO name the client gave.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub helo: String,
+    /// The envelope sender (MAIL FROM); empty or absent: the HELO identity is checked.
+    #[arg(long, value_name = "ADDR", default_value = "")]
+    pub mail_from: String,
+    /// This host's name, for the %{r} macro of explanations.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub receiver: String,
+    /// Ask this DNS server (IP:PORT) instead of the system's resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// How long to wait for a DNS answer: 5s, 500ms; a bare number is seconds.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub dns_timeout: std::time::Duration,
+    /// Print one JSON object instead of the result line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// DKIM signing options, shared by `stamp` and `milter`.

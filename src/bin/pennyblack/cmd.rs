@@ -9,6 +9,8 @@ pub mod keygen;
 pub mod milter;
 pub mod mint;
 pub mod spent;
+#[cfg(feature = "dns")]
+pub mod spf;
 pub mod stamp;
 pub mod verify;
 
@@ -244,6 +246,19 @@ pub fn key_lookup(k: &crate::args::KeySourceArgs) -> Result<Box<dyn pennyblack::
         (None, None) => Box::new(dkim::DnsLookup::system()?),
         #[cfg(not(feature = "dns"))]
         (None, _) => bail!("built without the `dns` feature: give --keys FILE"),
+    })
+}
+
+/// The resolver of `--dns-server` (or the system's), for SPF and DMARC.
+#[cfg(feature = "dns")]
+pub fn dns_lookup(
+    server: Option<std::net::SocketAddr>,
+    timeout: std::time::Duration,
+) -> Result<pennyblack::dkim::DnsLookup> {
+    use pennyblack::dkim::DnsLookup;
+    Ok(match server {
+        Some(s) => DnsLookup::with_server(s, timeout)?,
+        None => DnsLookup::system()?,
     })
 }
 

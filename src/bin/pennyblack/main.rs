@@ -88,6 +88,8 @@ fn main() -> ExitCode {
         args::Command::Stamp(a) => cmd::stamp::run(a),
         args::Command::Check(a) => cmd::check::run(a),
         args::Command::Keygen(a) => cmd::keygen::run(a),
+        #[cfg(feature = "dns")]
+        args::Command::Spf(a) => cmd::spf::run(a),
         args::Command::Spent(a) => cmd::spent::run(a),
         args::Command::Bench(a) => cmd::bench::run(a),
         args::Command::Calibrate(a) => cmd::calibrate::run(a),

@@ -46,13 +46,48 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     };
     let v = check_message(&msg, &verifier, keys.as_ref(), &opts, &limits)?;
     let eol = msg.eol();
-    let fields = [
-        pennyblack::authres::dkim_field(&a.authserv_id, &v, eol),
-        pennyblack::authres::hashcash_field(&a.authserv_id, &v, a.bits, eol),
-    ];
+    // SPF and DMARC, with the SMTP session's facts.
+    #[cfg(feature = "dns")]
+    let sender = match a.sender.client_ip {
+        Some(ip) => {
+            use pennyblack::sender;
+            let dns = crate::cmd::dns_lookup(a.key_source.dns_server, a.key_source.dns_timeout)?;
+            let spf = sender::check_spf(
+                &dns,
+                &sender::SpfRequest {
+                    client_ip: ip,
+                    helo: a.sender.helo.clone().unwrap_or_default(),
+                    mail_from: a.sender.mail_from.clone().unwrap_or_default(),
+                    receiver: a.authserv_id.clone(),
+                },
+            );
+            let dmarc = sender::check_dmarc(&dns, &msg, &v.dkim, &spf);
+            Some((spf, dmarc))
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "dns"))]
+    let sender: Option<((), ())> = None;
+    let fields = match &sender {
+        #[cfg(feature = "dns")]
+        Some((spf, dmarc)) => [
+            pennyblack::authres::sender_field(&a.authserv_id, &v, spf, dmarc, eol),
+            pennyblack::authres::hashcash_field_aligned(
+                &a.authserv_id,
+                &v,
+                a.bits,
+                Some(&dmarc.aligned_signers),
+                eol,
+            ),
+        ],
+        _ => [
+            pennyblack::authres::dkim_field(&a.authserv_id, &v, eol),
+            pennyblack::authres::hashcash_field(&a.authserv_id, &v, a.bits, eol),
+        ],
+    };
     let mut out = std::io::stdout().lock();
     if a.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "outcome": v.outcome(),
             "hashcash": v.hashcash(),
             "dkim": v.dkim.iter().map(|d| serde_json::json!({
@@ -71,6 +106,24 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             })).collect::<Vec<_>>(),
             "skipped_stamps": v.skipped,
         });
+        #[cfg(feature = "dns")]
+        if let Some((spf, dmarc)) = &sender {
+            json["spf"] = serde_json::to_value(spf)?;
+            json["dmarc"] = serde_json::to_value(dmarc)?;
+            for (j, s) in json["stamps"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .zip(&v.stamps)
+            {
+                j["aligned"] = serde_json::Value::Bool(s.bound_to.as_ref().is_some_and(|d| {
+                    dmarc
+                        .aligned_signers
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(d))
+                }));
+            }
+        }
         writeln!(out, "{json}")?;
     } else if a.verdict_only {
         for f in &fields {

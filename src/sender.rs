@@ -1,0 +1,574 @@
+//! Sender validation beyond DKIM (cargo feature `dns`): SPF (RFC 7208) for the envelope sender
+//! and the connecting address, and DMARC (RFC 7489; the record discovery of its successor,
+//! RFC 9989) for the author's domain, through `mail-auth` and the resolver the DKIM key lookups
+//! use ([`DnsLookup`]).
+//!
+//! What we add to `mail-auth`:
+//! - the void-lookup limit of RFC 7208 4.6.4 (more than [`MAX_VOID_LOOKUPS`] lookups of a
+//!   mechanism that find no record: `permerror`), which it does not apply;
+//! - a From field the DMARC check can trust: exactly one, naming exactly one domain, or the
+//!   result is `permerror` (a second author domain must not let a message slip out of its
+//!   domain's policy, as an empty result would);
+//! - results in our own types, for Authentication-Results and the JSON output.
+//!
+//! Limits on what a hostile record can cost (each documented in docs/FORMAT.md, "Sender
+//! validation"): 10 mechanisms and modifiers that query the DNS per SPF check, at most 10
+//! exchanges per `mx` and 10 names per `ptr`, two void lookups, 20 seconds per SPF check, the
+//! resolver's timeout per query, and a DMARC tree walk of at most 8 queries.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{AuthenticatedMessage, Parameters, RecordSet, ResolverCache, Txt};
+
+use crate::dkim::{DkimResult, DkimStatus, DnsLookup};
+use crate::mail::Message;
+
+/// Void lookups (answers with no record, RFC 7208 4.6.4) allowed in one SPF check; one more is
+/// a `permerror`. The RFC's recommended default.
+pub const MAX_VOID_LOOKUPS: u32 = 2;
+
+/// An SPF result (RFC 7208 2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpfResult {
+    /// No record, or no checkable domain.
+    None,
+    /// The domain makes no statement on the client.
+    Neutral,
+    /// The client is authorised.
+    Pass,
+    /// The client is not authorised.
+    Fail,
+    /// The client is probably not authorised.
+    SoftFail,
+    /// A DNS failure for now.
+    TempError,
+    /// The domain's records cannot be interpreted (or exceed a limit).
+    PermError,
+}
+
+impl SpfResult {
+    /// The keyword of Authentication-Results (RFC 8601) and of the JSON output.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            SpfResult::None => "none",
+            SpfResult::Neutral => "neutral",
+            SpfResult::Pass => "pass",
+            SpfResult::Fail => "fail",
+            SpfResult::SoftFail => "softfail",
+            SpfResult::TempError => "temperror",
+            SpfResult::PermError => "permerror",
+        }
+    }
+
+    fn from_mail_auth(r: mail_auth::SpfResult) -> SpfResult {
+        use mail_auth::SpfResult as M;
+        match r {
+            M::Pass => SpfResult::Pass,
+            M::Fail => SpfResult::Fail,
+            M::SoftFail => SpfResult::SoftFail,
+            M::Neutral => SpfResult::Neutral,
+            M::TempError => SpfResult::TempError,
+            M::PermError => SpfResult::PermError,
+            M::None => SpfResult::None,
+        }
+    }
+
+    fn to_mail_auth(self) -> mail_auth::SpfResult {
+        use mail_auth::SpfResult as M;
+        match self {
+            SpfResult::Pass => M::Pass,
+            SpfResult::Fail => M::Fail,
+            SpfResult::SoftFail => M::SoftFail,
+            SpfResult::Neutral => M::Neutral,
+            SpfResult::TempError => M::TempError,
+            SpfResult::PermError => M::PermError,
+            SpfResult::None => M::None,
+        }
+    }
+}
+
+/// Which identity an SPF result is for (RFC 7208 2.3, 2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpfIdentity {
+    /// The MAIL FROM address (`smtp.mailfrom`).
+    MailFrom,
+    /// The HELO/EHLO name (`smtp.helo`), checked when MAIL FROM is empty.
+    Helo,
+}
+
+/// The SMTP session facts an SPF check needs.
+#[derive(Debug, Clone)]
+pub struct SpfRequest {
+    /// The connecting client's address.
+    pub client_ip: IpAddr,
+    /// The HELO/EHLO name the client gave.
+    pub helo: String,
+    /// The MAIL FROM address without angle brackets; empty for the null reverse-path (then the
+    /// HELO identity is checked, as `postmaster@HELO`).
+    pub mail_from: String,
+    /// This host's name (the `%{r}` macro); empty gives `unknown`.
+    pub receiver: String,
+}
+
+/// What an SPF check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SpfVerdict {
+    /// The result.
+    pub result: SpfResult,
+    /// The identity checked.
+    pub identity: SpfIdentity,
+    /// That identity: the MAIL FROM address, or the HELO name.
+    pub sender: String,
+    /// The domain whose record was evaluated (also the SPF domain DMARC aligns).
+    pub domain: String,
+    /// The domain's explanation (`exp=`) of a `fail`, when it gives one.
+    pub explanation: Option<String>,
+    /// Why, for an error the RFC's result alone does not say (a limit, a DNS failure).
+    pub reason: Option<String>,
+}
+
+/// One DNS cache of mail-auth that caches nothing and counts: lookups asked (`get`) and
+/// answers with records (`insert` of a non-empty set). The difference is the void lookups
+/// (and failed ones, which end the check as temperror anyway).
+struct Counting {
+    asked: AtomicU32,
+    found: AtomicU32,
+}
+
+impl Counting {
+    const fn new() -> Self {
+        Counting {
+            asked: AtomicU32::new(0),
+            found: AtomicU32::new(0),
+        }
+    }
+    fn void(&self) -> u32 {
+        self.asked
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.found.load(Ordering::Relaxed))
+    }
+}
+
+impl<K, T> ResolverCache<K, RecordSet<T>> for Counting {
+    fn get<Q>(&self, _: &Q) -> Option<RecordSet<T>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+    fn remove<Q>(&self, _: &Q) -> Option<RecordSet<T>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        None
+    }
+    fn insert(&self, _: K, value: RecordSet<T>, _: std::time::Instant) {
+        if !value.rrset.is_empty() {
+            self.found.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The caches of one SPF check: A, AAAA, MX and PTR counted (the lookups of mechanisms), TXT
+/// not cached (the records of `include`, `redirect` and `exp`, whose absence is an error of its
+/// own or, for `exp`, not counted: RFC 7208 6.2).
+struct VoidCounter {
+    ipv4: Counting,
+    ipv6: Counting,
+    mx: Counting,
+    ptr: Counting,
+}
+
+impl VoidCounter {
+    const fn new() -> Self {
+        VoidCounter {
+            ipv4: Counting::new(),
+            ipv6: Counting::new(),
+            mx: Counting::new(),
+            ptr: Counting::new(),
+        }
+    }
+    fn void(&self) -> u32 {
+        self.ipv4.void() + self.ipv6.void() + self.mx.void() + self.ptr.void()
+    }
+}
+
+/// `check_host()` of RFC 7208 for the MAIL FROM identity, or the HELO identity when MAIL FROM
+/// is empty, through `dns`. Never fails: DNS trouble is a `temperror`, a hostile record a
+/// `permerror`.
+pub fn check_spf(dns: &DnsLookup, req: &SpfRequest) -> SpfVerdict {
+    let helo = req.helo.trim_end_matches('.');
+    let receiver = if req.receiver.is_empty() {
+        "unknown"
+    } else {
+        req.receiver.as_str()
+    };
+    let (identity, sender, params) = if req.mail_from.is_empty() {
+        (
+            SpfIdentity::Helo,
+            helo.to_owned(),
+            SpfParameters::verify_ehlo(req.client_ip, helo, receiver),
+        )
+    } else {
+        (
+            SpfIdentity::MailFrom,
+            req.mail_from.clone(),
+            SpfParameters::verify_mail_from(req.client_ip, helo, receiver, &req.mail_from),
+        )
+    };
+    let domain = match identity {
+        SpfIdentity::Helo => helo.to_owned(),
+        SpfIdentity::MailFrom => req
+            .mail_from
+            .rsplit_once('@')
+            .map_or(helo, |(_, d)| d)
+            .to_owned(),
+    };
+    let counter = VoidCounter::new();
+    let auth = dns.authenticator();
+    let params = Parameters::new(params)
+        .with_ipv4_cache(&counter.ipv4)
+        .with_ipv6_cache(&counter.ipv6)
+        .with_mx_cache(&counter.mx)
+        .with_ptr_cache(&counter.ptr);
+    let Some(out) = dns.block_on(auth.check_host(params)) else {
+        return SpfVerdict {
+            result: SpfResult::TempError,
+            identity,
+            sender,
+            domain,
+            explanation: None,
+            reason: Some("the resolver is shutting down".into()),
+        };
+    };
+    let mut v = SpfVerdict {
+        result: SpfResult::from_mail_auth(out.result()),
+        identity,
+        sender,
+        domain: out.domain().to_owned(),
+        explanation: out.explanation().map(str::to_owned),
+        reason: None,
+    };
+    let void = counter.void();
+    if void > MAX_VOID_LOOKUPS && v.result != SpfResult::TempError {
+        v.result = SpfResult::PermError;
+        v.explanation = None;
+        v.reason = Some(format!(
+            "{void} void DNS lookups (at most {MAX_VOID_LOOKUPS}: RFC 7208 4.6.4)"
+        ));
+    }
+    v
+}
+
+/// A DMARC result (RFC 7489 11.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcResult {
+    /// An aligned SPF or DKIM pass.
+    Pass,
+    /// The author domain has a policy and nothing aligned passed.
+    Fail,
+    /// No policy applies (no record).
+    None,
+    /// A DNS failure for now: never a reason to refuse.
+    TempError,
+    /// The record, or the From field, cannot be used.
+    PermError,
+}
+
+impl DmarcResult {
+    /// The keyword of Authentication-Results (RFC 8601) and of the JSON output.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            DmarcResult::Pass => "pass",
+            DmarcResult::Fail => "fail",
+            DmarcResult::None => "none",
+            DmarcResult::TempError => "temperror",
+            DmarcResult::PermError => "permerror",
+        }
+    }
+}
+
+/// The policy a domain asks for mail that fails DMARC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcPolicy {
+    /// Deliver (monitoring only).
+    None,
+    /// Treat as suspicious (hold, spam folder).
+    Quarantine,
+    /// Refuse.
+    Reject,
+}
+
+impl DmarcPolicy {
+    /// The policy's keyword (`p=`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            DmarcPolicy::None => "none",
+            DmarcPolicy::Quarantine => "quarantine",
+            DmarcPolicy::Reject => "reject",
+        }
+    }
+}
+
+/// What a DMARC check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DmarcVerdict {
+    /// The result.
+    pub result: DmarcResult,
+    /// The From field's domain (the author domain); empty when there is not exactly one.
+    pub from_domain: String,
+    /// The policy that applies to the author domain (its `p=`, a subdomain's `sp=` or `np=`);
+    /// `none` when no record applies.
+    pub policy: DmarcPolicy,
+    /// Whether the record asks for testing only (`t=y`): then the policy is applied one step
+    /// less strictly.
+    pub testing: bool,
+    /// Whether an SPF pass is aligned with the author domain.
+    pub spf_aligned: bool,
+    /// Whether a DKIM pass is aligned with the author domain.
+    pub dkim_aligned: bool,
+    /// The signing domains (`d=`) of the passing DKIM signatures aligned with the author domain.
+    pub aligned_signers: Vec<String>,
+    /// Why, for a permerror or temperror.
+    pub reason: Option<String>,
+}
+
+impl DmarcVerdict {
+    fn unusable(result: DmarcResult, from_domain: String, reason: String) -> DmarcVerdict {
+        DmarcVerdict {
+            result,
+            from_domain,
+            policy: DmarcPolicy::None,
+            testing: false,
+            spf_aligned: false,
+            dkim_aligned: false,
+            aligned_signers: Vec::new(),
+            reason: Some(reason),
+        }
+    }
+
+    /// The policy to act on: the record's, one step milder under `t=y` (RFC 9989), and nothing
+    /// unless the result is a fail.
+    pub fn action(&self) -> DmarcPolicy {
+        match (self.result, self.policy, self.testing) {
+            (DmarcResult::Fail, DmarcPolicy::Reject, true) => DmarcPolicy::Quarantine,
+            (DmarcResult::Fail, DmarcPolicy::Quarantine, true) => DmarcPolicy::None,
+            (DmarcResult::Fail, p, _) => p,
+            _ => DmarcPolicy::None,
+        }
+    }
+}
+
+/// The one author domain of `msg`: its single From field must name exactly one mailbox domain
+/// (several mailboxes of one domain are one author domain).
+fn author_domain(msg: &Message) -> Result<String, String> {
+    let froms: Vec<String> = msg.fields_named("from").map(|f| f.value()).collect();
+    let [from] = froms.as_slice() else {
+        return Err(format!(
+            "{} From fields (exactly one is needed)",
+            froms.len()
+        ));
+    };
+    let header = format!("From: {from}\r\n\r\n");
+    let parsed = mail_parser::MessageParser::new().parse_headers(header.as_bytes());
+    let mut domains: Vec<String> = Vec::new();
+    let addrs = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .map(|a| {
+            a.iter()
+                .filter_map(|a| a.address())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for a in &addrs {
+        let Some((_, d)) = a.rsplit_once('@') else {
+            return Err(format!("From address without a domain: {a}"));
+        };
+        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        if d.is_empty() {
+            return Err(format!("From address without a domain: {a}"));
+        }
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    match domains.as_slice() {
+        [d] => Ok(d.clone()),
+        [] => Err("no address in the From field".into()),
+        _ => Err(format!(
+            "the From field names {} domains ({}): one author domain is needed",
+            domains.len(),
+            domains.join(", ")
+        )),
+    }
+}
+
+/// DMARC for `msg`: its author domain's policy, and whether `spf` (for the MAIL FROM or HELO
+/// domain) or a passing signature of `dkim` is aligned with it, through `dns`.
+pub fn check_dmarc(
+    dns: &DnsLookup,
+    msg: &Message,
+    dkim: &[DkimResult],
+    spf: &SpfVerdict,
+) -> DmarcVerdict {
+    let from_domain = match author_domain(msg) {
+        Ok(d) => d,
+        Err(why) => return DmarcVerdict::unusable(DmarcResult::PermError, String::new(), why),
+    };
+    let Some(parsed) = AuthenticatedMessage::parse(msg.as_bytes()) else {
+        return DmarcVerdict::unusable(
+            DmarcResult::PermError,
+            from_domain,
+            "the header cannot be parsed".into(),
+        );
+    };
+    // Our DKIM verdicts as mail-auth's: only `d=` and the result matter to DMARC.
+    let signatures: Vec<mail_auth::dkim::Signature> = dkim
+        .iter()
+        .map(|d| mail_auth::dkim::Signature {
+            d: d.domain.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let outputs: Vec<mail_auth::DkimOutput<'_>> = dkim
+        .iter()
+        .zip(&signatures)
+        .map(|(d, sig)| {
+            let out = match &d.status {
+                DkimStatus::Pass => mail_auth::DkimOutput::pass(),
+                DkimStatus::TempError(e) => mail_auth::DkimOutput::temp_err(mail_auth::Error::Dns(
+                    mail_auth::DnsError::Resolver(e.clone()),
+                )),
+                _ => mail_auth::DkimOutput::fail(mail_auth::Error::NotAligned),
+            };
+            out.with_signature(sig)
+        })
+        .collect();
+    let spf_out =
+        mail_auth::SpfOutput::new(spf.domain.clone()).with_result(spf.result.to_mail_auth());
+    let auth = dns.authenticator();
+    let txt_cache = MapCache::<Txt>::default();
+    let a_cache = MapCache::<RecordSet<Ipv4Addr>>::default();
+    let Some(out) = dns.block_on(
+        auth.verify_dmarc(
+            Parameters::new(DmarcParameters::new(
+                &parsed,
+                &outputs,
+                &spf.domain,
+                &spf_out,
+            ))
+            .with_txt_cache(&txt_cache)
+            .with_ipv4_cache(&a_cache),
+        ),
+    ) else {
+        return DmarcVerdict::unusable(
+            DmarcResult::TempError,
+            from_domain,
+            "the resolver is shutting down".into(),
+        );
+    };
+    let policy = match out.policy() {
+        mail_auth::dmarc::Policy::Reject => DmarcPolicy::Reject,
+        mail_auth::dmarc::Policy::Quarantine => DmarcPolicy::Quarantine,
+        _ => DmarcPolicy::None,
+    };
+    let spf_aligned = *out.spf_result() == mail_auth::DmarcResult::Pass;
+    let dkim_aligned = *out.dkim_result() == mail_auth::DmarcResult::Pass;
+    let reason = |r: &mail_auth::DmarcResult| match r {
+        mail_auth::DmarcResult::TempError(e) | mail_auth::DmarcResult::PermError(e) => {
+            Some(e.to_string())
+        }
+        _ => None,
+    };
+    let result = match out.result() {
+        mail_auth::DmarcResult::Pass => DmarcResult::Pass,
+        mail_auth::DmarcResult::Fail(_) => DmarcResult::Fail,
+        mail_auth::DmarcResult::TempError(_) => DmarcResult::TempError,
+        mail_auth::DmarcResult::PermError(_) => DmarcResult::PermError,
+        mail_auth::DmarcResult::None => DmarcResult::None,
+    };
+    // Which passing signers are aligned: the same check for each alone (its DNS answers
+    // cached), so that a stamp can say whether its own signature is.
+    let mut aligned_signers: Vec<String> = Vec::new();
+    if dkim_aligned {
+        let none = mail_auth::SpfOutput::new(String::new());
+        for (o, d) in outputs.iter().zip(dkim) {
+            if d.status != DkimStatus::Pass || aligned_signers.contains(&d.domain) {
+                continue;
+            }
+            let one = std::slice::from_ref(o);
+            let alone = dns.block_on(
+                auth.verify_dmarc(
+                    Parameters::new(DmarcParameters::new(&parsed, one, "", &none))
+                        .with_txt_cache(&txt_cache)
+                        .with_ipv4_cache(&a_cache),
+                ),
+            );
+            if alone.is_some_and(|a| *a.dkim_result() == mail_auth::DmarcResult::Pass) {
+                aligned_signers.push(d.domain.clone());
+            }
+        }
+    }
+    DmarcVerdict {
+        result,
+        policy: if out.dmarc_record().is_some() {
+            policy
+        } else {
+            DmarcPolicy::None
+        },
+        testing: out.dmarc_record().is_some_and(|r| r.t),
+        spf_aligned,
+        dkim_aligned,
+        aligned_signers,
+        reason: reason(&out.result())
+            .or_else(|| reason(out.spf_result()))
+            .or_else(|| reason(out.dkim_result())),
+        from_domain,
+    }
+}
+
+/// A cache for one DMARC check: its TXT and A answers kept, so that checking each signer alone
+/// asks the DNS nothing more.
+struct MapCache<V>(std::sync::Mutex<std::collections::HashMap<Box<str>, V>>);
+
+impl<V> Default for MapCache<V> {
+    fn default() -> Self {
+        MapCache(Default::default())
+    }
+}
+
+impl<V: Clone> ResolverCache<Box<str>, V> for MapCache<V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().ok()?.get(name).cloned()
+    }
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().ok()?.remove(name)
+    }
+    fn insert(&self, key: Box<str>, value: V, _: std::time::Instant) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key, value);
+        }
+    }
+}
