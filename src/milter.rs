@@ -24,6 +24,6 @@ mod protocol;
 mod serve;
 mod session;
 
-pub use config::{Config, Inbound, Listen, Outbound, RejectWith, Shared};
+pub use config::{Config, Inbound, Listen, Outbound, RejectWith, SenderAuth, Shared};
 pub use serve::serve;
 pub use session::{Session, SessionError};

@@ -71,6 +71,18 @@ pub struct Inbound {
     pub reject_below: Option<u32>,
     /// How to refuse them.
     pub reject_with: RejectWith,
+    /// SPF and DMARC for inbound mail, from the SMTP session; `None` checks neither.
+    pub sender_auth: Option<SenderAuth>,
+}
+
+/// SPF (RFC 7208) and DMARC (RFC 7489) checks of inbound mail.
+pub struct SenderAuth {
+    /// The resolver (the DKIM key lookups' own, unless keys come from a file).
+    pub dns: Arc<crate::dkim::DnsLookup>,
+    /// Act on a DMARC fail: refuse (550 5.7.1) under `p=reject`, quarantine (the MTA's hold
+    /// queue) under `p=quarantine`, each one step milder under `t=y`. A temperror never
+    /// refuses. Off: the result is only reported.
+    pub enforce_dmarc: bool,
 }
 
 /// The whole filter configuration, shared by every connection.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use miltr_common::actions::{Action, Continue};
-use miltr_common::commands::{Body, Connect, Header, Macro, Mail, Recipient};
+use miltr_common::commands::{Body, Connect, Header, Helo, Macro, Mail, Recipient};
 use miltr_common::modifications::ModificationResponse;
 use miltr_common::optneg::{Capability, OptNeg, Protocol};
 
@@ -88,7 +88,9 @@ impl miltr_server::Milter for Session {
         theirs: OptNeg,
     ) -> Result<OptNeg, miltr_server::Error<Self::Error>> {
         let ours = OptNeg {
-            capabilities: Capability::SMFIF_ADDHDRS | Capability::SMFIF_CHGHDRS,
+            capabilities: Capability::SMFIF_ADDHDRS
+                | Capability::SMFIF_CHGHDRS
+                | Capability::SMFIF_QUARANTINE,
             protocol: Protocol::SMFIP_HDR_LEADSPC,
             ..OptNeg::default()
         };
@@ -123,6 +125,12 @@ impl miltr_server::Milter for Session {
         }
         self.msg = Msg::default();
         self.client = c.address().trim_matches(['[', ']']).parse().ok();
+        Ok(Continue.into())
+    }
+
+    async fn helo(&mut self, h: Helo) -> Result<Action, Self::Error> {
+        // The HELO/EHLO name, for SPF; a second HELO in one session replaces the first.
+        self.helo = h.helo().trim().to_owned();
         Ok(Continue.into())
     }
 

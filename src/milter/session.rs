@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use miltr_common::actions::Replycode;
 use miltr_common::modifications::headers::{ChangeHeader, InsertHeader};
+use miltr_common::modifications::quarantine::Quarantine;
 use miltr_common::modifications::{ModificationResponse, ModificationResponseBuilder};
 
 use super::{RejectWith, Shared};
@@ -25,6 +26,8 @@ pub struct Session {
     pub(super) shared: Arc<Shared>,
     pub(super) leading_space: bool,
     pub(super) client: Option<IpAddr>,
+    /// The HELO/EHLO name of the SMTP session.
+    pub(super) helo: String,
     pub(super) macros: HashMap<String, String>,
     /// Set when connect-stage macros arrived for the connect that follows.
     pub(super) connect_macros: bool,
@@ -65,6 +68,7 @@ impl Session {
             shared,
             leading_space: false,
             client: None,
+            helo: String::new(),
             macros: HashMap::new(),
             connect_macros: false,
             msg: Msg::default(),
@@ -102,6 +106,7 @@ impl Session {
     pub(super) fn reset_session(&mut self) {
         self.macros.clear();
         self.client = None;
+        self.helo.clear();
         self.msg = Msg::default();
     }
 
@@ -287,15 +292,19 @@ impl Session {
         // Forged verdicts in our name go on every path that delivers the message, and ours
         // are always added: the unchecked ones say why.
         let forged = std::mem::take(&mut self.msg.forged);
-        let deliver = |session: &Self, fields: &[String]| -> ModificationResponse {
+        let deliver_held = |session: &Self, fields: &[String], hold: Option<String>| {
             let mut mods = ModificationResponse::builder();
             // Highest position first: the MTA renumbers the fields after each removal.
             for &idx in forged.iter().rev() {
                 mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
             }
             session.insert_on_top(&mut mods, fields);
+            if let Some(why) = hold {
+                mods.push(Quarantine::new(why.as_bytes()));
+            }
             mods.contin()
         };
+        let deliver = |session: &Self, fields: &[String]| deliver_held(session, fields, None);
         let unchecked = |result: &str, why: &str| {
             crate::authres::unchecked_fields(&inb.authserv_id, result, why, Eol::Lf)
         };
@@ -324,9 +333,24 @@ impl Session {
         let raw = self.raw_message();
         let rcpts = std::mem::take(&mut self.msg.rcpts);
         let worker_shared = Arc::clone(&shared);
+        // SPF needs the client's address: a session without one (a local pickup) gets none.
+        let spf_request = self.client.map(|ip| crate::sender::SpfRequest {
+            client_ip: ip,
+            helo: self.helo.clone(),
+            mail_from: self.msg.sender.clone(),
+            receiver: inb.authserv_id.clone(),
+        });
         let checked = tokio::task::spawn_blocking(move || {
             let inb = &worker_shared.config.inbound;
             let msg = Message::parse(raw).map_err(|e| ("permerror", e.to_string()))?;
+            let sender_auth = inb.sender_auth.as_ref();
+            let spf = match (sender_auth, &spf_request) {
+                (Some(a), Some(req)) => Some(crate::sender::check_spf(&a.dns, req)),
+                _ => None,
+            };
+            // DMARC needs the DKIM results: it runs inside the acceptance test, before any stamp
+            // is recorded, so a message refused for DMARC burns no stamp.
+            let dmarc = std::sync::OnceLock::new();
             // Envelope recipients are addresses, never patterns: `RCPT TO:<*>` names only `*`.
             let resources: Vec<ResourcePattern> = rcpts
                 .iter()
@@ -352,47 +376,92 @@ impl Session {
             let paid_enough = |v: &crate::postage::MessageVerdict| {
                 inb.reject_below.is_none_or(|min| v.paid_at_least(min))
             };
+            let dmarc_of = |v: &crate::postage::MessageVerdict| match (sender_auth, &spf) {
+                (Some(a), Some(spf)) => Some(
+                    dmarc
+                        .get_or_init(|| crate::sender::check_dmarc(&a.dns, &msg, &v.dkim, spf))
+                        .clone(),
+                ),
+                _ => None,
+            };
+            let dmarc_refuses = |v: &crate::postage::MessageVerdict| {
+                sender_auth.is_some_and(|a| a.enforce_dmarc)
+                    && dmarc_of(v).is_some_and(|d| d.action() == crate::sender::DmarcPolicy::Reject)
+            };
             let (v, _) = check_message_if(
                 &msg,
                 &verifier,
                 inb.keys.as_ref(),
                 &opts,
                 &inb.limits,
-                paid_enough,
+                |v| paid_enough(v) && !dmarc_refuses(v),
             )
             .map_err(|e| ("temperror", e.to_string()))?;
-            let fields = [
-                crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
-                crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
-            ];
+            let dmarc = dmarc_of(&v);
+            let fields = match (&spf, &dmarc) {
+                (Some(spf), Some(dmarc)) => [
+                    crate::authres::sender_field(&inb.authserv_id, &v, spf, dmarc, Eol::Lf),
+                    crate::authres::hashcash_field_aligned(
+                        &inb.authserv_id,
+                        &v,
+                        inb.bits,
+                        Some(&dmarc.aligned_signers),
+                        Eol::Lf,
+                    ),
+                ],
+                _ => [
+                    crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
+                    crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
+                ],
+            };
             let paid = paid_enough(&v);
             let unpaid = inb.reject_below.map_or(0, |min| v.unpaid_at(min));
             let summary = (v.recipients.len(), unpaid, paid);
-            Ok::<_, (&'static str, String)>((fields, v.hashcash(), v.outcome(), summary))
+            let action = match &dmarc {
+                Some(d) if sender_auth.is_some_and(|a| a.enforce_dmarc) => {
+                    Some((d.action(), d.from_domain.clone(), d.policy))
+                }
+                _ => None,
+            };
+            let sender_words = match (&spf, &dmarc) {
+                (Some(s), Some(d)) => {
+                    format!(" spf={} dmarc={}", s.result.keyword(), d.result.keyword())
+                }
+                _ => String::new(),
+            };
+            Ok::<_, (&'static str, String)>((
+                fields,
+                v.hashcash(),
+                v.outcome(),
+                summary,
+                action,
+                sender_words,
+            ))
         })
         .await
         .map_err(|e| SessionError::Worker(e.to_string()))?;
-        let (fields, hashcash, outcome, (recipients, unpaid, paid)) = match checked {
-            Ok(c) => c,
-            Err((result, e)) => {
-                shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
-                return Ok(match inb.reject_below {
-                    Some(_) if result == "temperror" => {
-                        ModificationResponse::builder().build(Replycode::new(
-                            [4, 5, 1],
-                            [4, 7, 1],
-                            "postage could not be checked now, try again later",
-                        ))
-                    }
-                    Some(_) => refuse("the message could not be read to check its postage"),
-                    None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
-                });
-            }
-        };
+        let (fields, hashcash, outcome, (recipients, unpaid, paid), action, sender_words) =
+            match checked {
+                Ok(c) => c,
+                Err((result, e)) => {
+                    shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
+                    return Ok(match inb.reject_below {
+                        Some(_) if result == "temperror" => {
+                            ModificationResponse::builder().build(Replycode::new(
+                                [4, 5, 1],
+                                [4, 7, 1],
+                                "postage could not be checked now, try again later",
+                            ))
+                        }
+                        Some(_) => refuse("the message could not be read to check its postage"),
+                        None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
+                    });
+                }
+            };
         shared.log(
             &qid,
             format_args!(
-                "inbound: x-hashcash={} dkim/overall={} recipients={recipients} unpaid={unpaid}",
+                "inbound: x-hashcash={} dkim/overall={}{sender_words} recipients={recipients} unpaid={unpaid}",
                 word(hashcash),
                 word(outcome),
             ),
@@ -405,6 +474,32 @@ impl Session {
             return Ok(refuse(&format!(
                 "no valid postage stamp of at least {min} bits for {unpaid} of {recipients} recipient(s)"
             )));
+        }
+        // --dmarc-enforce: the author domain's policy for a DMARC fail (never a temperror).
+        match action {
+            Some((crate::sender::DmarcPolicy::Reject, domain, _)) => {
+                shared.log(
+                    &qid,
+                    format_args!("inbound: refused, DMARC policy of {domain}"),
+                );
+                return Ok(ModificationResponse::builder().build(Replycode::new(
+                    [5, 5, 0],
+                    [5, 7, 1],
+                    &format!("DMARC policy of {domain} refuses this message (p=reject)"),
+                )));
+            }
+            Some((crate::sender::DmarcPolicy::Quarantine, domain, _)) => {
+                shared.log(
+                    &qid,
+                    format_args!("inbound: quarantined, DMARC policy of {domain}"),
+                );
+                return Ok(deliver_held(
+                    self,
+                    &fields,
+                    Some(format!("DMARC policy of {domain}: quarantine")),
+                ));
+            }
+            _ => {}
         }
         Ok(deliver(self, &fields))
     }

@@ -82,9 +82,10 @@ Examples:
 Outbound (stamped and signed): mail from a SASL-authenticated sender or an --internal client,
 and with --originating only when it came through an MTA daemon so named (Postfix:
 milter_macro_daemon_name). Everything else is checked: Authentication-Results fields are added
-(dkim and x-hashcash; fields already claiming --authserv-id are removed), stamps for the
-envelope recipients are marked spent, and with --reject-below a message is refused unless
-every envelope recipient is paid by a valid stamp of its own (naming it, bound to the message).
+(dkim, spf, dmarc and x-hashcash; fields already claiming --authserv-id are removed), stamps for
+the envelope recipients are marked spent, and with --reject-below a message is refused unless
+every envelope recipient is paid by a valid stamp of its own (naming it, bound to the message);
+with --dmarc-enforce one that fails DMARC under p=reject is refused, and burns no stamp.
 See the README for Postfix and Sendmail configuration.";
 
 const STAMP_EXAMPLES: &str = "\
@@ -465,6 +466,15 @@ pub struct KeySourceArgs {
     pub dns_timeout: std::time::Duration,
 }
 
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// The SMTP session facts of `check`, for SPF and DMARC.
 #[cfg(feature = "dns")]
 #[derive(Debug, Args)]
@@ -584,6 +594,16 @@ pub struct MilterArgs {
     /// Honour a signature's l= body length.
     #[arg(long, help_heading = "Inbound: checks")]
     pub honour_l: bool,
+    /// SPF (RFC 7208: the client's address for MAIL FROM, or HELO for the null sender) and
+    /// DMARC (RFC 7489: the From domain's policy and alignment), added to the field that holds
+    /// dkim=; through --dns-server or the system resolver, also with --keys.
+    #[arg(long, value_enum, default_value_t = OnOff::On, value_name = "on|off", help_heading = "Inbound: SPF and DMARC")]
+    pub sender_auth: OnOff,
+    /// Act on a DMARC fail as the From domain asks: refuse (550 5.7.1) under p=reject,
+    /// quarantine (Postfix: the hold queue) under p=quarantine, one step milder under t=y. A
+    /// temperror never refuses. Without it the result is only reported.
+    #[arg(long, help_heading = "Inbound: SPF and DMARC")]
+    pub dmarc_enforce: bool,
     /// At most this many X-Hashcash fields are examined per message.
     #[arg(long, default_value_t = 64, help_heading = "Inbound: checks")]
     pub max_stamps: usize,

@@ -41,6 +41,9 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
             canon,
         })
     };
+    if a.dmarc_enforce && a.sender_auth == crate::args::OnOff::Off {
+        anyhow::bail!("--dmarc-enforce needs the DMARC check: drop --sender-auth off");
+    }
     let store = crate::cmd::spent_store(&a.policy)?.map(Arc::from);
     let keys: Arc<dyn dkim::KeyLookup> = Arc::from(crate::cmd::key_lookup(&a.key_source)?);
     let authserv_id = match a.authserv_id {
@@ -76,6 +79,16 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         reject_with: match a.reject_with {
             RejectWithArg::Reject => RejectWith::Reject,
             RejectWithArg::Tempfail => RejectWith::Tempfail,
+        },
+        sender_auth: match a.sender_auth {
+            crate::args::OnOff::On => Some(pennyblack::milter::SenderAuth {
+                dns: Arc::new(crate::cmd::dns_lookup(
+                    a.key_source.dns_server,
+                    a.key_source.dns_timeout,
+                )?),
+                enforce_dmarc: a.dmarc_enforce,
+            }),
+            crate::args::OnOff::Off => None,
         },
     };
     let config = Config {
