@@ -2,9 +2,9 @@
 //!
 //! Plain `cargo test` runs everything that needs no peer; tests that need a peer (hashcash,
 //! dkimpy, Mail::DKIM, the argon2 tool, argon2-cffi, openssl, dnsmasq, redis-server, Postfix
-//! and root) are `#[ignore]`d with the reason, and `bash .ci/run` installs the peers and runs
-//! them all (`cargo test -- --include-ignored`), failing when a peer is missing. Modules that
-//! need a cargo feature are compiled only with it.
+//! and root, the RFC 7208 SPF suite with dnslib and pyspf) are `#[ignore]`d with the reason,
+//! and `bash .ci/run` installs the peers and runs them all (`cargo test -- --include-ignored`),
+//! failing when a peer is missing. Modules that need a cargo feature are compiled only with it.
 
 #[cfg(feature = "cli")]
 mod attacks;
@@ -33,6 +33,8 @@ mod redis;
 mod roundtrip;
 #[cfg(feature = "cli")]
 mod spent;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod spf_suite;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod support;
 mod verdicts;
