@@ -572,3 +572,64 @@ impl<V: Clone> ResolverCache<Box<str>, V> for MapCache<V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(header: &str) -> Message {
+        Message::parse(format!("{header}To: b@example.net\r\n\r\nbody\r\n").into_bytes()).unwrap()
+    }
+
+    /// The author domain an attacker cannot blur: one From field, one domain, or an error.
+    #[test]
+    fn one_author_domain_or_none_at_all() {
+        let ok = |h: &str| author_domain(&msg(h));
+        assert_eq!(ok("From: a@Example.ORG\r\n").unwrap(), "example.org");
+        assert_eq!(
+            ok("From: \"Bank\" <a@bank.example>, b@bank.example\r\n").unwrap(),
+            "bank.example"
+        );
+        assert_eq!(ok("From: a@example.org.\r\n").unwrap(), "example.org");
+        for bad in [
+            "From: a@bank.example, b@evil.example\r\n",
+            "From: a@bank.example\r\nFrom: b@evil.example\r\n",
+            "From: a@bank.example\r\nFrom: a@bank.example\r\n",
+            "Subject: no from\r\n",
+            "From: undisclosed-recipients:;\r\n",
+            "From: nobody\r\n",
+        ] {
+            assert!(ok(bad).is_err(), "{bad:?} gave {:?}", ok(bad));
+        }
+    }
+
+    #[test]
+    fn the_action_is_the_policy_of_a_fail_only_and_milder_under_testing() {
+        let v = |result, policy, testing| DmarcVerdict {
+            result,
+            from_domain: "example.org".into(),
+            policy,
+            testing,
+            spf_aligned: false,
+            dkim_aligned: false,
+            aligned_signers: Vec::new(),
+            reason: None,
+        };
+        use DmarcPolicy::{Quarantine, Reject};
+        assert_eq!(v(DmarcResult::Fail, Reject, false).action(), Reject);
+        assert_eq!(v(DmarcResult::Fail, Reject, true).action(), Quarantine);
+        assert_eq!(v(DmarcResult::Fail, Quarantine, false).action(), Quarantine);
+        assert_eq!(
+            v(DmarcResult::Fail, Quarantine, true).action(),
+            DmarcPolicy::None
+        );
+        for r in [
+            DmarcResult::Pass,
+            DmarcResult::None,
+            DmarcResult::TempError,
+            DmarcResult::PermError,
+        ] {
+            assert_eq!(v(r, Reject, false).action(), DmarcPolicy::None, "{r:?}");
+        }
+    }
+}
