@@ -25,6 +25,8 @@ pub mod rate;
 #[cfg(feature = "dns")]
 pub mod sender;
 pub mod spent;
+#[cfg(feature = "dns")]
+pub mod spf;
 pub mod stamp;
 pub mod verify;
 

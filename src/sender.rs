@@ -3,93 +3,39 @@
 //! RFC 9989) for the author's domain, through `mail-auth` and the resolver the DKIM key lookups
 //! use ([`DnsLookup`]).
 //!
-//! What we add to `mail-auth`:
-//! - the void-lookup limit of RFC 7208 4.6.4 (more than [`MAX_VOID_LOOKUPS`] lookups of a
-//!   mechanism that find no record: `permerror`), which it does not apply;
+//! SPF is our own [`crate::spf`] (the crates we tried fail the RFC 7208 test suite); DMARC is
+//! `mail-auth`'s, to which we add:
 //! - a From field the DMARC check can trust: exactly one, naming exactly one domain, or the
 //!   result is `permerror` (a second author domain must not let a message slip out of its
 //!   domain's policy, as an empty result would);
 //! - results in our own types, for Authentication-Results and the JSON output.
 //!
 //! Limits on what a hostile record can cost (each documented in docs/FORMAT.md, "Sender
-//! validation"): 10 mechanisms and modifiers that query the DNS per SPF check, at most 10
-//! exchanges per `mx` and 10 names per `ptr`, two void lookups, 20 seconds per SPF check, the
-//! resolver's timeout per query, and a DMARC tree walk of at most 8 queries.
+//! validation"): those of [`crate::spf`] for SPF, the resolver's timeout per query, and for
+//! DMARC a tree walk of at most 8 queries.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, Parameters, RecordSet, ResolverCache, Txt};
 
 use crate::dkim::{DkimResult, DkimStatus, DnsLookup};
 use crate::mail::Message;
 
-/// Void lookups (answers with no record, RFC 7208 4.6.4) allowed in one SPF check; one more is
-/// a `permerror`. The RFC's recommended default.
-pub const MAX_VOID_LOOKUPS: u32 = 2;
+pub use crate::spf::SpfResult;
 
-/// An SPF result (RFC 7208 2.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpfResult {
-    /// No record, or no checkable domain.
-    None,
-    /// The domain makes no statement on the client.
-    Neutral,
-    /// The client is authorised.
-    Pass,
-    /// The client is not authorised.
-    Fail,
-    /// The client is probably not authorised.
-    SoftFail,
-    /// A DNS failure for now.
-    TempError,
-    /// The domain's records cannot be interpreted (or exceed a limit).
-    PermError,
-}
-
-impl SpfResult {
-    /// The keyword of Authentication-Results (RFC 8601) and of the JSON output.
-    pub fn keyword(self) -> &'static str {
-        match self {
-            SpfResult::None => "none",
-            SpfResult::Neutral => "neutral",
-            SpfResult::Pass => "pass",
-            SpfResult::Fail => "fail",
-            SpfResult::SoftFail => "softfail",
-            SpfResult::TempError => "temperror",
-            SpfResult::PermError => "permerror",
-        }
-    }
-
-    fn from_mail_auth(r: mail_auth::SpfResult) -> SpfResult {
-        use mail_auth::SpfResult as M;
-        match r {
-            M::Pass => SpfResult::Pass,
-            M::Fail => SpfResult::Fail,
-            M::SoftFail => SpfResult::SoftFail,
-            M::Neutral => SpfResult::Neutral,
-            M::TempError => SpfResult::TempError,
-            M::PermError => SpfResult::PermError,
-            M::None => SpfResult::None,
-        }
-    }
-
-    fn to_mail_auth(self) -> mail_auth::SpfResult {
-        use mail_auth::SpfResult as M;
-        match self {
-            SpfResult::Pass => M::Pass,
-            SpfResult::Fail => M::Fail,
-            SpfResult::SoftFail => M::SoftFail,
-            SpfResult::Neutral => M::Neutral,
-            SpfResult::TempError => M::TempError,
-            SpfResult::PermError => M::PermError,
-            SpfResult::None => M::None,
-        }
+fn spf_to_mail_auth(r: SpfResult) -> mail_auth::SpfResult {
+    use mail_auth::SpfResult as M;
+    match r {
+        SpfResult::Pass => M::Pass,
+        SpfResult::Fail => M::Fail,
+        SpfResult::SoftFail => M::SoftFail,
+        SpfResult::Neutral => M::Neutral,
+        SpfResult::TempError => M::TempError,
+        SpfResult::PermError => M::PermError,
+        SpfResult::None => M::None,
     }
 }
 
@@ -134,75 +80,6 @@ pub struct SpfVerdict {
     pub reason: Option<String>,
 }
 
-/// One DNS cache of mail-auth that caches nothing and counts: lookups asked (`get`) and
-/// answers with records (`insert` of a non-empty set). The difference is the void lookups
-/// (and failed ones, which end the check as temperror anyway).
-struct Counting {
-    asked: AtomicU32,
-    found: AtomicU32,
-}
-
-impl Counting {
-    const fn new() -> Self {
-        Counting {
-            asked: AtomicU32::new(0),
-            found: AtomicU32::new(0),
-        }
-    }
-    fn void(&self) -> u32 {
-        self.asked
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.found.load(Ordering::Relaxed))
-    }
-}
-
-impl<K, T> ResolverCache<K, RecordSet<T>> for Counting {
-    fn get<Q>(&self, _: &Q) -> Option<RecordSet<T>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.asked.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-    fn remove<Q>(&self, _: &Q) -> Option<RecordSet<T>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        None
-    }
-    fn insert(&self, _: K, value: RecordSet<T>, _: std::time::Instant) {
-        if !value.rrset.is_empty() {
-            self.found.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The caches of one SPF check: A, AAAA, MX and PTR counted (the lookups of mechanisms), TXT
-/// not cached (the records of `include`, `redirect` and `exp`, whose absence is an error of its
-/// own or, for `exp`, not counted: RFC 7208 6.2).
-struct VoidCounter {
-    ipv4: Counting,
-    ipv6: Counting,
-    mx: Counting,
-    ptr: Counting,
-}
-
-impl VoidCounter {
-    const fn new() -> Self {
-        VoidCounter {
-            ipv4: Counting::new(),
-            ipv6: Counting::new(),
-            mx: Counting::new(),
-            ptr: Counting::new(),
-        }
-    }
-    fn void(&self) -> u32 {
-        self.ipv4.void() + self.ipv6.void() + self.mx.void() + self.ptr.void()
-    }
-}
-
 /// `check_host()` of RFC 7208 for the MAIL FROM identity, or the HELO identity when MAIL FROM
 /// is empty, through `dns`. Never fails: DNS trouble is a `temperror`, a hostile record a
 /// `permerror`.
@@ -213,18 +90,10 @@ pub fn check_spf(dns: &DnsLookup, req: &SpfRequest) -> SpfVerdict {
     } else {
         req.receiver.as_str()
     };
-    let (identity, sender, params) = if req.mail_from.is_empty() {
-        (
-            SpfIdentity::Helo,
-            helo.to_owned(),
-            SpfParameters::verify_ehlo(req.client_ip, helo, receiver),
-        )
+    let (identity, sender) = if req.mail_from.is_empty() {
+        (SpfIdentity::Helo, helo.to_owned())
     } else {
-        (
-            SpfIdentity::MailFrom,
-            req.mail_from.clone(),
-            SpfParameters::verify_mail_from(req.client_ip, helo, receiver, &req.mail_from),
-        )
+        (SpfIdentity::MailFrom, req.mail_from.clone())
     };
     let domain = match identity {
         SpfIdentity::Helo => helo.to_owned(),
@@ -234,40 +103,40 @@ pub fn check_spf(dns: &DnsLookup, req: &SpfRequest) -> SpfVerdict {
             .map_or(helo, |(_, d)| d)
             .to_owned(),
     };
-    let counter = VoidCounter::new();
-    let auth = dns.authenticator();
-    let params = Parameters::new(params)
-        .with_ipv4_cache(&counter.ipv4)
-        .with_ipv6_cache(&counter.ipv6)
-        .with_mx_cache(&counter.mx)
-        .with_ptr_cache(&counter.ptr);
-    let Some(out) = dns.block_on(auth.check_host(params)) else {
-        return SpfVerdict {
+    // The sender as check_host() sees it: postmaster@HELO for the HELO identity, and a MAIL
+    // FROM without '@' is a local part at the HELO domain (RFC 7208 4.3).
+    let checked_sender = match identity {
+        SpfIdentity::Helo => format!("postmaster@{helo}"),
+        SpfIdentity::MailFrom if req.mail_from.contains('@') => req.mail_from.clone(),
+        SpfIdentity::MailFrom => format!("{}@{helo}", req.mail_from),
+    };
+    let resolver = dns.authenticator().resolver();
+    let query = crate::spf::Query {
+        ip: req.client_ip,
+        domain: &domain,
+        sender: &checked_sender,
+        helo,
+        receiver,
+    };
+    let out = dns.block_on(crate::spf::check_host(resolver, &query));
+    match out {
+        Some(o) => SpfVerdict {
+            result: o.result,
+            identity,
+            sender,
+            domain,
+            explanation: o.explanation,
+            reason: o.reason,
+        },
+        None => SpfVerdict {
             result: SpfResult::TempError,
             identity,
             sender,
             domain,
             explanation: None,
             reason: Some("the resolver is shutting down".into()),
-        };
-    };
-    let mut v = SpfVerdict {
-        result: SpfResult::from_mail_auth(out.result()),
-        identity,
-        sender,
-        domain: out.domain().to_owned(),
-        explanation: out.explanation().map(str::to_owned),
-        reason: None,
-    };
-    let void = counter.void();
-    if void > MAX_VOID_LOOKUPS && v.result != SpfResult::TempError {
-        v.result = SpfResult::PermError;
-        v.explanation = None;
-        v.reason = Some(format!(
-            "{void} void DNS lookups (at most {MAX_VOID_LOOKUPS}: RFC 7208 4.6.4)"
-        ));
+        },
     }
-    v
 }
 
 /// A DMARC result (RFC 7489 11.2).
@@ -459,7 +328,7 @@ pub fn check_dmarc(
         })
         .collect();
     let spf_out =
-        mail_auth::SpfOutput::new(spf.domain.clone()).with_result(spf.result.to_mail_auth());
+        mail_auth::SpfOutput::new(spf.domain.clone()).with_result(spf_to_mail_auth(spf.result));
     let auth = dns.authenticator();
     let txt_cache = MapCache::<Txt>::default();
     let a_cache = MapCache::<RecordSet<Ipv4Addr>>::default();

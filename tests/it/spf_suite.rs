@@ -36,7 +36,18 @@ const PARALLEL: usize = 4;
 /// Tests (by name: unique in the suite) where the suite allows several results and ours may
 /// differ from pyspf's, with the reason. An entry whose test agrees with pyspf fails the test
 /// too, so that none outlives its reason.
-const DIFFERS_FROM_PYSPF: &[(&str, &str)] = &[];
+const DIFFERS_FROM_PYSPF: &[(&str, &str)] = &[(
+    "multispf1",
+    "two identical v=spf1 TXT records: a permerror by RFC 7208 4.5 (ours); dnspython merges \
+     identical records into one answer, so pyspf sees one record and says fail",
+)];
+
+/// Tests whose explanation may differ from the suite's in letter case only, with the reason.
+const EXPLANATION_CASE_DIFFERS: &[(&str, &str)] = &[(
+    "v-macro-ip6",
+    "the suite wants the %{ir} nibbles of CAFE:BABE::1 in upper case, as pyspf keeps the case \
+     of the address it was given; RFC 7208 7.4's own example of %{ir} is lower case, as ours",
+)];
 
 /// The suite file: `$PENNYBLACK_SPF_SUITE`, else where `.ci/run` puts it.
 fn suite() -> PathBuf {
@@ -302,6 +313,14 @@ fn rfc7208_suite_through_real_dns() {
         if let Some(want) = case.t["explanation"].as_str() {
             let fine = match want {
                 "DEFAULT" => o.explanation.is_none(),
+                text if EXPLANATION_CASE_DIFFERS
+                    .iter()
+                    .any(|(n, _)| *n == case.name()) =>
+                {
+                    o.explanation
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(text))
+                }
                 text => o.explanation.as_deref() == Some(text),
             };
             if !fine {
