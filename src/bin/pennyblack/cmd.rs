@@ -14,7 +14,7 @@ pub mod spf;
 pub mod stamp;
 pub mod verify;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use pennyblack::{Algorithm, Backend};
 
 /// Ctrl-C (SIGINT) cancels `minter`'s work: the mint returns `Cancelled`, the caller clears its
@@ -135,6 +135,7 @@ fn open_store(p: &crate::args::PolicyArgs) -> Result<Box<dyn pennyblack::SpentSt
         Location::File(path) => Ok(Box::new(pennyblack::FileStore::open(&path)?)),
         #[cfg(feature = "redis")]
         Location::Redis(url) => {
+            use anyhow::Context as _;
             let password = match (
                 &p.redis_password_file,
                 std::env::var("PENNYBLACK_REDIS_PASSWORD"),

@@ -87,6 +87,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     };
     let mut out = std::io::stdout().lock();
     if a.json {
+        #[cfg_attr(not(feature = "dns"), allow(unused_mut))]
         let mut json = serde_json::json!({
             "outcome": v.outcome(),
             "hashcash": v.hashcash(),
