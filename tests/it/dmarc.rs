@@ -545,6 +545,17 @@ fn spf_and_dmarc_alignment_and_policy_through_a_real_dns_server() {
             _ => assert!(dkim.iter().all(|d| d["result"] == "pass"), "{name}: {v}"),
         }
 
+        // A stamp bound to a signature says whether that signature is aligned with From.
+        let bound = |st: &&Value| st["bound_to"].is_string();
+        for st in v["stamps"].as_array().unwrap().iter().filter(bound) {
+            assert_eq!(st["aligned"], case.aligned.1, "{name}: {st}");
+        }
+        let signer = match (case.sign, case.extra_from) {
+            (Sign::Unsigned, _) | (_, Some(_)) => None,
+            (Sign::Net, _) => Some("example.net"),
+            (Sign::Org | Sign::NetAboveOrg, _) => Some("example.org"),
+        };
+
         // The same verdicts in the Authentication-Results field that holds dkim=.
         let ar = w.check(&msg, case.ip, case.helo, case.mail_from, false);
         let field = ar
@@ -566,6 +577,15 @@ fn spf_and_dmarc_alignment_and_policy_through_a_real_dns_server() {
                 field.contains(&format!("header.from={}", case.dmarc.1)),
                 "{name}: {field}"
             );
+        }
+        if let Some(d) = signer {
+            let hashcash = ar
+                .lines()
+                .find(|l| l.contains("x-hashcash="))
+                .unwrap_or_else(|| panic!("{name}: no x-hashcash= field: {ar}"));
+            let not = if case.aligned.1 { "" } else { "not " };
+            let said = format!("signed by {d}, {not}aligned with From");
+            assert!(hashcash.contains(&said), "{name}: {said}: {hashcash}");
         }
         if case.dmarc.0 != "none" && case.dmarc.2 != "none" {
             assert!(

@@ -445,8 +445,9 @@ fn inbound_mail_gets_spf_and_dmarc_results(site: &Site) {
 
 /// --dmarc-enforce (milter D): the unsigned message that milter A delivered with dmarc=fail
 /// is refused (550 5.7.1, p=reject) and nothing is held; a DMARC fail under p=quarantine is
-/// accepted and quarantined (the milter's quarantine action: Postfix logs milter-hold); a
-/// temperror (the DMARC record's server does not answer) is never refused.
+/// accepted and quarantined: sent where Postfix holds nothing by itself (`mx_dmarc_nohold`),
+/// it is on hold by the milter's action (Postfix logs milter-hold); a temperror (the DMARC
+/// record's server does not answer) is never refused.
 fn dmarc_enforce_refuses_a_reject_fail_quarantines_and_never_refuses_a_temperror(site: &Site) {
     let from = |id: &str, author: &str| {
         message(id, "bob@example.net").replace("alice@example.org", author)
@@ -469,7 +470,7 @@ fn dmarc_enforce_refuses_a_reject_fail_quarantines_and_never_refuses_a_temperror
     // p=quarantine: accepted and quarantined.
     let r = send_from(
         "127.0.0.2",
-        site.mx_dmarc,
+        site.mx_dmarc_nohold,
         "carol@example.com",
         &["bob@example.net"],
         &from("enforce-2@example.com", "carol@example.com"),

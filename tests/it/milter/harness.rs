@@ -474,6 +474,9 @@ pub(super) struct Site {
     /// MX through milter D, which refuses a DMARC fail under p=reject (550 5.7.1) and
     /// quarantines one under p=quarantine.
     pub(super) mx_dmarc: u16,
+    /// MX through milter D where Postfix holds nothing by itself: a message is held only when
+    /// the milter quarantines it (every other service holds every message it accepts).
+    pub(super) mx_dmarc_nohold: u16,
     /// The keys file holding the signing key's record.
     pub(super) keys: String,
     tmp: tempfile::TempDir,
@@ -570,7 +573,7 @@ impl Site {
             ],
         );
         let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
-        let (mx_tempfail, mx_dmarc) = (free_port(), free_port());
+        let (mx_tempfail, mx_dmarc, mx_dmarc_nohold) = (free_port(), free_port(), free_port());
         let originating = "milter_macro_daemon_name=ORIGINATING";
         let postfix = Postfix::start(
             dir,
@@ -581,6 +584,7 @@ impl Site {
                 (mx_strict, &b.addr, ""),
                 (mx_tempfail, &c.addr, ""),
                 (mx_dmarc, &d.addr, ""),
+                (mx_dmarc_nohold, &d.addr, "smtpd_end_of_data_restrictions="),
             ],
         );
         Site {
@@ -596,6 +600,7 @@ impl Site {
             mx_strict,
             mx_tempfail,
             mx_dmarc,
+            mx_dmarc_nohold,
             keys,
             tmp,
         }
