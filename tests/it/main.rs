@@ -1,10 +1,11 @@
 //! Integration tests, one binary. Data and its provenance live in `tests/data/`.
 //!
 //! Plain `cargo test` runs everything that needs no peer; tests that need a peer (hashcash,
-//! dkimpy, Mail::DKIM, the argon2 tool, argon2-cffi, openssl, dnsmasq, redis-server, Postfix
-//! and root, the RFC 7208 SPF suite with dnslib and pyspf) are `#[ignore]`d with the reason,
-//! and `bash .ci/run` installs the peers and runs them all (`cargo test -- --include-ignored`),
-//! failing when a peer is missing. Modules that need a cargo feature are compiled only with it.
+//! dkimpy, Mail::DKIM, authheaders, the argon2 tool, argon2-cffi, openssl, dnsmasq,
+//! redis-server, Postfix and root, the RFC 7208 SPF suite with dnslib and pyspf) are
+//! `#[ignore]`d with the reason, and `bash .ci/run` installs the peers and runs them all
+//! (`cargo test -- --include-ignored`), failing when a peer is missing. Modules that need a
+//! cargo feature are compiled only with it.
 
 #[cfg(feature = "cli")]
 mod attacks;
@@ -12,6 +13,8 @@ mod attacks;
 mod cli;
 #[cfg(feature = "cli")]
 mod dkim;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod dmarc;
 #[cfg(feature = "equix")]
 mod equix;
 #[cfg(feature = "cli")]
@@ -38,3 +41,5 @@ mod spf_suite;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod support;
 mod verdicts;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod zone;

@@ -32,6 +32,8 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     reject_below_refuses_no_stamp_and_passes_a_good_one(&site, &signed);
     every_recipient_pays_and_a_refusal_burns_nothing(&site);
     an_envelope_star_is_an_address_not_a_pattern(&site);
+    inbound_mail_gets_spf_and_dmarc_results(&site);
+    dmarc_enforce_refuses_a_reject_fail_quarantines_and_never_refuses_a_temperror(&site);
     a_stamp_not_minted_in_time_passes_unstamped(&site);
     sigterm_while_minting_completes_the_message_then_postfix_tempfails(&mut site);
     everything_stops_by_pid(site);
@@ -377,6 +379,146 @@ fn an_envelope_star_is_an_address_not_a_pattern(site: &Site) {
     );
 }
 
+/// Our Authentication-Results field that holds `dkim=` (the other holds `x-hashcash=`).
+fn dkim_field(msg: &[u8]) -> String {
+    let ar = header_values(msg, "Authentication-Results");
+    let ours: Vec<&String> = ar
+        .iter()
+        .filter(|v| v.starts_with("mx.test.example;") && v.contains("dkim="))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ar:?}");
+    ours[0].clone()
+}
+
+/// SPF and DMARC of inbound mail, from the SMTP session Postfix reports to the milter: a
+/// message milter A signed (d=example.org) sent from 127.0.0.1, which example.org's SPF
+/// authorises, passes both, in the field that holds dkim= (milter D, its key from the DNS).
+/// From 127.0.0.2 the same message fails SPF and still passes DMARC by its aligned signature.
+/// Unsigned from 127.0.0.2 it fails DMARC under p=reject, and milter A, which does not enforce
+/// DMARC (the default), delivers it with dmarc=fail.
+fn inbound_mail_gets_spf_and_dmarc_results(site: &Site) {
+    send_ok(
+        site.sub,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("auth-1@example.org", "bob@example.net"),
+    );
+    let signed = String::from_utf8(site.postfix.take("auth-1@example.org")).unwrap();
+    for (source, spf) in [("127.0.0.1", "spf=pass"), ("127.0.0.2", "spf=fail")] {
+        let r = send_from(
+            source,
+            site.mx_dmarc,
+            "alice@example.org",
+            &["bob@example.net"],
+            &signed,
+        );
+        assert!(r.starts_with("250"), "{source}: {r}");
+        let ar = dkim_field(&site.postfix.take("auth-1@example.org"));
+        for want in [
+            "dkim=pass",
+            &format!("{spf} smtp.mailfrom=alice@example.org"),
+            "dmarc=pass",
+            "header.from=example.org",
+        ] {
+            assert!(ar.contains(want), "{source}: no {want}: {ar}");
+        }
+    }
+    let unsigned = message("auth-2@example.org", "bob@example.net");
+    let r = send_from(
+        "127.0.0.2",
+        site.mx,
+        "alice@example.org",
+        &["bob@example.net"],
+        &unsigned,
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let ar = dkim_field(&site.postfix.take("auth-2@example.org"));
+    for want in [
+        "spf=fail smtp.mailfrom=alice@example.org",
+        "dmarc=fail",
+        "p=reject",
+        "header.from=example.org",
+    ] {
+        assert!(ar.contains(want), "no {want}: {ar}");
+    }
+}
+
+/// --dmarc-enforce (milter D): the unsigned message that milter A delivered with dmarc=fail
+/// is refused (550 5.7.1, p=reject) and nothing is held; a DMARC fail under p=quarantine is
+/// accepted and quarantined: sent where Postfix holds nothing by itself (`mx_dmarc_nohold`),
+/// it is on hold by the milter's action (Postfix logs milter-hold); a temperror (the DMARC
+/// record's server does not answer) is never refused.
+fn dmarc_enforce_refuses_a_reject_fail_quarantines_and_never_refuses_a_temperror(site: &Site) {
+    let from = |id: &str, author: &str| {
+        message(id, "bob@example.net").replace("alice@example.org", author)
+    };
+    let r = send_from(
+        "127.0.0.2",
+        site.mx_dmarc,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("enforce-1@example.org", "bob@example.net"),
+    );
+    assert!(r.starts_with("550 5.7.1"), "{r}");
+    assert!(
+        site.postfix
+            .held()
+            .iter()
+            .all(|(_, m)| !String::from_utf8_lossy(m).contains("enforce-1@")),
+        "a refused message was held"
+    );
+    // p=quarantine: accepted and quarantined.
+    let r = send_from(
+        "127.0.0.2",
+        site.mx_dmarc_nohold,
+        "carol@example.com",
+        &["bob@example.net"],
+        &from("enforce-2@example.com", "carol@example.com"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let started = Instant::now();
+    let qid = loop {
+        if let Some((qid, _)) = site
+            .postfix
+            .held()
+            .into_iter()
+            .find(|(_, m)| String::from_utf8_lossy(m).contains("<enforce-2@example.com>"))
+        {
+            break qid;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "not held");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let hold = format!("{qid}: milter-hold:");
+    while !std::fs::read_to_string(&site.postfix.maillog)
+        .unwrap_or_default()
+        .contains(&hold)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {hold} in the maillog:\n{}",
+            std::fs::read_to_string(&site.postfix.maillog).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ar = dkim_field(&site.postfix.take("enforce-2@example.com"));
+    assert!(
+        ar.contains("dmarc=fail") && ar.contains("p=quarantine"),
+        "{ar}"
+    );
+    // temperror: accepted, whatever the policy might have been.
+    let r = send_from(
+        "127.0.0.2",
+        site.mx_dmarc,
+        "alice@example.org",
+        &["bob@example.net"],
+        &from("enforce-3@example.org", "dave@tempfail.example.org"),
+    );
+    assert!(r.starts_with("250"), "a temperror refused: {r}");
+    let ar = dkim_field(&site.postfix.take("enforce-3@example.org"));
+    assert!(ar.contains("dmarc=temperror"), "{ar}");
+}
+
 /// A stamp that cannot be minted in time: the message passes unstamped, and it is logged.
 fn a_stamp_not_minted_in_time_passes_unstamped(site: &Site) {
     let t = Instant::now();
@@ -481,6 +623,10 @@ fn milter_protocol_trust_boundaries() {
             spent.to_str().unwrap(),
             "--max-size",
             "100000",
+            // No SPF or DMARC here (the Postfix test has them, through its own DNS zone): this
+            // test must not ask the system's resolver anything.
+            "--sender-auth",
+            "off",
         ],
     );
     let port: u16 = m.addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -672,6 +818,8 @@ fn milter_refuses_whole_burns_nothing_and_names_no_hidden_recipient() {
         "--authserv-id",
         "mx.test.example",
         "--inbound-only",
+        "--sender-auth",
+        "off",
     ];
     let strict = Milter::start(
         dir,

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{hashcash, pennyblack};
+use crate::zone::{Records, Zone};
 
 pub(super) fn is_root() -> bool {
     Command::new("id")
@@ -436,20 +437,30 @@ pub(super) fn hashcash_check(db: &Path, bits: u32, rcpt: &str, stamp: &str) -> i
         .unwrap()
 }
 
-/// The Postfix test's site, set up once: a signing key and its record, three milters, and one
-/// Postfix with an SMTP service for each role, all under a temporary folder.
+/// The Postfix test's site, set up once: a signing key and its record, a DNS zone, four
+/// milters, and one Postfix with an SMTP service for each role, all under a temporary folder.
 ///
 /// Milter A stamps (SHA-1, 16 bits: hashcash version 1) and signs outbound mail, and adds
 /// verdicts to inbound mail. Milter B stamps what cannot be minted in time (40 bits in 2 s) and
 /// refuses inbound mail without a 16-bit stamp. Milter C, on a Unix socket, is inbound only and
-/// tempfails mail without a 16-bit stamp.
+/// tempfails mail without a 16-bit stamp. Milter D is inbound only, takes its keys from the
+/// DNS, and acts on DMARC policies (`--dmarc-enforce`).
+///
+/// Every milter checks SPF and DMARC (on by default) through the zone, a dnsmasq on loopback
+/// (`zone.rs`): SPF for example.org and example.com authorises 127.0.0.1 (not 127.0.0.2, the
+/// outsider's address), example.org's DMARC policy is reject, example.com's quarantine, the
+/// signing key is published, and `_dmarc.tempfail.example.org` is never answered. Nothing is
+/// asked of any other DNS server.
 pub(super) struct Site {
-    // Fields drop in order: Postfix first, then the milters, then the folder.
+    // Fields drop in order: Postfix first, then the milters, then the zone, then the folder.
     pub(super) postfix: Postfix,
     pub(super) a: Milter,
     pub(super) b: Milter,
     /// Kept running: milter C serves `mx_tempfail`.
     _c: Milter,
+    /// Kept running: milter D serves `mx_dmarc`.
+    _d: Milter,
+    _zone: Zone,
     /// Submission through milter A (an originating daemon).
     pub(super) sub: u16,
     /// MX through milter A.
@@ -460,6 +471,12 @@ pub(super) struct Site {
     pub(super) mx_strict: u16,
     /// MX through milter C, which tempfails (451 4.7.1).
     pub(super) mx_tempfail: u16,
+    /// MX through milter D, which refuses a DMARC fail under p=reject (550 5.7.1) and
+    /// quarantines one under p=quarantine.
+    pub(super) mx_dmarc: u16,
+    /// MX through milter D where Postfix holds nothing by itself: a message is held only when
+    /// the milter quarantines it (every other service holds every message it accepts).
+    pub(super) mx_dmarc_nohold: u16,
     /// The keys file holding the signing key's record.
     pub(super) keys: String,
     tmp: tempfile::TempDir,
@@ -479,6 +496,16 @@ impl Site {
         let dir = tmp.path();
         // A signing key and its record, as an operator would make them.
         let (key, keys) = signing_key(dir);
+        let mut records = Records::default();
+        records
+            .keys(&std::fs::read_to_string(&keys).unwrap())
+            .txt("example.org", "v=spf1 ip4:127.0.0.1 -all")
+            .txt("example.com", "v=spf1 ip4:127.0.0.1 -all")
+            .txt("_dmarc.example.org", "v=DMARC1; p=reject")
+            .txt("_dmarc.example.com", "v=DMARC1; p=quarantine")
+            .silent("_dmarc.tempfail.example.org");
+        let zone = Zone::start(&records);
+        let dns = zone.server();
         let spent_a = dir.join("spent-a.redb");
         let spent_b = dir.join("spent-b.redb");
         let common = [
@@ -488,6 +515,10 @@ impl Site {
             "mx.test.example",
             "--min-bits",
             "16",
+            "--dns-server",
+            &dns,
+            "--dns-timeout",
+            "1",
         ];
         let a = Milter::start(
             dir,
@@ -526,8 +557,23 @@ impl Site {
             ]
             .concat(),
         );
+        let d = Milter::start(
+            dir,
+            "milter-d",
+            &[
+                "--authserv-id",
+                "mx.test.example",
+                "--inbound-only",
+                "--no-spent",
+                "--dns-server",
+                &dns,
+                "--dns-timeout",
+                "1",
+                "--dmarc-enforce",
+            ],
+        );
         let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
-        let mx_tempfail = free_port();
+        let (mx_tempfail, mx_dmarc, mx_dmarc_nohold) = (free_port(), free_port(), free_port());
         let originating = "milter_macro_daemon_name=ORIGINATING";
         let postfix = Postfix::start(
             dir,
@@ -537,6 +583,8 @@ impl Site {
                 (sub_slow, &b.addr, originating),
                 (mx_strict, &b.addr, ""),
                 (mx_tempfail, &c.addr, ""),
+                (mx_dmarc, &d.addr, ""),
+                (mx_dmarc_nohold, &d.addr, "smtpd_end_of_data_restrictions="),
             ],
         );
         Site {
@@ -544,11 +592,15 @@ impl Site {
             a,
             b,
             _c: c,
+            _d: d,
+            _zone: zone,
             sub,
             mx,
             sub_slow,
             mx_strict,
             mx_tempfail,
+            mx_dmarc,
+            mx_dmarc_nohold,
             keys,
             tmp,
         }
