@@ -212,6 +212,10 @@ pub struct DmarcVerdict {
     pub aligned_signers: Vec<String>,
     /// Why, for a permerror or temperror.
     pub reason: Option<String>,
+    /// The From field does not name exactly one author domain (several domains, several From
+    /// fields, or none): the result is a permerror, and `--dmarc-enforce` refuses the message,
+    /// since no single domain's policy can be applied and the strictest may be a reject.
+    pub ambiguous_author: bool,
 }
 
 impl DmarcVerdict {
@@ -225,12 +229,17 @@ impl DmarcVerdict {
             dkim_aligned: false,
             aligned_signers: Vec::new(),
             reason: Some(reason),
+            ambiguous_author: false,
         }
     }
 
     /// The policy to act on: the record's, one step milder under `t=y` (RFC 9989), and nothing
     /// unless the result is a fail.
+    /// A From field without exactly one author domain is refused.
     pub fn action(&self) -> DmarcPolicy {
+        if self.ambiguous_author {
+            return DmarcPolicy::Reject;
+        }
         match (self.result, self.policy, self.testing) {
             (DmarcResult::Fail, DmarcPolicy::Reject, true) => DmarcPolicy::Quarantine,
             (DmarcResult::Fail, DmarcPolicy::Quarantine, true) => DmarcPolicy::None,
@@ -238,6 +247,38 @@ impl DmarcVerdict {
             _ => DmarcPolicy::None,
         }
     }
+}
+
+/// The first `_dmarc` name of the tree walk from `domain` (at most 8 names, none a bare
+/// top-level label) that holds DMARC records, when it holds more than one.
+fn several_records(dns: &DnsLookup, domain: &str) -> Option<String> {
+    use crate::dkim::KeyLookup;
+    let labels: Vec<&str> = domain.split('.').collect();
+    for start in 0..labels.len().saturating_sub(1).min(8) {
+        let name = format!("_dmarc.{}", labels[start..].join("."));
+        let Ok(records) = dns.txt(&name) else {
+            continue;
+        };
+        let n = records
+            .iter()
+            .filter(|r| {
+                let t = r.trim_start();
+                t.as_bytes()
+                    .get(..8)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"v=DMARC1"))
+                    && t.get(8..).is_some_and(|rest| {
+                        let rest = rest.trim_start();
+                        rest.is_empty() || rest.starts_with(';')
+                    })
+            })
+            .count();
+        match n {
+            0 => continue,
+            1 => return None,
+            _ => return Some(name),
+        }
+    }
+    None
 }
 
 /// The one author domain of `msg`: its single From field must name exactly one mailbox domain
@@ -296,8 +337,24 @@ pub fn check_dmarc(
 ) -> DmarcVerdict {
     let from_domain = match author_domain(msg) {
         Ok(d) => d,
-        Err(why) => return DmarcVerdict::unusable(DmarcResult::PermError, String::new(), why),
+        Err(why) => {
+            return DmarcVerdict {
+                ambiguous_author: true,
+                ..DmarcVerdict::unusable(DmarcResult::PermError, String::new(), why)
+            };
+        }
     };
+    // The first name of the tree walk that has DMARC records must have exactly one: with
+    // several, policy discovery ends and DMARC is not applied (RFC 7489 6.6.3 step 4).
+    // mail-auth would take one of them.
+    if let Some(name) = several_records(dns, &from_domain) {
+        return DmarcVerdict {
+            reason: Some(format!(
+                "several DMARC records at {name}: none applies (RFC 7489 6.6.3)"
+            )),
+            ..DmarcVerdict::unusable(DmarcResult::None, from_domain, String::new())
+        };
+    }
     let Some(parsed) = AuthenticatedMessage::parse(msg.as_bytes()) else {
         return DmarcVerdict::unusable(
             DmarcResult::PermError,
@@ -406,6 +463,7 @@ pub fn check_dmarc(
         reason: reason(&out.result())
             .or_else(|| reason(out.spf_result()))
             .or_else(|| reason(out.dkim_result())),
+        ambiguous_author: false,
         from_domain,
     }
 }
@@ -483,8 +541,15 @@ mod tests {
             dkim_aligned: false,
             aligned_signers: Vec::new(),
             reason: None,
+            ambiguous_author: false,
         };
         use DmarcPolicy::{Quarantine, Reject};
+        // No single author domain: refused under --dmarc-enforce whatever else.
+        let ambiguous = DmarcVerdict {
+            ambiguous_author: true,
+            ..v(DmarcResult::PermError, DmarcPolicy::None, false)
+        };
+        assert_eq!(ambiguous.action(), Reject);
         assert_eq!(v(DmarcResult::Fail, Reject, false).action(), Reject);
         assert_eq!(v(DmarcResult::Fail, Reject, true).action(), Quarantine);
         assert_eq!(v(DmarcResult::Fail, Quarantine, false).action(), Quarantine);
