@@ -1024,6 +1024,44 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any record text parses or is refused without panicking (bytes a hostile domain
+        /// publishes), and whatever parses keeps within its grammar: prefix lengths in range,
+        /// domain-specs whose macros all parse.
+        #[test]
+        fn any_record_parses_or_is_refused(
+            body in "[ -~]{0,120}",
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "mx", "ptr", "all", "include:", "exists:", "ip4:", "ip6:", "redirect=",
+                    "exp=", "%{", "}", "%%", "%_", "%-", "/", "//", ":", ".", "-", "~", "?", "+",
+                    " ", "1", "32", "33", "128", "129", "0", "ir", "d2", "l1r+-", "p", "h", "x",
+                    "example.org", "example.-com", "\u{0}", "\u{e9}",
+                ]),
+                0..24,
+            ),
+        ) {
+            let text = format!("v=spf1 {body}{}", pieces.concat());
+            if let Ok(rec) = parse_record(&text) {
+                for (_, m) in &rec.directives {
+                    match m {
+                        Mechanism::Ip4(_, l) | Mechanism::A(_, l, _) | Mechanism::Mx(_, l, _) => {
+                            proptest::prop_assert!(*l <= 32)
+                        }
+                        _ => {}
+                    }
+                    if let Mechanism::Ip6(_, l) | Mechanism::A(_, _, l) | Mechanism::Mx(_, _, l) = m {
+                        proptest::prop_assert!(*l <= 128);
+                    }
+                }
+                for spec in rec.redirect.iter().chain(&rec.exp) {
+                    proptest::prop_assert!(check_macro_string(spec, false).is_ok());
+                }
+            }
+            let _ = check_macro_string(&text, true);
+        }
+    }
+
     #[test]
     fn networks() {
         let net: Ipv4Addr = "192.0.2.0".parse().unwrap();

@@ -199,6 +199,9 @@ struct ReceiverCost {
     default_policy_refuses: Option<String>,
     /// The most parts of this algorithm the default --max-work admits.
     default_policy_max_parts: u32,
+    /// Whether the memory bounds apply (Argon2id).
+    #[serde(skip)]
+    argon2: bool,
 }
 
 impl ReceiverCost {
@@ -214,6 +217,12 @@ impl ReceiverCost {
         let (per_part_s, per_part_from, verify_threads) = match verified {
             _ if !alg.is_memory_hard() => (estimated_s / f64::from(parts), "model", 1),
             Some(v) => (v, "verifier", cores.min(parts as usize)),
+            // An Equi-X check is not a solve (about 1% of one): the model, not the rate.
+            None if alg == Algorithm::Equix => (
+                estimated_s / f64::from(parts),
+                "model",
+                cores.min(parts as usize),
+            ),
             None => (threads as f64 / rate, "rate", cores.min(parts as usize)),
         };
         let default_policy_max_parts = (1..=alg.max_parts())
@@ -240,6 +249,7 @@ impl ReceiverCost {
             _ => None,
         };
         ReceiverCost {
+            argon2: alg.argon2().is_some(),
             per_part_s,
             per_part_from,
             per_stamp_s,
@@ -275,8 +285,15 @@ impl ReceiverCost {
         );
         match &self.default_policy_refuses {
             Some(why) => println!("a receiver with the default policy refuses it unchecked: {why}"),
+            None if self.argon2 => println!(
+                "within the default policy (--min-memory {} KiB, --max-memory {} KiB, --max-work {})",
+                DEFAULT_MIN_MEMORY_KIB,
+                DEFAULT_MAX_MEMORY_KIB,
+                secs(DEFAULT_MAX_WORK.as_secs_f64())
+            ),
             None => println!(
-                "within the default policy (--min-memory 1MiB, --max-memory 64MiB, --max-work 100ms)"
+                "within the default policy (--max-work {})",
+                secs(DEFAULT_MAX_WORK.as_secs_f64())
             ),
         }
     }
