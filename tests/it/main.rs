@@ -30,6 +30,8 @@ mod minting;
 mod pki;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod review18;
 mod roundtrip;
 #[cfg(feature = "cli")]
 mod spent;
