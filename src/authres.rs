@@ -148,11 +148,9 @@ pub fn sender_field(
 ) -> String {
     use crate::sender::{DmarcResult, SpfIdentity};
     let mut results = dkim_results(v);
-    let why = spf
-        .reason
-        .as_deref()
-        .or(spf.explanation.as_deref())
-        .unwrap_or("");
+    // Our reason for an error; never the domain's exp= text, which is the sender's words
+    // (`... dmarc=pass` in it would fool a consumer that greps the field): JSON carries it.
+    let why = spf.reason.as_deref().unwrap_or("");
     let prop = match spf.identity {
         SpfIdentity::MailFrom => "smtp.mailfrom",
         SpfIdentity::Helo => "smtp.helo",

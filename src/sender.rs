@@ -5,9 +5,11 @@
 //!
 //! SPF is our own [`crate::spf`] (the crates we tried fail the RFC 7208 test suite); DMARC is
 //! `mail-auth`'s, to which we add:
-//! - a From field the DMARC check can trust: exactly one, naming exactly one domain, or the
-//!   result is `permerror` (a second author domain must not let a message slip out of its
-//!   domain's policy, as an empty result would);
+//! - the author domains read by us, given to `mail-auth` one at a time, and every one of them
+//!   judged: a message with several (two From fields, or one naming two domains) gets the worst
+//!   of their verdicts, so a second author, or a final dot `mail-auth` would keep, cannot take a
+//!   message out of its domain's policy (review 18: both were a permerror, which no policy
+//!   acts on);
 //! - results in our own types, for Authentication-Results and the JSON output.
 //!
 //! Limits on what a hostile record can cost (each documented in docs/FORMAT.md, "Sender
@@ -196,7 +198,8 @@ impl DmarcPolicy {
 pub struct DmarcVerdict {
     /// The result.
     pub result: DmarcResult,
-    /// The From field's domain (the author domain); empty when there is not exactly one.
+    /// The author domain judged (of several, the one whose verdict is reported); empty when the
+    /// From field names none.
     pub from_domain: String,
     /// The policy that applies to the author domain (its `p=`, a subdomain's `sp=` or `np=`);
     /// `none` when no record applies.
@@ -212,9 +215,10 @@ pub struct DmarcVerdict {
     pub aligned_signers: Vec<String>,
     /// Why, for a permerror or temperror.
     pub reason: Option<String>,
-    /// The From field does not name exactly one author domain (several domains, several From
-    /// fields, or none): the result is a permerror, and `--dmarc-enforce` refuses the message,
-    /// since no single domain's policy can be applied and the strictest may be a reject.
+    /// No From field names a domain (none at all, or only mailboxes without one): the result
+    /// is a permerror, and `--dmarc-enforce` refuses the message, since no domain's policy can
+    /// be applied and the author's may be a reject. (Several author domains are each judged,
+    /// and the worst verdict is reported.)
     pub ambiguous_author: bool,
 }
 
@@ -235,7 +239,7 @@ impl DmarcVerdict {
 
     /// The policy to act on: the record's, one step milder under `t=y` (RFC 9989), and nothing
     /// unless the result is a fail.
-    /// A From field without exactly one author domain is refused.
+    /// A message whose From fields name no domain at all is refused.
     pub fn action(&self) -> DmarcPolicy {
         if self.ambiguous_author {
             return DmarcPolicy::Reject;
@@ -281,61 +285,78 @@ fn several_records(dns: &DnsLookup, domain: &str) -> Option<String> {
     None
 }
 
-/// The one author domain of `msg`: its single From field must name exactly one mailbox domain
-/// (several mailboxes of one domain are one author domain).
-fn author_domain(msg: &Message) -> Result<String, String> {
+/// The author domains of `msg`: every mailbox domain of every From field, lowercased, without
+/// a final dot, each once, in order. An error when there is no From field or no domain at all.
+/// Mailboxes without a domain are passed over: they cannot hide the domains beside them.
+fn author_domains(msg: &Message) -> Result<Vec<String>, String> {
     let froms: Vec<String> = msg.fields_named("from").map(|f| f.value()).collect();
-    let [from] = froms.as_slice() else {
-        return Err(format!(
-            "{} From fields (exactly one is needed)",
-            froms.len()
-        ));
-    };
-    let header = format!("From: {from}\r\n\r\n");
-    let parsed = mail_parser::MessageParser::new().parse_headers(header.as_bytes());
+    if froms.is_empty() {
+        return Err("no From field".into());
+    }
     let mut domains: Vec<String> = Vec::new();
-    let addrs = parsed
-        .as_ref()
-        .and_then(|m| m.from())
-        .map(|a| {
-            a.iter()
-                .filter_map(|a| a.address())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    for a in &addrs {
-        let Some((_, d)) = a.rsplit_once('@') else {
-            return Err(format!("From address without a domain: {a}"));
-        };
-        let d = d.trim_end_matches('.').to_ascii_lowercase();
-        if d.is_empty() {
-            return Err(format!("From address without a domain: {a}"));
-        }
-        if !domains.contains(&d) {
-            domains.push(d);
+    for from in &froms {
+        let header = format!("From: {from}\r\n\r\n");
+        let parsed = mail_parser::MessageParser::new().parse_headers(header.as_bytes());
+        let addrs = parsed
+            .as_ref()
+            .and_then(|m| m.from())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|a| a.address())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for a in &addrs {
+            let Some((_, d)) = a.rsplit_once('@') else {
+                continue;
+            };
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if !d.is_empty() && !domains.contains(&d) {
+                domains.push(d);
+            }
         }
     }
-    match domains.as_slice() {
-        [d] => Ok(d.clone()),
-        [] => Err("no address in the From field".into()),
-        _ => Err(format!(
-            "the From field names {} domains ({}): one author domain is needed",
-            domains.len(),
-            domains.join(", ")
-        )),
+    if domains.is_empty() {
+        return Err("no address with a domain in the From field".into());
     }
+    Ok(domains)
+}
+
+/// How much a verdict weighs when several author domains are judged: the strictest action
+/// first, then fail, temperror, permerror, none, pass.
+fn weight(v: &DmarcVerdict) -> (u8, u8) {
+    let action = match v.action() {
+        DmarcPolicy::Reject => 2,
+        DmarcPolicy::Quarantine => 1,
+        DmarcPolicy::None => 0,
+    };
+    let result = match v.result {
+        DmarcResult::Fail => 4,
+        DmarcResult::TempError => 3,
+        DmarcResult::PermError => 2,
+        DmarcResult::None => 1,
+        DmarcResult::Pass => 0,
+    };
+    (action, result)
 }
 
 /// DMARC for `msg`: its author domain's policy, and whether `spf` (for the MAIL FROM or HELO
 /// domain) or a passing signature of `dkim` is aligned with it, through `dns`.
+///
+/// The author domain is ours ([`author_domains`]), given to `mail-auth` as it is: its own
+/// reading of the From field (which keeps a final dot, `a@bank.example.`, and then finds no
+/// record: a permerror) never decides. A message with several author domains (two From
+/// fields, or one naming two domains: RFC 7489 6.6.1) is judged by the worst of their verdicts,
+/// so a second author cannot take a message out of the first one's policy; a signature is
+/// aligned with From only when it is aligned with every author domain.
 pub fn check_dmarc(
     dns: &DnsLookup,
     msg: &Message,
     dkim: &[DkimResult],
     spf: &SpfVerdict,
 ) -> DmarcVerdict {
-    let from_domain = match author_domain(msg) {
+    let domains = match author_domains(msg) {
         Ok(d) => d,
         Err(why) => {
             return DmarcVerdict {
@@ -344,6 +365,47 @@ pub fn check_dmarc(
             };
         }
     };
+    let mut verdicts: Vec<DmarcVerdict> = domains
+        .iter()
+        .map(|d| check_dmarc_for(dns, d, dkim, spf))
+        .collect();
+    if verdicts.len() == 1 {
+        return verdicts.remove(0);
+    }
+    let aligned: Vec<String> = verdicts[0]
+        .aligned_signers
+        .iter()
+        .filter(|s| verdicts.iter().all(|v| v.aligned_signers.contains(s)))
+        .cloned()
+        .collect();
+    let n = verdicts.len();
+    let mut worst = verdicts
+        .into_iter()
+        .rev()
+        .max_by_key(weight)
+        .expect("at least two verdicts");
+    worst.aligned_signers = aligned;
+    worst.dkim_aligned &= !worst.aligned_signers.is_empty();
+    let note = format!(
+        "{n} author domains ({}): the worst verdict, {}'s",
+        domains.join(", "),
+        worst.from_domain
+    );
+    worst.reason = Some(match worst.reason.take() {
+        Some(r) => format!("{r}; {note}"),
+        None => note,
+    });
+    worst
+}
+
+/// DMARC for the author domain `from_domain`.
+fn check_dmarc_for(
+    dns: &DnsLookup,
+    from_domain: &str,
+    dkim: &[DkimResult],
+    spf: &SpfVerdict,
+) -> DmarcVerdict {
+    let from_domain = from_domain.to_owned();
     // The first name of the tree walk that has DMARC records must have exactly one: with
     // several, policy discovery ends and DMARC is not applied (RFC 7489 6.6.3 step 4).
     // mail-auth would take one of them.
@@ -355,13 +417,13 @@ pub fn check_dmarc(
             ..DmarcVerdict::unusable(DmarcResult::None, from_domain, String::new())
         };
     }
-    let Some(parsed) = AuthenticatedMessage::parse(msg.as_bytes()) else {
-        return DmarcVerdict::unusable(
-            DmarcResult::PermError,
-            from_domain,
-            "the header cannot be parsed".into(),
-        );
+    // mail-auth's DMARC reads nothing of the message but its From addresses: ours, one domain.
+    let parsed = AuthenticatedMessage {
+        from: vec![format!("postmaster@{from_domain}")],
+        ..Default::default()
     };
+    // The SPF domain as the check saw it (check_host() ignores a final dot).
+    let spf_domain = spf.domain.trim_end_matches('.').to_owned();
     // Our DKIM verdicts as mail-auth's: only `d=` and the result matter to DMARC.
     let signatures: Vec<mail_auth::dkim::Signature> = dkim
         .iter()
@@ -385,7 +447,7 @@ pub fn check_dmarc(
         })
         .collect();
     let spf_out =
-        mail_auth::SpfOutput::new(spf.domain.clone()).with_result(spf_to_mail_auth(spf.result));
+        mail_auth::SpfOutput::new(spf_domain.clone()).with_result(spf_to_mail_auth(spf.result));
     let auth = dns.authenticator();
     let txt_cache = MapCache::<Txt>::default();
     let a_cache = MapCache::<RecordSet<Ipv4Addr>>::default();
@@ -394,7 +456,7 @@ pub fn check_dmarc(
             Parameters::new(DmarcParameters::new(
                 &parsed,
                 &outputs,
-                &spf.domain,
+                &spf_domain,
                 &spf_out,
             ))
             .with_txt_cache(&txt_cache)
@@ -508,26 +570,78 @@ mod tests {
         Message::parse(format!("{header}To: b@example.net\r\n\r\nbody\r\n").into_bytes()).unwrap()
     }
 
-    /// The author domain an attacker cannot blur: one From field, one domain, or an error.
+    /// The author domains an attacker cannot blur: every domain of every From field, the final
+    /// dot and case gone, so that none escapes its DMARC policy behind another author.
     #[test]
-    fn one_author_domain_or_none_at_all() {
-        let ok = |h: &str| author_domain(&msg(h));
-        assert_eq!(ok("From: a@Example.ORG\r\n").unwrap(), "example.org");
+    fn every_author_domain_is_judged() {
+        let ok = |h: &str| author_domains(&msg(h));
+        let one = |h: &str| ok(h).unwrap_or_else(|e| panic!("{h:?}: {e}"));
+        assert_eq!(one("From: a@Example.ORG\r\n"), ["example.org"]);
         assert_eq!(
-            ok("From: \"Bank\" <a@bank.example>, b@bank.example\r\n").unwrap(),
-            "bank.example"
+            one("From: \"Bank\" <a@bank.example>, b@bank.example\r\n"),
+            ["bank.example"]
         );
-        assert_eq!(ok("From: a@example.org.\r\n").unwrap(), "example.org");
+        // Review 18: mail-auth kept the final dot and found no record (permerror: no policy).
+        assert_eq!(one("From: a@example.org.\r\n"), ["example.org"]);
+        assert_eq!(one("From: a@bank.example..\r\n"), ["bank.example"]);
+        // Review 18: a second author (or a second From field) made a permerror, which no
+        // policy acts on: now each domain is judged.
+        assert_eq!(
+            one("From: a@bank.example, b@evil.example\r\n"),
+            ["bank.example", "evil.example"]
+        );
+        assert_eq!(
+            one("From: b@evil.example\r\nFrom: a@bank.example\r\n"),
+            ["evil.example", "bank.example"]
+        );
+        assert_eq!(
+            one("From: a@bank.example\r\nFrom: a@bank.example\r\n"),
+            ["bank.example"]
+        );
+        // A mailbox without a domain hides nothing beside it.
+        assert_eq!(one("From: nobody, a@bank.example\r\n"), ["bank.example"]);
+        assert_eq!(
+            one("From: undisclosed:;, a@bank.example\r\n"),
+            ["bank.example"]
+        );
         for bad in [
-            "From: a@bank.example, b@evil.example\r\n",
-            "From: a@bank.example\r\nFrom: b@evil.example\r\n",
-            "From: a@bank.example\r\nFrom: a@bank.example\r\n",
             "Subject: no from\r\n",
             "From: undisclosed-recipients:;\r\n",
             "From: nobody\r\n",
         ] {
             assert!(ok(bad).is_err(), "{bad:?} gave {:?}", ok(bad));
         }
+    }
+
+    /// Several author domains: the strictest action decides, then the worst result.
+    #[test]
+    fn the_worst_verdict_weighs_most() {
+        let v = |result, policy| DmarcVerdict {
+            result,
+            from_domain: String::new(),
+            policy,
+            testing: false,
+            spf_aligned: false,
+            dkim_aligned: false,
+            aligned_signers: Vec::new(),
+            reason: None,
+            ambiguous_author: false,
+        };
+        use DmarcPolicy::{Quarantine, Reject};
+        let fail_reject = v(DmarcResult::Fail, Reject);
+        for other in [
+            v(DmarcResult::Pass, Reject),
+            v(DmarcResult::PermError, DmarcPolicy::None),
+            v(DmarcResult::TempError, DmarcPolicy::None),
+            v(DmarcResult::Fail, Quarantine),
+            v(DmarcResult::None, DmarcPolicy::None),
+        ] {
+            assert!(weight(&fail_reject) > weight(&other), "{other:?}");
+        }
+        assert!(
+            weight(&v(DmarcResult::Fail, DmarcPolicy::None))
+                > weight(&v(DmarcResult::Pass, DmarcPolicy::None))
+        );
     }
 
     #[test]

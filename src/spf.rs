@@ -29,6 +29,10 @@ pub const MAX_CHECK_TIME: Duration = Duration::from_secs(20);
 /// Longest SPF record considered (a record of many strings is joined first): far above any
 /// real record (they fit in a 512-byte UDP answer), and bounds the parser's work.
 pub const MAX_RECORD_LEN: usize = 4096;
+/// Longest text a macro-string may expand to (a name is cut to 253 octets afterwards, an
+/// explanation to 512 characters): past it the expansion is a permerror for a record's term
+/// and no explanation for `exp=`, so `%{s}` repeated over a long sender costs little memory.
+pub const MAX_EXPANSION: usize = 8192;
 
 /// An SPF result (RFC 7208 2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -641,6 +645,9 @@ impl Checker<'_> {
         let mut out = String::new();
         let mut i = 0;
         while i < b.len() {
+            if out.len() > MAX_EXPANSION {
+                return perm(format!("a macro expansion over {MAX_EXPANSION} octets"));
+            }
             if b[i] != b'%' {
                 out.push(b[i] as char);
                 i += 1;

@@ -308,6 +308,10 @@ impl Session {
         let unchecked = |result: &str, why: &str| {
             crate::authres::unchecked_fields(&inb.authserv_id, result, why, Eol::Lf)
         };
+        // --dmarc-enforce: a message that cannot be read cannot show its From domain's policy
+        // is met, so it is refused (else one header line over 998 octets, or padding past
+        // --max-size, would carry a p=reject spoof past the check: review 18).
+        let enforce = inb.sender_auth.as_ref().is_some_and(|a| a.enforce_dmarc);
         if self.msg.too_big {
             shared.log(
                 &qid,
@@ -318,6 +322,7 @@ impl Session {
             );
             return Ok(match inb.reject_below {
                 Some(_) => refuse("message too large to check its postage"),
+                None if enforce => refuse("message too large to check its sender's DMARC policy"),
                 None => deliver(
                     self,
                     &unchecked(
@@ -454,6 +459,9 @@ impl Session {
                             ))
                         }
                         Some(_) => refuse("the message could not be read to check its postage"),
+                        None if enforce && result == "permerror" => refuse(
+                            "the message could not be read to check its sender's DMARC policy",
+                        ),
                         None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
                     });
                 }

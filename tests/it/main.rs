@@ -34,6 +34,8 @@ mod pki;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
 mod roundtrip;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod sender_attacks;
 #[cfg(feature = "cli")]
 mod spent;
 #[cfg(all(feature = "cli", feature = "dns"))]
