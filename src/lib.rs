@@ -9,6 +9,7 @@ pub mod backend;
 pub mod bind;
 pub mod calibrate;
 pub mod canon;
+pub mod challenge;
 pub mod clock;
 #[cfg(feature = "mail")]
 pub mod dkim;
@@ -19,6 +20,7 @@ pub mod mail;
 #[cfg(feature = "milter")]
 pub mod milter;
 pub mod mint;
+pub mod policy;
 #[cfg(feature = "mail")]
 pub mod postage;
 pub mod rate;
