@@ -439,69 +439,12 @@ fn stamp_refuses_bad_input_and_writes_nothing() {
     drop(keys);
 }
 
-/// A dnsmasq serving the key records on a loopback port, stopped when dropped.
-struct Dns {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Dns {
-    fn start(records: &str) -> Dns {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bin = if Path::new("/usr/sbin/dnsmasq").exists() {
-            "/usr/sbin/dnsmasq"
-        } else {
-            "dnsmasq"
-        };
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "-k",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--no-resolv",
-            "--no-hosts",
-        ])
-        .args([
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--local=/example.org/",
-        ])
-        .arg(format!("--port={port}"));
-        for line in records.lines().filter(|l| !l.trim().is_empty()) {
-            let (name, record) = line.split_once(' ').unwrap();
-            // character-strings are at most 255 octets: split, dnsmasq joins them with commas
-            let parts: Vec<String> = record
-                .as_bytes()
-                .chunks(200)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            cmd.arg(format!("--txt-record={name},{}", parts.join(",")));
-        }
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
-            panic!("the DNS test needs dnsmasq (Debian dnsmasq-base; `bash .ci/run` installs it): {e}")
-        });
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        Dns { child, port }
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 #[ignore = "needs dnsmasq: run `bash .ci/run`, which installs it"]
 fn keys_come_from_the_dns() {
     let keys = Keys::new();
     let records = std::fs::read_to_string(keys.path("keys.txt")).unwrap();
-    let dns = Dns::start(&records);
+    let dns = crate::zone::Zone::start(crate::zone::Records::default().keys(&records));
     let signed = keys.stamp(&messages()[0].1, &["ed", "rs"]);
     let check = |server: String, msg: &[u8]| {
         let mut c = pennyblack();
