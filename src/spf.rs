@@ -174,6 +174,27 @@ fn parse_cidr(s: &str, max: u8) -> Option<u8> {
     s.parse::<u8>().ok().filter(|&n| n <= max)
 }
 
+/// `ADDRESS[/LENGTH]` of an `ip4` or `ip6` mechanism (`max`: the full length).
+fn address_and_prefix<A: std::str::FromStr>(
+    net: &str,
+    max: u8,
+    family: &str,
+    term: &str,
+) -> Step<(A, u8)> {
+    let (addr, len) = match net.rsplit_once('/') {
+        Some((a, l)) => (
+            a,
+            parse_cidr(l, max)
+                .ok_or_else(|| Stop::Perm(format!("bad prefix length in {term}")))?,
+        ),
+        None => (net, max),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|_| Stop::Perm(format!("bad {family} address in {term}")))?;
+    Ok((addr, len))
+}
+
 /// `[ip4-cidr-length] ["/" ip6-cidr-length]` at the end of an `a` or `mx` mechanism.
 fn split_dual_cidr(s: &str) -> Step<(&str, u8, u8)> {
     let mut rest = s;
@@ -383,31 +404,11 @@ fn parse_record(text: &str) -> Step<Record> {
                 }
             }
             ("ip4", Some(net)) => {
-                let (addr, len) = match net.split_once('/') {
-                    Some((a, l)) => (
-                        a,
-                        parse_cidr(l, 32)
-                            .ok_or_else(|| Stop::Perm(format!("bad prefix length in {term}")))?,
-                    ),
-                    None => (net, 32),
-                };
-                let addr: Ipv4Addr = addr
-                    .parse()
-                    .map_err(|_| Stop::Perm(format!("bad IPv4 address in {term}")))?;
+                let (addr, len) = address_and_prefix::<Ipv4Addr>(net, 32, "IPv4", term)?;
                 Mechanism::Ip4(addr, len)
             }
             ("ip6", Some(net)) => {
-                let (addr, len) = match net.rsplit_once('/') {
-                    Some((a, l)) => (
-                        a,
-                        parse_cidr(l, 128)
-                            .ok_or_else(|| Stop::Perm(format!("bad prefix length in {term}")))?,
-                    ),
-                    None => (net, 128),
-                };
-                let addr: Ipv6Addr = addr
-                    .parse()
-                    .map_err(|_| Stop::Perm(format!("bad IPv6 address in {term}")))?;
+                let (addr, len) = address_and_prefix::<Ipv6Addr>(net, 128, "IPv6", term)?;
                 Mechanism::Ip6(addr, len)
             }
             _ => return perm(format!("unknown or malformed mechanism {term}")),

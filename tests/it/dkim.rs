@@ -3,7 +3,7 @@
 //! peers; without them these tests fail, they never skip.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use pennyblack::dkim::keys::{KeyKind, PublicKey};
 use pennyblack::dkim::{self, KeyFile, SigningKey};

@@ -167,18 +167,9 @@ impl World {
     /// everything looked up in the zone: the JSON (`--json`), or the Authentication-Results
     /// fields unfolded (`--verdict-only`).
     fn check(&self, msg: &[u8], ip: &str, helo: &str, mail_from: &str, json: bool) -> String {
-        let mut c = pennyblack();
-        c.args([
-            "check",
-            "--bits",
-            "8",
-            "--no-spent",
-            "--rcpt",
-            "bob@example.net",
-        ])
-        .args(["--dns-server", &self.zone.server(), "--dns-timeout", "1"])
-        .args(["--client-ip", ip, "--helo", helo, "--mail-from", mail_from])
-        .arg(if json { "--json" } else { "--verdict-only" });
+        let mut c = check_command(json);
+        c.args(["--dns-server", &self.zone.server(), "--dns-timeout", "1"])
+            .args(["--client-ip", ip, "--helo", helo, "--mail-from", mail_from]);
         let out = pipe(c, msg);
         assert!(
             matches!(out.status.code(), Some(0..=2)),
@@ -215,6 +206,27 @@ impl World {
 
 /// Python with authheaders, pyspf and dnspython, from the virtual environment `.ci/run` makes
 /// (`.venv`), or `$PENNYBLACK_PYTHON`. Missing is a failure, not a skip.
+/// `pennyblack check` of a message to bob@example.net at 8 bits without a spent store, printing
+/// the JSON or only the fields; the caller adds where keys and records come from.
+fn check_command(json: bool) -> Command {
+    let mut c = pennyblack();
+    c.args(["check", "--bits", "8", "--no-spent", "--rcpt", "bob@example.net"])
+        .arg(if json { "--json" } else { "--verdict-only" });
+    c
+}
+
+/// A short message from alice@example.org, stamped and signed with `selector` and `pem`.
+fn signed_by(selector: &str, pem: &str) -> Vec<u8> {
+    let mut c = pennyblack();
+    c.args(["stamp", "--bits", "8", "--domain", "example.org", "--sign"])
+        .arg(format!("{selector}:{pem}"));
+    pipe(
+        c,
+        b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi\r\n",
+    )
+    .stdout
+}
+
 fn authheaders() -> Command {
     let python = std::env::var_os("PENNYBLACK_PYTHON")
         .map(PathBuf::from)
@@ -628,27 +640,10 @@ fn without_a_client_ip_there_is_no_spf_or_dmarc() {
     let keys = keygen(dir.path(), "s1", "example.org", "org");
     let keys_file = dir.path().join("keys.txt");
     std::fs::write(&keys_file, keys).unwrap();
-    let mut c = pennyblack();
-    c.args(["stamp", "--bits", "8", "--domain", "example.org", "--sign"])
-        .arg(format!("s1:{}", dir.path().join("org.pem").display()));
-    let msg = pipe(
-        c,
-        b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi\r\n",
-    )
-    .stdout;
+    let msg = signed_by("s1", dir.path().join("org.pem").to_str().unwrap());
     for json in [true, false] {
-        let mut c = pennyblack();
-        c.args([
-            "check",
-            "--bits",
-            "8",
-            "--no-spent",
-            "--rcpt",
-            "bob@example.net",
-        ])
-        .arg("--keys")
-        .arg(&keys_file)
-        .arg(if json { "--json" } else { "--verdict-only" });
+        let mut c = check_command(json);
+        c.arg("--keys").arg(&keys_file);
         let out = pipe(c, &msg);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("pass"), "{text}");
@@ -690,27 +685,12 @@ fn a_bad_client_ip_is_refused() {
 #[ignore = "needs dnsmasq: run `bash .ci/run`, which installs it"]
 fn keys_from_a_file_and_sender_checks_from_the_dns() {
     let w = World::new();
-    let mut c = pennyblack();
-    c.args(["stamp", "--bits", "8", "--domain", "example.org", "--sign"])
-        .arg(format!("f1:{}", w.path("file.pem")));
-    let msg = pipe(
-        c,
-        b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi\r\n",
-    )
-    .stdout;
-    let mut c = pennyblack();
-    c.args([
-        "check",
-        "--bits",
-        "8",
-        "--no-spent",
-        "--rcpt",
-        "bob@example.net",
-    ])
-    .args(["--keys", &w.path("file-keys.txt")])
-    .args(["--dns-server", &w.zone.server(), "--dns-timeout", "1"])
-    .args(["--client-ip", GOOD, "--helo", "mx.example.org"])
-    .args(["--mail-from", "alice@example.org", "--json"]);
+    let msg = signed_by("f1", &w.path("file.pem"));
+    let mut c = check_command(true);
+    c.args(["--keys", &w.path("file-keys.txt")])
+        .args(["--dns-server", &w.zone.server(), "--dns-timeout", "1"])
+        .args(["--client-ip", GOOD, "--helo", "mx.example.org"])
+        .args(["--mail-from", "alice@example.org"]);
     let out = pipe(c, &msg);
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
