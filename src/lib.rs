@@ -30,6 +30,8 @@ pub mod spent;
 #[cfg(feature = "dns")]
 pub mod spf;
 pub mod stamp;
+#[cfg(feature = "mail")]
+pub mod ticket;
 pub mod verify;
 
 pub use backend::{Backend, Search};
