@@ -184,8 +184,7 @@ fn address_and_prefix<A: std::str::FromStr>(
     let (addr, len) = match net.rsplit_once('/') {
         Some((a, l)) => (
             a,
-            parse_cidr(l, max)
-                .ok_or_else(|| Stop::Perm(format!("bad prefix length in {term}")))?,
+            parse_cidr(l, max).ok_or_else(|| Stop::Perm(format!("bad prefix length in {term}")))?,
         ),
         None => (net, max),
     };

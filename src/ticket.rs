@@ -20,6 +20,9 @@
 
 use std::fmt;
 
+#[cfg(feature = "store")]
+pub mod store;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
@@ -215,7 +218,12 @@ pub struct Issuer {
 
 impl Issuer {
     /// An issuer from its 32-byte Ed25519 seed and its 32-byte ticket secret.
-    pub fn new(name: &str, kid: &str, seed: [u8; 32], secret: [u8; 32]) -> Result<Self, TicketError> {
+    pub fn new(
+        name: &str,
+        kid: &str,
+        seed: [u8; 32],
+        secret: [u8; 32],
+    ) -> Result<Self, TicketError> {
         if !name_ok(name) {
             return Err(bad("iss", name, "not a domain name"));
         }
@@ -262,8 +270,7 @@ impl Issuer {
     /// The secret of the ticket with `serial`: HMAC-SHA-256 of the serial under the server's
     /// secret.
     pub fn ticket_secret(&self, serial: &[u8; 16]) -> [u8; 32] {
-        let mut m =
-            <HmacSha256 as KeyInit>::new_from_slice(&self.secret).expect("any key length");
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.secret).expect("any key length");
         m.update(b"pennyblack ticket secret\0");
         m.update(serial);
         m.finalize().into_bytes().into()
@@ -310,7 +317,8 @@ impl TrustedKeys {
         }
         let p = get("p")?;
         let bytes: [u8; 32] = decode(p, 43).ok_or_else(|| bad("p", p, "not an Ed25519 key"))?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("p", p, "not an Ed25519 key"))?;
+        let key =
+            VerifyingKey::from_bytes(&bytes).map_err(|_| bad("p", p, "not an Ed25519 key"))?;
         Ok(self.add(issuer, kid, key))
     }
 
@@ -347,7 +355,12 @@ pub fn proof(secret: &[u8; 32], rcpt: &str, binding: &str) -> [u8; 32] {
 
 impl Carried {
     /// Attaches `ticket` for `rcpt` to the message whose binding is `binding`.
-    pub fn new(ticket: Ticket, secret: &[u8; 32], rcpt: &str, binding: &str) -> Result<Self, TicketError> {
+    pub fn new(
+        ticket: Ticket,
+        secret: &[u8; 32],
+        rcpt: &str,
+        binding: &str,
+    ) -> Result<Self, TicketError> {
         if !rcpt_ok(rcpt) {
             return Err(bad("rcpt", rcpt, "not an address a ticket can carry"));
         }
@@ -384,10 +397,20 @@ impl Carried {
 
     /// Checks the proof (in constant time) under the ticket secret: what the server does
     /// before it cancels the ticket for `rcpt` and the message whose binding is `binding`.
-    pub fn check_proof(&self, secret: &[u8; 32], rcpt: &str, binding: &str) -> Result<(), TicketError> {
+    pub fn check_proof(
+        &self,
+        secret: &[u8; 32],
+        rcpt: &str,
+        binding: &str,
+    ) -> Result<(), TicketError> {
         let expected = proof(secret, rcpt, binding);
         let same_rcpt = normalize_address(rcpt) == normalize_address(&self.rcpt);
-        if same_rcpt && bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &self.proof[..])) {
+        if same_rcpt
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                &expected[..],
+                &self.proof[..],
+            ))
+        {
             Ok(())
         } else {
             Err(TicketError::BadProof)
@@ -396,9 +419,7 @@ impl Carried {
 }
 
 fn rcpt_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 254
-        && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b';')
+    !s.is_empty() && s.len() <= 254 && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b';')
 }
 
 impl fmt::Display for Carried {
@@ -452,7 +473,11 @@ mod tests {
         let text = t.to_string();
         for (from, to) in [("exp=2000000000", "exp=2100000000"), ("ser=CQ", "ser=CA")] {
             let forged = Ticket::parse(&text.replacen(from, to, 1)).unwrap();
-            assert_eq!(forged.verify(&trusted(), 0), Err(TicketError::BadSignature), "{from}");
+            assert_eq!(
+                forged.verify(&trusted(), 0),
+                Err(TicketError::BadSignature),
+                "{from}"
+            );
         }
         // Signed by another key under the trusted key id.
         let other = Issuer::new("tickets.example.org", "k1", [3; 32], [2; 32]).unwrap();
@@ -486,9 +511,11 @@ mod tests {
             back.check_proof(&s, "bob@example.net", "bind-of-message-2"),
             Err(TicketError::BadProof)
         );
-        let relabelled =
-            Carried::parse(&c.to_string().replace("rcpt=Bob@Example.net", "rcpt=carol@example.net"))
-                .unwrap();
+        let relabelled = Carried::parse(
+            &c.to_string()
+                .replace("rcpt=Bob@Example.net", "rcpt=carol@example.net"),
+        )
+        .unwrap();
         assert_eq!(
             relabelled.check_proof(&s, "carol@example.net", "bind-of-message-1"),
             Err(TicketError::BadProof)
@@ -505,7 +532,9 @@ mod tests {
     fn malformed_tickets_are_refused() {
         let (t, s) = issuer().issue([9; 16], 2_000_000_000);
         let text = t.to_string();
-        let carried = Carried::new(t, &s, "bob@example.net", "b").unwrap().to_string();
+        let carried = Carried::new(t, &s, "bob@example.net", "b")
+            .unwrap()
+            .to_string();
         for bad in [
             String::new(),
             text.replace("v=PT1", "v=PT2"),
@@ -535,9 +564,15 @@ mod tests {
     fn key_records_are_checked() {
         let mut k = TrustedKeys::new();
         let rec = issuer().key_record();
-        assert!(k.add_record("x", &rec.replace("k=ed25519", "k=rsa")).is_err());
+        assert!(
+            k.add_record("x", &rec.replace("k=ed25519", "k=rsa"))
+                .is_err()
+        );
         assert!(k.add_record("x", &rec.replace("v=PT1", "v=DKIM1")).is_err());
-        assert!(k.add_record("x", "v=PT1; kid=k1; k=ed25519; p=AAAA").is_err());
+        assert!(
+            k.add_record("x", "v=PT1; kid=k1; k=ed25519; p=AAAA")
+                .is_err()
+        );
         assert!(k.add_record("x", &rec).is_ok());
     }
 }

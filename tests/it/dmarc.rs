@@ -210,8 +210,15 @@ impl World {
 /// the JSON or only the fields; the caller adds where keys and records come from.
 fn check_command(json: bool) -> Command {
     let mut c = pennyblack();
-    c.args(["check", "--bits", "8", "--no-spent", "--rcpt", "bob@example.net"])
-        .arg(if json { "--json" } else { "--verdict-only" });
+    c.args([
+        "check",
+        "--bits",
+        "8",
+        "--no-spent",
+        "--rcpt",
+        "bob@example.net",
+    ])
+    .arg(if json { "--json" } else { "--verdict-only" });
     c
 }
 
