@@ -20,6 +20,8 @@
 
 use std::fmt;
 
+#[cfg(feature = "ticketd")]
+pub mod server;
 #[cfg(feature = "store")]
 pub mod store;
 
@@ -236,6 +238,58 @@ impl Issuer {
             key: SigningKey::from_bytes(&seed),
             secret,
         })
+    }
+
+    /// The issuer whose key file is `path` (64 bytes: the Ed25519 seed, then the ticket
+    /// secret), made with mode 600 when missing. A file others may read is refused. The key id
+    /// is derived from the public key (`k` and 8 characters of its SHA-256), so every process
+    /// reading one key file names the same key.
+    pub fn from_key_file(name: &str, path: &std::path::Path) -> std::io::Result<Issuer> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+        let bytes = match std::fs::read(path) {
+            Ok(b) => {
+                let mode = std::fs::metadata(path)?.mode();
+                if mode & 0o077 != 0 {
+                    return Err(std::io::Error::other(format!(
+                        "{}: others may read this key file (mode {:o}): chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    )));
+                }
+                b
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut b = vec![0u8; 64];
+                getrandom::fill(&mut b).map_err(std::io::Error::other)?;
+                let tmp = path.with_extension("tmp-new");
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(&b)?;
+                f.sync_all()?;
+                drop(f);
+                // Never replace a key another process made meanwhile.
+                std::fs::hard_link(&tmp, path)?;
+                std::fs::remove_file(&tmp)?;
+                std::fs::read(path)?
+            }
+            Err(e) => return Err(e),
+        };
+        if bytes.len() != 64 {
+            return Err(std::io::Error::other(format!(
+                "{}: not a ticket key file (64 bytes)",
+                path.display()
+            )));
+        }
+        let seed: [u8; 32] = bytes[..32].try_into().expect("32 bytes");
+        let secret: [u8; 32] = bytes[32..].try_into().expect("32 bytes");
+        let public = SigningKey::from_bytes(&seed).verifying_key();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(public.as_bytes());
+        let kid = format!("k{}", &B64.encode(digest)[..8]);
+        Issuer::new(name, &kid, seed, secret).map_err(std::io::Error::other)
     }
 
     /// The public key receivers trust.

@@ -42,6 +42,8 @@ mod spent;
 mod spf_suite;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod support;
+#[cfg(all(feature = "cli", feature = "ticketd"))]
+mod ticketd;
 mod verdicts;
 #[cfg(all(feature = "cli", feature = "dns"))]
 mod zone;

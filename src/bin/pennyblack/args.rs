@@ -60,6 +60,10 @@ pub enum Command {
     #[cfg(feature = "milter")]
     #[command(after_help = MILTER_EXAMPLES)]
     Milter(Box<MilterArgs>),
+    /// The ticket service (bankable postage): serve it, and administer it.
+    #[cfg(feature = "ticketd")]
+    #[command(subcommand)]
+    Ticketd(TicketdCommand),
     /// Print the man page (roff) on standard output: `pennyblack man > pennyblack.1`.
     Man,
     /// Print shell completions: `pennyblack completions bash > /etc/bash_completion.d/pennyblack`.
@@ -970,4 +974,113 @@ fn parse_width(s: &str) -> Result<usize, String> {
         "6" | "10" | "12" => Ok(s.parse().expect("digits")),
         _ => Err("must be 6 (YYMMDD), 10 (YYMMDDhhmm) or 12 (YYMMDDhhmmss)".into()),
     }
+}
+
+/// `pennyblack ticketd ...`.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Subcommand)]
+pub enum TicketdCommand {
+    /// Serve the ticket API over HTTP until SIGTERM or SIGINT (put a TLS proxy in front of it
+    /// for anything but loopback).
+    #[command(after_help = TICKETD_EXAMPLES)]
+    Serve(TicketdServeArgs),
+    /// Open a sender or receiver account through the running service; prints its token once.
+    Account(TicketdAccountArgs),
+    /// Grant a sender credits (tickets it may take without paying in work).
+    Grant(TicketdGrantArgs),
+    /// Forget unused tickets past their expiry.
+    Purge(TicketdAdminArgs),
+    /// Print the key record receivers trust, as a DNS TXT record at _postage-ticket.ISSUER.
+    Key(TicketdKeyArgs),
+}
+
+#[cfg(feature = "ticketd")]
+const TICKETD_EXAMPLES: &str = "\
+Examples:
+  pennyblack ticketd serve --issuer tickets.example.org --key /var/lib/pennyblack/ticket.key \\
+      --books /var/lib/pennyblack/books.redb --spent /var/lib/pennyblack/ticket-spent.redb \\
+      --admin-token-file /var/lib/pennyblack/admin.token --price-bits 24
+  pennyblack ticketd account alice --role sender --admin-token-file /var/lib/pennyblack/admin.token
+  pennyblack ticketd grant alice 100 --admin-token-file /var/lib/pennyblack/admin.token
+
+The key file (an Ed25519 seed and the secret ticket secrets derive from) and the admin token
+file are made with mode 600 when missing; a key file others can read is refused.";
+
+/// `pennyblack ticketd serve`.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Args)]
+pub struct TicketdServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8025")]
+    pub listen: std::net::SocketAddr,
+    /// The issuer's name, written in every ticket (a domain name receivers know it by).
+    #[arg(long)]
+    pub issuer: String,
+    /// The issuer's key file (made when missing).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The books: accounts, tickets, statements (a redb file).
+    #[arg(long, value_name = "FILE")]
+    pub books: PathBuf,
+    /// The spent store of the stamps paid with (a redb file).
+    #[arg(long, value_name = "FILE")]
+    pub spent: PathBuf,
+    /// The price of one ticket: a stamp of this many bits for ACCOUNT@ISSUER.
+    #[arg(long, default_value_t = 24)]
+    pub price_bits: u32,
+    /// How long a ticket stays valid after its purchase.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub lifetime: std::time::Duration,
+    /// The admin token's file (made when missing); without it the admin routes are off.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Where the running service is and the admin token.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Args)]
+pub struct TicketdAdminArgs {
+    /// The service's URL.
+    #[arg(long, default_value = "http://127.0.0.1:8025")]
+    pub url: String,
+    /// The admin token's file (as given to `serve`).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: PathBuf,
+}
+
+/// `pennyblack ticketd account`.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Args)]
+pub struct TicketdAccountArgs {
+    /// The account's name: 1 to 64 letters, digits, '.', '-' or '_'.
+    pub name: String,
+    /// Sender (buys tickets) or receiver (cancels and refunds them).
+    #[arg(long, value_parser = ["sender", "receiver"])]
+    pub role: String,
+    #[command(flatten)]
+    pub admin: TicketdAdminArgs,
+}
+
+/// `pennyblack ticketd grant`.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Args)]
+pub struct TicketdGrantArgs {
+    /// The sender's account.
+    pub account: String,
+    /// Credits to add.
+    pub count: u64,
+    #[command(flatten)]
+    pub admin: TicketdAdminArgs,
+}
+
+/// `pennyblack ticketd key`.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Args)]
+pub struct TicketdKeyArgs {
+    /// The issuer's name.
+    #[arg(long)]
+    pub issuer: String,
+    /// The issuer's key file (made when missing).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }

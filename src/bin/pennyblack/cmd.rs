@@ -12,6 +12,8 @@ pub mod spent;
 #[cfg(feature = "dns")]
 pub mod spf;
 pub mod stamp;
+#[cfg(feature = "ticketd")]
+pub mod ticketd;
 pub mod verify;
 
 use anyhow::{Result, bail};

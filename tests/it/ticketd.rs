@@ -1,0 +1,464 @@
+//! `pennyblack ticketd` on loopback with its embedded books (issue 20): buying with work and
+//! with a grant, cancel and its idempotent retry, a second use refused, refund once, a
+//! stranger's refund refused, an expired ticket refused, a lifted ticket refused, hostile
+//! requests that change nothing, and SIGKILL during cancels losing no acknowledged one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pennyblack::ticket::{Carried, Ticket};
+use serde_json::{Value, json};
+
+use crate::support::pennyblack;
+
+const ISSUER: &str = "tickets.example.org";
+const PRICE: u32 = 8;
+
+struct Ticketd {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+    port: u16,
+    lifetime: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Ticketd {
+    fn start(dir: &Path, lifetime: &str) -> Ticketd {
+        Ticketd::start_on(dir, lifetime, free_port())
+    }
+
+    fn start_on(dir: &Path, lifetime: &str, port: u16) -> Ticketd {
+        let child = pennyblack()
+            .args(["ticketd", "serve", "--issuer", ISSUER])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--key")
+            .arg(dir.join("ticket.key"))
+            .arg("--books")
+            .arg(dir.join("books.redb"))
+            .arg("--spent")
+            .arg(dir.join("spent.redb"))
+            .arg("--admin-token-file")
+            .arg(dir.join("admin.token"))
+            .args(["--price-bits", &PRICE.to_string(), "--lifetime", lifetime])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Ticketd {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_owned(),
+            port,
+            lifetime: lifetime.to_owned(),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "ticketd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        let out = pennyblack()
+            .arg("ticketd")
+            .args(args)
+            .args(["--url", &self.url, "--admin-token-file"])
+            .arg(self.dir.join("admin.token"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn account(&self, name: &str, role: &str) -> String {
+        self.admin(&["account", name, "--role", role])
+    }
+
+    /// (status, JSON answer) of a request with `token`.
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        self.raw(
+            method,
+            path,
+            token,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+    }
+
+    fn raw(&self, method: &str, path: &str, token: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.url);
+        let auth = format!("Bearer {token}");
+        let mut resp = match (method, body) {
+            ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+            (_, Some(b)) => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(&b[..]),
+            (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+        }
+        .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn balance(&self, token: &str) -> u64 {
+        let (code, v) = self.call("GET", "/v1/balance", token, None);
+        assert_eq!(code, 200, "{v}");
+        v["balance"].as_u64().unwrap()
+    }
+
+    /// Buys `count` tickets paying with `stamps`; the (ticket, secret) pairs.
+    fn buy(&self, token: &str, count: u64, stamps: &[String]) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/v1/buy",
+            token,
+            Some(json!({ "count": count, "stamps": stamps })),
+        )
+    }
+
+    /// Cancels `c` for `rcpt` and the message whose binding is `binding`, as `token`.
+    fn cancel(&self, token: &str, c: &Carried, rcpt: &str, binding: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/v1/cancel",
+            token,
+            Some(cancel_body(c, rcpt, binding)),
+        )
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        let dir = self.dir.clone();
+        let lifetime = self.lifetime.clone();
+        *self = Ticketd::start_on(&dir, &lifetime, self.port);
+    }
+}
+
+impl Drop for Ticketd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Stamps paying for `account`'s tickets at the price.
+fn stamps(account: &str, n: usize) -> Vec<String> {
+    let resources: Vec<String> = (0..n).map(|_| format!("{account}@{ISSUER}")).collect();
+    let out = pennyblack()
+        .args(["mint", "--bits", &PRICE.to_string()])
+        .args(&resources)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The bought tickets as (ticket, secret).
+fn tickets(v: &Value) -> Vec<(Ticket, [u8; 32])> {
+    use base64::Engine as _;
+    v["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let ticket = Ticket::parse(t["ticket"].as_str().unwrap()).unwrap();
+            let secret: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t["secret"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            (ticket, secret)
+        })
+        .collect()
+}
+
+fn cancel_body(c: &Carried, rcpt: &str, binding: &str) -> Value {
+    json!({ "ticket": c.to_string(), "rcpt": rcpt, "binding": binding })
+}
+
+#[test]
+fn buy_cancel_retry_refund_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::start(dir.path(), "30d");
+    let alice = d.account("alice", "sender");
+    let mx1 = d.account("mx1", "receiver");
+    let mx2 = d.account("mx2", "receiver");
+
+    // Buy with work: two stamps pay for two tickets.
+    let (code, v) = d.buy(&alice, 2, &stamps("alice", 2));
+    assert_eq!(code, 200, "{v}");
+    let bought = tickets(&v);
+    assert_eq!(bought.len(), 2);
+    assert_eq!(v["balance"], 0);
+    // The tickets verify offline with the published key.
+    let (_, wk) = d.call("GET", "/.well-known/pennyblack-tickets", "", None);
+    let mut trusted = pennyblack::ticket::TrustedKeys::new();
+    trusted
+        .add_record(ISSUER, wk["keys"][0].as_str().unwrap())
+        .unwrap();
+    for (t, _) in &bought {
+        t.verify(&trusted, pennyblack::unix_now()).unwrap();
+    }
+    // The same stamps again: refused, nothing issued.
+    let again = stamps("alice", 1);
+    let (code, _) = d.buy(&alice, 1, &again);
+    assert_eq!(code, 200);
+    let (code, v) = d.buy(&alice, 1, &again);
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(d.balance(&alice), 0);
+    // Stamps for another account, or too cheap: refused, nothing spent or issued.
+    let (code, v) = d.buy(&alice, 1, &stamps("bob", 1));
+    assert_eq!(code, 400, "{v}");
+    // No payment and no balance: 402.
+    let (code, v) = d.buy(&alice, 1, &[]);
+    assert_eq!(code, 402, "{v}");
+
+    // Cancel for bob and a message; a retry is answered the same; another use is refused.
+    let (t, secret) = bought[0].clone();
+    let c = Carried::new(t, &secret, "bob@example.net", "bind-1").unwrap();
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "bind-1");
+    assert_eq!((code, &v["repeat"]), (200, &json!(false)), "{v}");
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "bind-1");
+    assert_eq!((code, &v["repeat"]), (200, &json!(true)), "{v}");
+    // The same ticket lifted into another message, or cancelled by another receiver: refused.
+    let lifted = Carried::new(c.ticket.clone(), &secret, "bob@example.net", "bind-2").unwrap();
+    let (code, v) = d.cancel(&mx1, &lifted, "bob@example.net", "bind-2");
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = d.cancel(&mx2, &c, "bob@example.net", "bind-1");
+    assert_eq!(code, 409, "{v}");
+
+    // A ticket lifted from a Cc copy (proof for carol) cannot be cancelled for dave, nor for
+    // another message, and a rewritten rcpt tag does not help.
+    let (t2, secret2) = bought[1].clone();
+    let cc = Carried::new(t2.clone(), &secret2, "carol@example.net", "bind-3").unwrap();
+    let (code, v) = d.cancel(&mx1, &cc, "dave@example.net", "bind-3");
+    assert_eq!(code, 403, "{v}");
+    let (code, v) = d.cancel(&mx1, &cc, "carol@example.net", "bind-4");
+    assert_eq!(code, 403, "{v}");
+    let relabelled = Carried::parse(
+        &cc.to_string()
+            .replace("rcpt=carol@example.net", "rcpt=dave@example.net"),
+    )
+    .unwrap();
+    let (code, v) = d.cancel(&mx1, &relabelled, "dave@example.net", "bind-3");
+    assert_eq!(code, 403, "{v}");
+    // A sender cannot cancel.
+    let (code, _) = d.cancel(&alice, &cc, "carol@example.net", "bind-3");
+    assert_eq!(code, 403);
+
+    // Refund: a stranger refused, the canceller once.
+    let serial = json!({ "serial": c.ticket.serial_text() });
+    let (code, v) = d.call("POST", "/v1/refund", &mx2, Some(serial.clone()));
+    assert_eq!(code, 403, "{v}");
+    assert_eq!(d.balance(&alice), 0);
+    let (code, v) = d.call("POST", "/v1/refund", &mx1, Some(serial.clone()));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(d.balance(&alice), 1);
+    let (code, v) = d.call("POST", "/v1/refund", &mx1, Some(serial));
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(d.balance(&alice), 1);
+    // A refunded ticket is not cancelled again.
+    let (code, _) = d.cancel(&mx1, &c, "bob@example.net", "bind-1");
+    assert_eq!(code, 409);
+
+    // A grant, then a purchase from the balance; the statement lists it all.
+    assert_eq!(d.admin(&["grant", "alice", "3"]), "balance 4");
+    let (code, v) = d.buy(&alice, 4, &[]);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(d.balance(&alice), 0);
+    let (_, st) = d.call("GET", "/v1/statement?limit=10", &alice, None);
+    let kinds: Vec<&str> = st["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "issued", "grant", "refunded", "issued", "paid", "issued", "paid"
+        ]
+    );
+    let (_, metrics) = d.raw("GET", "/metrics", "", None);
+    let m = metrics.as_str().unwrap();
+    assert!(m.contains("pennyblack_ticketd_cancels_total 1"), "{m}");
+    assert!(m.contains("pennyblack_ticketd_refunds_total 1"), "{m}");
+}
+
+#[test]
+fn hostile_requests_get_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::start(dir.path(), "30d");
+    let alice = d.account("alice", "sender");
+    let mx1 = d.account("mx1", "receiver");
+    let (code, v) = d.buy(&alice, 1, &stamps("alice", 1));
+    assert_eq!(code, 200, "{v}");
+    let (t, secret) = tickets(&v).remove(0);
+    let before = d.call("GET", "/v1/statement", &alice, None).1;
+    let c = Carried::new(t.clone(), &secret, "bob@example.net", "b").unwrap();
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("no token", "", b"{}".to_vec(), 401),
+        ("bad token", "nope", b"{}".to_vec(), 401),
+        ("malformed JSON", &mx1, b"{\"ticket\": ".to_vec(), 400),
+        (
+            "unknown field",
+            &mx1,
+            json!({"ticket": c.to_string(), "rcpt": "bob@example.net", "binding": "b", "x": 1})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "not a ticket",
+            &mx1,
+            json!({"ticket": "v=PT1; nonsense", "rcpt": "bob@example.net", "binding": "b"})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        ("oversized", &mx1, vec![b' '; 2 << 20], 413),
+    ];
+    for (what, token, body, want) in cases {
+        let (code, v) = d.raw("POST", "/v1/cancel", token, Some(body));
+        assert_eq!(code, want, "{what}: {v}");
+        if code != 413 {
+            assert!(
+                v["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{what}: {v}"
+            );
+        }
+    }
+    // A ticket whose signature is not the issuer's: a forged expiry, another key.
+    let forged = Carried::parse(&c.to_string().replacen(
+        &format!("exp={}", t.expires),
+        &format!("exp={}", t.expires + 1),
+        1,
+    ))
+    .unwrap();
+    let (code, v) = d.cancel(&mx1, &forged, "bob@example.net", "b");
+    assert_eq!(code, 403, "{v}");
+    let other = pennyblack::ticket::Issuer::new(ISSUER, &t.kid, [7; 32], [7; 32]).unwrap();
+    let (t2, s2) = other.issue(t.serial, t.expires);
+    let fake = Carried::new(t2, &s2, "bob@example.net", "b").unwrap();
+    let (code, v) = d.cancel(&mx1, &fake, "bob@example.net", "b");
+    assert_eq!(code, 403, "{v}");
+    // Buy with a malformed body or too many tickets.
+    let (code, _) = d.raw("POST", "/v1/buy", &alice, Some(b"[1,2]".to_vec()));
+    assert_eq!(code, 400);
+    let (code, _) = d.buy(&alice, 1_000_000, &[]);
+    assert_eq!(code, 400);
+    // Nothing changed: the statement is the same and the ticket is still unused.
+    assert_eq!(d.call("GET", "/v1/statement", &alice, None).1, before);
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "b");
+    assert_eq!((code, &v["repeat"]), (200, &json!(false)), "{v}");
+}
+
+#[test]
+fn an_expired_ticket_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::start(dir.path(), "1s");
+    let alice = d.account("alice", "sender");
+    let mx1 = d.account("mx1", "receiver");
+    let (code, v) = d.buy(&alice, 1, &stamps("alice", 1));
+    assert_eq!(code, 200, "{v}");
+    let (t, secret) = tickets(&v).remove(0);
+    // Wait (not time) until the ticket's expiry has passed.
+    while pennyblack::unix_now() <= t.expires {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let c = Carried::new(t, &secret, "bob@example.net", "b").unwrap();
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "b");
+    assert_eq!(code, 410, "{v}");
+}
+
+/// Cancels acknowledged before a SIGKILL are still there after a restart: each retried gets
+/// `repeat: true`, and none can be used again.
+#[test]
+fn sigkill_during_cancels_loses_no_acknowledged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Ticketd::start(dir.path(), "30d");
+    let alice = d.account("alice", "sender");
+    let mx1 = d.account("mx1", "receiver");
+    d.admin(&["grant", "alice", "200"]);
+    let (code, v) = d.buy(&alice, 200, &[]);
+    assert_eq!(code, 200, "{v}");
+    let carried: Vec<Carried> = tickets(&v)
+        .into_iter()
+        .map(|(t, s)| Carried::new(t, &s, "bob@example.net", "b").unwrap())
+        .collect();
+    // Cancels from 4 threads; the service is killed while they run.
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for chunk in carried.chunks(50) {
+            let (d, mx1, ack) = (&d, &mx1, &acknowledged);
+            sc.spawn(move || {
+                for c in chunk {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    let r = agent
+                        .post(&format!("{}/v1/cancel", d.url))
+                        .header("Authorization", &format!("Bearer {mx1}"))
+                        .send_json(cancel_body(c, "bob@example.net", "b"));
+                    match r {
+                        Ok(resp) if resp.status() == 200 => ack.lock().unwrap().push(c.clone()),
+                        _ => return, // the service is gone
+                    }
+                }
+            });
+        }
+        // Kill once some cancels were acknowledged.
+        while acknowledged.lock().unwrap().len() < 20 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let pid = d.child.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(acknowledged.len() >= 20);
+    d.restart();
+    for c in &acknowledged {
+        let (code, v) = d.cancel(&mx1, c, "bob@example.net", "b");
+        assert_eq!((code, &v["repeat"]), (200, &json!(true)), "{v}");
+        let (code, _) = d.cancel(&mx1, c, "carol@example.net", "b");
+        assert_ne!(code, 200);
+    }
+}
