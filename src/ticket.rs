@@ -21,6 +21,8 @@
 use std::fmt;
 
 #[cfg(feature = "ticketd")]
+pub mod postgres;
+#[cfg(feature = "ticketd")]
 pub mod server;
 #[cfg(feature = "store")]
 pub mod store;

@@ -152,6 +152,9 @@ pub enum BooksError {
     /// An account name that is empty, too long or not printable ASCII.
     #[error("bad account name")]
     BadName,
+    /// The PostgreSQL server failed or refused.
+    #[error("ticket books (PostgreSQL): {0}")]
+    Postgres(String),
 }
 
 /// The books of a ticket server.

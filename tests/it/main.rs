@@ -29,6 +29,8 @@ mod memhard_cli;
 #[cfg(all(feature = "cli", feature = "milter"))]
 mod milter;
 mod minting;
+#[cfg(all(feature = "cli", feature = "ticketd"))]
+mod pg;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod pki;
 #[cfg(all(feature = "cli", feature = "redis"))]

@@ -21,6 +21,8 @@ struct Ticketd {
     dir: PathBuf,
     port: u16,
     lifetime: String,
+    /// A PostgreSQL URL, or `None` for the embedded books in `dir`.
+    pg: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -33,20 +35,25 @@ fn free_port() -> u16 {
 
 impl Ticketd {
     fn start(dir: &Path, lifetime: &str) -> Ticketd {
-        Ticketd::start_on(dir, lifetime, free_port())
+        Ticketd::start_on(dir, lifetime, free_port(), None)
     }
 
-    fn start_on(dir: &Path, lifetime: &str, port: u16) -> Ticketd {
-        let child = pennyblack()
-            .args(["ticketd", "serve", "--issuer", ISSUER])
+    fn start_on(dir: &Path, lifetime: &str, port: u16, pg: Option<&str>) -> Ticketd {
+        let mut cmd = pennyblack();
+        cmd.args(["ticketd", "serve", "--issuer", ISSUER])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--key")
-            .arg(dir.join("ticket.key"))
-            .arg("--books")
-            .arg(dir.join("books.redb"))
-            .arg("--spent")
-            .arg(dir.join("spent.redb"))
+            .arg(dir.join("ticket.key"));
+        match pg {
+            Some(url) => cmd.args(["--books", url]),
+            None => cmd
+                .arg("--books")
+                .arg(dir.join("books.redb"))
+                .arg("--spent")
+                .arg(dir.join("spent.redb")),
+        };
+        let child = cmd
             .arg("--admin-token-file")
             .arg(dir.join("admin.token"))
             .args(["--price-bits", &PRICE.to_string(), "--lifetime", lifetime])
@@ -60,6 +67,7 @@ impl Ticketd {
             dir: dir.to_owned(),
             port,
             lifetime: lifetime.to_owned(),
+            pg: pg.map(str::to_owned),
         };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -162,7 +170,8 @@ impl Ticketd {
         self.kill();
         let dir = self.dir.clone();
         let lifetime = self.lifetime.clone();
-        *self = Ticketd::start_on(&dir, &lifetime, self.port);
+        let pg = self.pg.clone();
+        *self = Ticketd::start_on(&dir, &lifetime, self.port, pg.as_deref());
     }
 }
 
@@ -214,7 +223,75 @@ fn cancel_body(c: &Carried, rcpt: &str, binding: &str) -> Value {
 #[test]
 fn buy_cancel_retry_refund_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Ticketd::start(dir.path(), "30d");
+    scenario(&Ticketd::start(dir.path(), "30d"));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run `bash .ci/run`, which installs it"]
+fn buy_cancel_retry_refund_and_refusals_on_postgresql() {
+    let pg = crate::pg::Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&Ticketd::start_on(
+        dir.path(),
+        "30d",
+        free_port(),
+        Some(&pg.url()),
+    ));
+}
+
+/// Two instances on one PostgreSQL, each asked to cancel every ticket at once (for different
+/// messages): exactly one of the two succeeds for each ticket; a stamp paid at one is refused
+/// at the other.
+#[test]
+#[ignore = "needs PostgreSQL: run `bash .ci/run`, which installs it"]
+fn two_instances_on_one_postgresql_race_and_one_wins() {
+    let pg = crate::pg::Postgres::start();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Ticketd::start_on(d1.path(), "30d", free_port(), Some(&pg.url()));
+    // The same issuer key on both instances.
+    std::fs::copy(d1.path().join("ticket.key"), d2.path().join("ticket.key")).unwrap();
+    let b = Ticketd::start_on(d2.path(), "30d", free_port(), Some(&pg.url()));
+    let alice = a.account("alice", "sender");
+    let mx1 = a.account("mx1", "receiver");
+    let paid = stamps("alice", 1);
+    let (code, v) = a.buy(&alice, 1, &paid);
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = b.buy(&alice, 1, &paid);
+    assert_eq!(
+        code, 409,
+        "a stamp paid at one instance, again at the other: {v}"
+    );
+    a.admin(&["grant", "alice", "100"]);
+    let (code, v) = b.buy(&alice, 100, &[]);
+    assert_eq!(code, 200, "{v}");
+    let bought = tickets(&v);
+    let wins = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for (t, secret) in &bought {
+            for (d, binding) in [(&a, "message-a"), (&b, "message-b")] {
+                let (mx1, wins) = (&mx1, &wins);
+                sc.spawn(move || {
+                    let c = Carried::new(t.clone(), secret, "bob@example.net", binding).unwrap();
+                    let (code, v) = d.cancel(mx1, &c, "bob@example.net", binding);
+                    match code {
+                        200 => {
+                            wins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        409 => {}
+                        _ => panic!("{code} {v}"),
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(
+        wins.into_inner(),
+        bought.len(),
+        "exactly one cancel per ticket"
+    );
+}
+
+fn scenario(d: &Ticketd) {
     let alice = d.account("alice", "sender");
     let mx1 = d.account("mx1", "receiver");
     let mx2 = d.account("mx2", "receiver");

@@ -1019,12 +1019,14 @@ pub struct TicketdServeArgs {
     /// The issuer's key file (made when missing).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    /// The books: accounts, tickets, statements (a redb file).
+    /// The books: accounts, tickets, statements: a redb file (one instance), or a PostgreSQL
+    /// URL (postgres://USER@HOST:PORT/DB) that several instances share.
+    #[arg(long, value_name = "FILE|URL")]
+    pub books: String,
+    /// The spent store of the stamps paid with (a redb file); with PostgreSQL books it is a
+    /// table of the same database, shared by every instance, unless this is given.
     #[arg(long, value_name = "FILE")]
-    pub books: PathBuf,
-    /// The spent store of the stamps paid with (a redb file).
-    #[arg(long, value_name = "FILE")]
-    pub spent: PathBuf,
+    pub spent: Option<PathBuf>,
     /// The price of one ticket: a stamp of this many bits for ACCOUNT@ISSUER.
     #[arg(long, default_value_t = 24)]
     pub price_bits: u32,

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use pennyblack::ticket::Issuer;
+use pennyblack::ticket::postgres::PgTicketStore;
 use pennyblack::ticket::server::{Metrics, Service, token_hash};
-use pennyblack::ticket::store::FileTicketStore;
+use pennyblack::ticket::store::{FileTicketStore, TicketStore};
 
 use crate::Exit;
 use crate::args::{TicketdAdminArgs, TicketdCommand};
@@ -15,8 +16,23 @@ pub fn run(c: TicketdCommand) -> Result<Exit> {
         TicketdCommand::Serve(a) => {
             let issuer = Issuer::from_key_file(&a.issuer, &a.key)
                 .with_context(|| format!("--key {}", a.key.display()))?;
-            let books = FileTicketStore::open(&a.books)?;
-            let spent = pennyblack::FileStore::open(&a.spent)?;
+            let (books, spent): (Arc<dyn TicketStore>, Arc<dyn pennyblack::SpentStore>) =
+                if a.books.starts_with("postgres://") || a.books.starts_with("postgresql://") {
+                    let pg = Arc::new(PgTicketStore::open(&a.books)?.with_spent_table()?);
+                    let spent: Arc<dyn pennyblack::SpentStore> = match &a.spent {
+                        Some(p) => Arc::new(pennyblack::FileStore::open(p)?),
+                        None => pg.clone(),
+                    };
+                    (pg, spent)
+                } else {
+                    let Some(p) = &a.spent else {
+                        bail!("--spent FILE is needed with file books (the stamps paid with)");
+                    };
+                    (
+                        Arc::new(FileTicketStore::open(std::path::Path::new(&a.books))?),
+                        Arc::new(pennyblack::FileStore::open(p)?),
+                    )
+                };
             let admin_token_hash = match &a.admin_token_file {
                 Some(f) => Some(token_hash(&read_or_make_token(f)?)),
                 None => None,
@@ -27,8 +43,8 @@ pub fn run(c: TicketdCommand) -> Result<Exit> {
             );
             let service = Arc::new(Service {
                 issuer,
-                books: Arc::new(books),
-                spent: Arc::new(spent),
+                books,
+                spent,
                 price_bits: a.price_bits,
                 lifetime: a.lifetime,
                 admin_token_hash,
