@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
 use crate::dkim::{self, Canon, KeyLookup, SigningKey};
+use crate::policy::lookup::PolicyCache;
 use crate::postage::CheckLimits;
 use crate::verify::Policy;
 use crate::{MintRequest, SpentStore};
@@ -32,6 +33,11 @@ pub struct Outbound {
     pub keys: Vec<(String, SigningKey)>,
     /// Header and body canonicalization of the signatures.
     pub canon: (Canon, Canon),
+    /// Follow the postage policies recipient domains publish (`_postage.DOMAIN`), looked up
+    /// within `timeout` and kept in this cache; `None`: `request` for every recipient.
+    pub policies: Option<Arc<PolicyCache>>,
+    /// The most bits minted for a policy; one asking more gets `request`, and a log line.
+    pub max_bits: u32,
 }
 
 /// What the filter does when a check finds no good enough stamp.

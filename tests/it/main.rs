@@ -31,6 +31,8 @@ mod milter;
 mod minting;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod pki;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod policy;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
 mod roundtrip;
