@@ -23,7 +23,8 @@ pub struct Outbound {
     pub threads: usize,
     /// At most this many messages are minted at once; others wait for a slot.
     pub max_mints: usize,
-    /// Time allowed for the stamps of one message, waiting for a slot included. Beyond it the
+    /// Time allowed for the stamps of one message, waiting for a slot and looking up the
+    /// recipient domains' postage policies included. Beyond it the
     /// message passes unstamped. Keep it well below the MTA's content timeout
     /// (Postfix `milter_content_timeout`, 300 s by default).
     pub timeout: Duration,

@@ -363,6 +363,14 @@ pub enum Deviation {
         /// How many.
         count: usize,
     },
+    /// What the policy asks cannot be minted for a recipient: an invalid request, or a stamp
+    /// too long for one header line.
+    Unmintable {
+        /// The recipient domain.
+        domain: String,
+        /// The parts asked.
+        parts: u32,
+    },
     /// The lookup failed: the configured cost is minted.
     TempError {
         /// The recipient domain.
@@ -407,6 +415,11 @@ impl fmt::Display for Deviation {
             Deviation::Several { domain, count } => write!(
                 f,
                 "{domain} publishes {count} postage policy records, treated as none: {FALLBACK}"
+            ),
+            Deviation::Unmintable { domain, parts } => write!(
+                f,
+                "postage policy of {domain} asks a stamp ({parts} parts) that cannot be minted \
+                 on one header line for a recipient there: {FALLBACK}"
             ),
             Deviation::TempError { domain, reason } => write!(
                 f,
@@ -491,20 +504,57 @@ pub fn requests_for(
             out.push((r.clone(), configured.clone()));
             continue;
         };
-        if let Some(req) = by_domain.get(&domain) {
-            out.push((r.clone(), req.clone()));
+        let req = match by_domain.get(&domain) {
+            Some(req) => req.clone(),
+            None => {
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let answer = cache
+                    .lookup(&domain, timeout)
+                    .expect("a normalized domain is valid");
+                let (req, deviation) = follow(&domain, &answer, configured, max_bits);
+                deviations.extend(deviation);
+                by_domain.insert(domain.clone(), req.clone());
+                req
+            }
+        };
+        // A policy must not make the message unstampable for everyone: a request that is
+        // invalid, or whose stamp would not fit on one header line (many parts, a long
+        // address), gives way to the configured cost for this recipient.
+        if req != *configured && !(req.validate().is_ok() && fits(r, &req)) {
+            let d = Deviation::Unmintable {
+                domain: domain.clone(),
+                parts: req.parts,
+            };
+            if !deviations.contains(&d) {
+                deviations.push(d);
+            }
+            out.push((r.clone(), configured.clone()));
             continue;
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let answer = cache
-            .lookup(&domain, timeout)
-            .expect("a normalized domain is valid");
-        let (req, deviation) = follow(&domain, &answer, configured, max_bits);
-        deviations.extend(deviation);
-        by_domain.insert(domain, req.clone());
         out.push((r.clone(), req));
     }
     (out, deviations)
+}
+
+/// Whether the stamp `req` mints for `rcpt` fits on one `X-Hashcash` line once bound to its
+/// message (`bind=` and 23 characters added to the extension), in clear or hidden form.
+fn fits(rcpt: &str, req: &MintRequest) -> bool {
+    let bind = format!("{}={}", crate::bind::BIND_EXT, "A".repeat(23));
+    let ext = if req.ext.is_empty() {
+        bind
+    } else {
+        format!("{bind};{}", req.ext)
+    };
+    [false, true].into_iter().all(|hidden| {
+        MintRequest {
+            resource: rcpt.to_owned(),
+            ext: ext.clone(),
+            hidden,
+            ..req.clone()
+        }
+        .stamp_len()
+            <= crate::postage::MAX_FIELD_STAMP
+    })
 }
 
 #[cfg(test)]
@@ -688,6 +738,30 @@ mod tests {
             matches!(devs[..], [Deviation::TempError { .. }]),
             "{devs:?}"
         );
+    }
+
+    #[test]
+    fn a_policy_cannot_make_a_message_unstampable() {
+        // Attack: a recipient domain asks 64 parts of SHA-256, so that the
+        // stamp for a long address does not fit on a header line and the whole message (every
+        // other recipient's stamp too) would fail.
+        let (table, _clock, cache) = setup();
+        table.txt("evil.example", &["v=PB1; bits=14; parts=64"], 300);
+        let configured = MintRequest::new("-").bits(10).parts(16);
+        let long = format!("{}@evil.example", "x".repeat(400));
+        let rcpts = vec![long.clone(), "short@evil.example".to_owned()];
+        let (reqs, devs) = requests_for(&cache, &rcpts, &configured, 16, None);
+        assert_eq!(
+            reqs[0].1, configured,
+            "the long address kept the policy's 64 parts"
+        );
+        assert!(fits(&long, &reqs[0].1));
+        assert_eq!((reqs[1].1.bits, reqs[1].1.parts), (14, 64));
+        assert!(
+            matches!(devs[..], [Deviation::Unmintable { parts: 64, .. }]),
+            "{devs:?}"
+        );
+        assert!(!devs[0].to_string().contains("xxx"), "{}", devs[0]);
     }
 
     #[test]
