@@ -97,10 +97,13 @@ Examples:
   pennyblack stamp < message.eml > stamped.eml                      # stamps for To and Cc
   pennyblack stamp --rcpt bcc@example.net --domain example.org \\
       --sign sel1:/etc/pennyblack/ed25519.pem --sign sel2:/etc/pennyblack/rsa.pem < m.eml
+  pennyblack stamp --bits 20 --postage-policy on --max-bits 24 < m.eml  # what each domain asks
 
 The output differs from the input only by the added header fields (X-Hashcash above the
 message, DKIM-Signature above those). On any failure nothing is written and the exit status
-is 3.";
+is 3. With --postage-policy on each recipient's stamp meets its domain's policy (see `pennyblack
+policy`) up to --max-bits; a policy over the cap, invalid, or not looked up in time gets the
+configured cost and one warning line naming the domain (never a recipient).";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
