@@ -13,6 +13,9 @@ use std::fmt;
 
 use crate::{Algorithm, Argon2Params, MintRequest};
 
+#[cfg(feature = "dns")]
+pub mod lookup;
+
 /// The DNS label under which a domain publishes its policy: `_postage.DOMAIN`.
 pub const POLICY_LABEL: &str = "_postage";
 /// The version tag every record starts with: `v=PB1`.
@@ -117,6 +120,25 @@ pub enum PolicyError {
         /// What is wrong.
         why: &'static str,
     },
+}
+
+/// Whether a TXT record is a postage policy record: its first tag is `v=PB1` (the rest may
+/// still be malformed). A domain's other TXT records at `_postage.DOMAIN` are ignored; a record
+/// that is one is parsed, and refused whole when malformed.
+pub fn is_policy_record(text: &str) -> bool {
+    let ws = [' ', '\t'];
+    let rest = text.trim_start_matches(ws);
+    let Some(rest) = rest.strip_prefix('v') else {
+        return false;
+    };
+    let Some(rest) = rest.trim_start_matches(ws).strip_prefix('=') else {
+        return false;
+    };
+    let Some(rest) = rest.trim_start_matches(ws).strip_prefix(VERSION) else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(ws);
+    rest.is_empty() || rest.starts_with(';')
 }
 
 /// Splits a tag list (`name=value; name=value`) into its tags, checked against the grammar of
@@ -503,6 +525,23 @@ mod tests {
             Requirement::parse(&format!("v=PB1; bits=20{many}")),
             Err(PolicyError::TooManyTags)
         );
+    }
+
+    #[test]
+    fn policy_records_are_told_from_other_txt_records() {
+        for yes in ["v=PB1; bits=20", "v=PB1", " v = PB1 ;bits=x", "v=PB1;"] {
+            assert!(is_policy_record(yes), "{yes:?}");
+        }
+        for no in [
+            "",
+            "v=spf1 -all",
+            "v=PB10; bits=2",
+            "v=pb1",
+            "bits=20; v=PB1",
+            "v=PB1x",
+        ] {
+            assert!(!is_policy_record(no), "{no:?}");
+        }
     }
 
     #[test]

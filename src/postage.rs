@@ -85,14 +85,32 @@ pub fn stamp_fields(
     minter: &Minter,
     signers: &[SignRequest<'_>],
 ) -> Result<Vec<String>, StampError> {
+    let each: Vec<(String, MintRequest)> = recipients
+        .iter()
+        .map(|r| (r.clone(), request.clone()))
+        .collect();
+    stamp_fields_each(msg, &each, minter, signers)
+}
+
+/// [`stamp_fields`] with a cost of its own for each recipient (`(recipient, request)`: the
+/// request's resource is replaced by the recipient, its `ext` kept after `bind=`), as a sender
+/// following its recipients' postage policies mints ([`crate::policy::Requirement::plan`]).
+/// A recipient named twice is stamped once, at the cost of its first entry. Every request is
+/// validated before any work starts, as in [`stamp_fields`].
+pub fn stamp_fields_each(
+    msg: &Message,
+    recipients: &[(String, MintRequest)],
+    minter: &Minter,
+    signers: &[SignRequest<'_>],
+) -> Result<Vec<String>, StampError> {
     if recipients.is_empty() {
         return Err(StampError::NoRecipients);
     }
     let visible = msg.recipients();
-    let ext = Binding::of(&BindingView::new(msg)).add_to_ext(&request.ext);
+    let binding = Binding::of(&BindingView::new(msg));
     let mut seen: Vec<String> = Vec::with_capacity(recipients.len());
     let mut reqs: Vec<MintRequest> = Vec::with_capacity(recipients.len());
-    for r in recipients {
+    for (r, request) in recipients {
         let norm = normalize_address(r);
         if seen.contains(&norm) {
             continue;
@@ -100,7 +118,7 @@ pub fn stamp_fields(
         seen.push(norm);
         reqs.push(MintRequest {
             resource: r.clone(),
-            ext: ext.clone(),
+            ext: binding.add_to_ext(&request.ext),
             hidden: !visible.iter().any(|v| same_address(v, r)),
             ..request.clone()
         });

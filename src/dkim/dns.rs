@@ -108,38 +108,68 @@ impl DnsLookup {
     }
 }
 
-impl KeyLookup for DnsLookup {
-    fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
+impl DnsLookup {
+    /// The TXT record strings at `name` (each record's character-strings joined) and the least
+    /// TTL among them, in seconds, waiting at most `timeout` (`None`: the resolver's own
+    /// timeout). No such name, or no TXT record at it, is [`LookupError::NotFound`]; a
+    /// timeout or a server failure [`LookupError::Temporary`].
+    pub fn txt_with_ttl(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<String>, u32), LookupError> {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         let Some(runtime) = &self.runtime else {
             return Err(LookupError::Temporary(
                 "the resolver is shutting down".into(),
             ));
         };
-        let answer = runtime.block_on(self.auth.resolver().txt_lookup(fqdn));
+        let query = self.auth.resolver().txt_lookup(fqdn);
+        let answer = match timeout {
+            None => runtime.block_on(query),
+            Some(t) => match runtime.block_on(async { tokio::time::timeout(t, query).await }) {
+                Ok(a) => a,
+                Err(_) => {
+                    return Err(LookupError::Temporary(format!(
+                        "no answer within {:.1}s",
+                        t.as_secs_f64()
+                    )));
+                }
+            },
+        };
         match answer {
             Ok(lookup) => {
+                let mut ttl = u32::MAX;
                 let records: Vec<String> = lookup
                     .answers()
                     .iter()
                     .filter_map(|r| match &r.data {
-                        RData::TXT(txt) => Some(
-                            txt.txt_data
-                                .iter()
-                                .map(|s| String::from_utf8_lossy(s).into_owned())
-                                .collect::<String>(),
-                        ),
+                        RData::TXT(txt) => {
+                            ttl = ttl.min(r.ttl);
+                            Some(
+                                txt.txt_data
+                                    .iter()
+                                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                                    .collect::<String>(),
+                            )
+                        }
                         _ => None,
                     })
                     .collect();
                 if records.is_empty() {
                     Err(LookupError::NotFound)
                 } else {
-                    Ok(records)
+                    Ok((records, ttl))
                 }
             }
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(LookupError::NotFound),
             Err(e) => Err(LookupError::Temporary(e.to_string())),
         }
+    }
+}
+
+impl KeyLookup for DnsLookup {
+    fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
+        self.txt_with_ttl(name, None).map(|(records, _)| records)
     }
 }

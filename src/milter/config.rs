@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
 use crate::dkim::{self, Canon, KeyLookup, SigningKey};
+use crate::policy::lookup::PolicyCache;
 use crate::postage::CheckLimits;
 use crate::verify::Policy;
 use crate::{MintRequest, SpentStore};
@@ -22,7 +23,8 @@ pub struct Outbound {
     pub threads: usize,
     /// At most this many messages are minted at once; others wait for a slot.
     pub max_mints: usize,
-    /// Time allowed for the stamps of one message, waiting for a slot included. Beyond it the
+    /// Time allowed for the stamps of one message, waiting for a slot and looking up the
+    /// recipient domains' postage policies included. Beyond it the
     /// message passes unstamped. Keep it well below the MTA's content timeout
     /// (Postfix `milter_content_timeout`, 300 s by default).
     pub timeout: Duration,
@@ -32,6 +34,11 @@ pub struct Outbound {
     pub keys: Vec<(String, SigningKey)>,
     /// Header and body canonicalization of the signatures.
     pub canon: (Canon, Canon),
+    /// Follow the postage policies recipient domains publish (`_postage.DOMAIN`), looked up
+    /// within `timeout` and kept in this cache; `None`: `request` for every recipient.
+    pub policies: Option<Arc<PolicyCache>>,
+    /// The most bits minted for a policy; one asking more gets `request`, and a log line.
+    pub max_bits: u32,
 }
 
 /// What the filter does when a check finds no good enough stamp.

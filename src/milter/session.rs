@@ -18,7 +18,8 @@ use super::{RejectWith, Shared};
 use crate::Minter;
 use crate::dkim::{self, SignRequest};
 use crate::mail::{Eol, Message};
-use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields};
+use crate::policy::lookup::requests_for;
+use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields_each};
 use crate::verify::{Policy, ResourcePattern, Verifier};
 
 /// One connection from the MTA: the state of the SMTP session and of the current message.
@@ -199,8 +200,30 @@ impl Session {
                 rcpts.len()
             ),
         );
+        // Recipient domains' postage policies, within the mint timeout (a failure: the
+        // configured cost), looked up before waiting for a slot so no slot waits on the DNS.
+        let requests = match &out.policies {
+            Some(cache) => {
+                let (cache, list, request) =
+                    (Arc::clone(cache), rcpts.clone(), out.request.clone());
+                let (max_bits, deadline) = (out.max_bits, started + out.timeout);
+                let (requests, deviations) = tokio::task::spawn_blocking(move || {
+                    requests_for(&cache, &list, &request, max_bits, Some(deadline))
+                })
+                .await
+                .map_err(|e| SessionError::Worker(e.to_string()))?;
+                for d in deviations {
+                    shared.log(&qid, format_args!("outbound ({why}): {d}"));
+                }
+                requests
+            }
+            None => rcpts
+                .iter()
+                .map(|r| (r.clone(), out.request.clone()))
+                .collect(),
+        };
         let permit = match tokio::time::timeout(
-            out.timeout,
+            out.timeout.saturating_sub(started.elapsed()),
             Arc::clone(&shared.slots).acquire_owned(),
         )
         .await
@@ -227,8 +250,9 @@ impl Session {
                 })
                 .collect();
             let stamped = match permit {
-                Some(_permit) => stamp_fields(&msg, &rcpts, &out.request, &minter, &signers)
-                    .map(|f| (f, rcpts.len())),
+                Some(_permit) => {
+                    stamp_fields_each(&msg, &requests, &minter, &signers).map(|f| (f, rcpts.len()))
+                }
                 None => Err(crate::postage::StampError::Mint {
                     // Never the addresses: some may be Bcc recipients, and this reaches the log.
                     resource: format!("{} recipient(s)", rcpts.len()),

@@ -33,6 +33,8 @@ mod minting;
 mod pg;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod pki;
+#[cfg(all(feature = "cli", feature = "dns"))]
+mod policy;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
 mod roundtrip;

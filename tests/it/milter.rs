@@ -623,9 +623,11 @@ fn milter_protocol_trust_boundaries() {
             spent.to_str().unwrap(),
             "--max-size",
             "100000",
-            // No SPF or DMARC here (the Postfix test has them, through its own DNS zone): this
-            // test must not ask the system's resolver anything.
+            // No SPF, DMARC or postage policies here (the Postfix test has them, through its
+            // own DNS zone): this test must not ask the system's resolver anything.
             "--sender-auth",
+            "off",
+            "--postage-policy",
             "off",
         ],
     );

@@ -56,6 +56,10 @@ pub enum Command {
     #[cfg(feature = "dns")]
     #[command(after_help = SPF_EXAMPLES)]
     Spf(SpfArgs),
+    /// Show the postage policy each domain publishes, and what this sender would mint for it.
+    #[cfg(feature = "dns")]
+    #[command(after_help = POLICY_EXAMPLES)]
+    Policy(PostagePolicyArgs),
     /// Mail filter for Postfix and Sendmail: stamp and sign outbound, check inbound mail.
     #[cfg(feature = "milter")]
     #[command(after_help = MILTER_EXAMPLES)]
@@ -97,10 +101,13 @@ Examples:
   pennyblack stamp < message.eml > stamped.eml                      # stamps for To and Cc
   pennyblack stamp --rcpt bcc@example.net --domain example.org \\
       --sign sel1:/etc/pennyblack/ed25519.pem --sign sel2:/etc/pennyblack/rsa.pem < m.eml
+  pennyblack stamp --bits 20 --postage-policy on --max-bits 24 < m.eml  # what each domain asks
 
 The output differs from the input only by the added header fields (X-Hashcash above the
 message, DKIM-Signature above those). On any failure nothing is written and the exit status
-is 3.";
+is 3. With --postage-policy on each recipient's stamp meets its domain's policy (see `pennyblack
+policy`) up to --max-bits; a policy over the cap, invalid, or not looked up in time gets the
+configured cost and one warning line naming the domain (never a recipient).";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
@@ -130,6 +137,27 @@ Checks the MAIL FROM identity, or with an empty or absent --mail-from the HELO i
 (postmaster@HELO), through --dns-server or the system resolver. Limits: 10 DNS-querying
 mechanisms, 2 void lookups, 20 s a check.
 Exit status: 0 pass; 1 fail or softfail; 2 neutral, none, temperror or permerror; 3 error.";
+
+#[cfg(feature = "dns")]
+const POLICY_EXAMPLES: &str = "\
+Examples:
+  pennyblack policy example.net                     # what example.net asks of each stamp
+  pennyblack policy --bits 20 --max-bits 24 example.net bob@example.com
+  pennyblack policy --json --dns-server 127.0.0.1:5353 example.net
+
+A receiving domain publishes its policy as one TXT record at _postage.DOMAIN:
+  _postage.example.net.  IN TXT  \"v=PB1; bits=22; alg=sha256,blake3; parts=16\"
+(the grammar is in docs/FORMAT.md). For each DOMAIN (or the domain of an ADDRESS) this prints
+the record, the requirement in canonical form, its TTL, and what `stamp --postage-policy on`
+and the milter would mint for a recipient there with the given --bits/--alg/--parts and
+--max-bits: at least what is asked, never more than the cap; over the cap, or with no
+algorithm in common, the configured cost (and a report). A malformed record, or several
+v=PB1 records, count as none for senders. Other TXT records at the name are ignored.
+--json: one object a line per domain: {domain, result (policy, none, invalid, several,
+temperror), record, requirement, ttl, kept (seconds senders keep it: the TTL within 60 s
+to 1 day), error, count, mint: {alg, bits, parts}, followed, deviation}.
+Exit status: 0 every domain publishes a policy; 1 some domain publishes none; 2 some record is
+invalid, or several; 3 error (a DNS failure, bad usage). The highest applies.";
 
 const KEYGEN_EXAMPLES: &str = "\
 Examples:
@@ -399,6 +427,55 @@ pub struct StampArgs {
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_size: usize,
+    /// Follow the postage policies of the recipients' domains (TXT at _postage.DOMAIN): mint
+    /// at least what each asks, never more than --max-bits; over it, or when the lookup fails,
+    /// the configured cost, said on standard error. Off by default: `stamp` runs in scripts
+    /// and offline, and asks the DNS nothing unless told to (the milter's default is on).
+    #[arg(long, value_enum, default_value_t = OnOff::Off, value_name = "on|off", help_heading = "Postage policies")]
+    pub postage_policy: OnOff,
+    /// The most bits minted for a recipient domain's policy (at least --bits).
+    #[arg(
+        long,
+        value_name = "BITS",
+        default_value_t = 26,
+        help_heading = "Postage policies"
+    )]
+    pub max_bits: u32,
+    /// Where policies are looked up.
+    #[command(flatten, next_help_heading = "Postage policies")]
+    pub dns: DnsArgs,
+}
+
+/// The DNS server of commands that look up records only in the DNS (`stamp`, `policy`).
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Ask this DNS server (IP:PORT) instead of the system's resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// How long to wait for a DNS answer: 5s, 500ms; a bare number is seconds.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub dns_timeout: std::time::Duration,
+}
+
+/// `pennyblack policy`.
+#[cfg(feature = "dns")]
+#[derive(Debug, Args)]
+pub struct PostagePolicyArgs {
+    /// Recipient domains (example.net, not _postage.example.net), or addresses at them.
+    #[arg(value_name = "DOMAIN", required = true)]
+    pub domains: Vec<String>,
+    /// The cost this sender mints when a domain asks less (as `stamp`'s and the milter's).
+    #[command(flatten)]
+    pub cost: CostArgs,
+    /// The most bits this sender mints for a policy.
+    #[arg(long, value_name = "BITS", default_value_t = 26)]
+    pub max_bits: u32,
+    /// Where policies are looked up.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// One JSON object per domain, one a line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pennyblack check`.
@@ -462,7 +539,7 @@ pub struct KeySourceArgs {
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
     /// Ask this DNS server (IP:PORT) instead of the system's resolver: for DKIM keys (unless
-    /// --keys), SPF and DMARC records.
+    /// --keys), SPF and DMARC records, and the milter's postage policies.
     #[arg(long, value_name = "IP:PORT")]
     pub dns_server: Option<std::net::SocketAddr>,
     /// How long to wait for a DNS answer: 5s, 500ms; a bare number is seconds.
@@ -570,6 +647,20 @@ pub struct MilterArgs {
     /// unstamped (logged). Keep it below the MTA's milter content timeout (Postfix: 300s).
     #[arg(long, default_value = "60s", value_parser = parse_timeout, help_heading = "Outbound: stamps")]
     pub mint_timeout: std::time::Duration,
+    /// Follow the postage policies of the recipients' domains (TXT at _postage.DOMAIN, through
+    /// --dns-server or the system resolver, kept for their TTL): mint at least what each asks,
+    /// never more than --max-bits. Over it, or when the lookup fails, the configured cost
+    /// (logged). Lookups count in --mint-timeout.
+    #[arg(long, value_enum, default_value_t = OnOff::On, value_name = "on|off", help_heading = "Outbound: stamps")]
+    pub postage_policy: OnOff,
+    /// The most bits minted for a recipient domain's policy (at least --bits).
+    #[arg(
+        long,
+        value_name = "BITS",
+        default_value_t = 26,
+        help_heading = "Outbound: stamps"
+    )]
+    pub max_bits: u32,
     /// DKIM signatures over the stamped message.
     #[command(flatten, next_help_heading = "Outbound: DKIM")]
     pub sign: SignArgs,

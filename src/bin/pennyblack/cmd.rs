@@ -8,6 +8,8 @@ pub mod keygen;
 #[cfg(feature = "milter")]
 pub mod milter;
 pub mod mint;
+#[cfg(feature = "dns")]
+pub mod policy;
 pub mod spent;
 #[cfg(feature = "dns")]
 pub mod spf;

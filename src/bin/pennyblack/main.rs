@@ -90,6 +90,8 @@ fn main() -> ExitCode {
         args::Command::Keygen(a) => cmd::keygen::run(a),
         #[cfg(feature = "dns")]
         args::Command::Spf(a) => cmd::spf::run(a),
+        #[cfg(feature = "dns")]
+        args::Command::Policy(a) => cmd::policy::run(a),
         args::Command::Spent(a) => cmd::spent::run(a),
         args::Command::Bench(a) => cmd::bench::run(a),
         args::Command::Calibrate(a) => cmd::calibrate::run(a),

@@ -7,6 +7,7 @@ use pennyblack::MintRequest;
 use pennyblack::Policy;
 use pennyblack::dkim;
 use pennyblack::milter::{Config, Inbound, Outbound, RejectWith};
+use pennyblack::policy::lookup::PolicyCache;
 use pennyblack::postage::CheckLimits;
 
 use crate::Exit;
@@ -18,6 +19,16 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
     if threads == 0 || a.max_mints == 0 {
         bail!("--threads and --max-mints must be at least 1");
     }
+    // One resolver for SPF, DMARC and postage policies, made only when one of them is on.
+    let policies = a.postage_policy == crate::args::OnOff::On && !a.inbound_only;
+    let dns = if policies || a.sender_auth == crate::args::OnOff::On {
+        Some(Arc::new(crate::cmd::dns_lookup(
+            a.key_source.dns_server,
+            a.key_source.dns_timeout,
+        )?))
+    } else {
+        None
+    };
     let outbound = if a.inbound_only {
         None
     } else {
@@ -30,6 +41,13 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         request
             .validate()
             .map_err(|e| anyhow::anyhow!("outbound stamps: {e}"))?;
+        if policies && a.max_bits < a.cost.bits {
+            bail!(
+                "--max-bits {} is below --bits {}: the cap is the most minted for a policy",
+                a.max_bits,
+                a.cost.bits
+            );
+        }
         let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
         Some(Outbound {
             request,
@@ -39,6 +57,11 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
             domain: a.sign.domain.clone().unwrap_or_default(),
             keys,
             canon,
+            policies: dns
+                .clone()
+                .filter(|_| policies)
+                .map(|d| Arc::new(PolicyCache::new(d))),
+            max_bits: a.max_bits,
         })
     };
     if a.dmarc_enforce && a.sender_auth == crate::args::OnOff::Off {
@@ -82,10 +105,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         },
         sender_auth: match a.sender_auth {
             crate::args::OnOff::On => Some(pennyblack::milter::SenderAuth {
-                dns: Arc::new(crate::cmd::dns_lookup(
-                    a.key_source.dns_server,
-                    a.key_source.dns_timeout,
-                )?),
+                dns: dns.clone().expect("made for --sender-auth on"),
                 enforce_dmarc: a.dmarc_enforce,
             }),
             crate::args::OnOff::Off => None,

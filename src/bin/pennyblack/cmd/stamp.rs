@@ -4,6 +4,8 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use pennyblack::MintRequest;
+
+use crate::args::OnOff;
 use pennyblack::dkim::SignRequest;
 use pennyblack::mail::Message;
 
@@ -37,6 +39,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
         .alg(alg)
         .bits(a.cost.bits)
         .parts(parts);
+    let requests = per_recipient(&a, &recipients, &request)?;
     let now = pennyblack::unix_now();
     let domain = a.sign.domain.as_deref().unwrap_or("");
     let signers: Vec<SignRequest<'_>> = keys
@@ -67,7 +70,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
             );
         });
     }
-    let fields = pennyblack::postage::stamp_fields(&msg, &recipients, &request, &minter, &signers);
+    let fields = pennyblack::postage::stamp_fields_each(&msg, &requests, &minter, &signers);
     if progress {
         eprint!("\r\x1b[2K");
     }
@@ -76,4 +79,46 @@ pub fn run(a: StampArgs) -> Result<Exit> {
     stdout.write_all(&out)?;
     stdout.flush()?;
     Ok(Exit::Ok)
+}
+
+/// Each recipient's mint request: `request`, or with --postage-policy on what its domain's
+/// policy asks within --max-bits (each deviation said on standard error, naming the domain
+/// only: some recipients are Bcc).
+fn per_recipient(
+    a: &StampArgs,
+    recipients: &[String],
+    request: &MintRequest,
+) -> Result<Vec<(String, MintRequest)>> {
+    let same = || {
+        recipients
+            .iter()
+            .map(|r| (r.clone(), request.clone()))
+            .collect()
+    };
+    if a.postage_policy == OnOff::Off {
+        return Ok(same());
+    }
+    if a.max_bits < a.cost.bits {
+        bail!(
+            "--max-bits {} is below --bits {}: the cap is the most minted for a policy",
+            a.max_bits,
+            a.cost.bits
+        );
+    }
+    #[cfg(feature = "dns")]
+    {
+        use pennyblack::policy::lookup::{PolicyCache, requests_for};
+        let dns = crate::cmd::dns_lookup(a.dns.dns_server, a.dns.dns_timeout)?;
+        let cache = PolicyCache::new(std::sync::Arc::new(dns));
+        let (requests, deviations) = requests_for(&cache, recipients, request, a.max_bits, None);
+        for d in deviations {
+            eprintln!("pennyblack: warning: {d}");
+        }
+        Ok(requests)
+    }
+    #[cfg(not(feature = "dns"))]
+    {
+        let _ = same;
+        bail!("--postage-policy on needs the DNS: built without the `dns` feature")
+    }
 }
