@@ -191,8 +191,8 @@ impl Challenge {
         if key.len() < MIN_KEY_LEN {
             return Err(ChallengeError::ShortKey);
         }
-        let mut m = <HmacSha256 as KeyInit>::new_from_slice(key)
-            .map_err(|_| ChallengeError::ShortKey)?;
+        let mut m =
+            <HmacSha256 as KeyInit>::new_from_slice(key).map_err(|_| ChallengeError::ShortKey)?;
         m.update(self.signed_text().as_bytes());
         m.verify_slice(&self.mac)
             .map_err(|_| ChallengeError::BadMac)?;

@@ -95,6 +95,8 @@ fn main() -> ExitCode {
         args::Command::Calibrate(a) => cmd::calibrate::run(a),
         #[cfg(feature = "milter")]
         args::Command::Milter(a) => cmd::milter::run(*a),
+        #[cfg(feature = "milter")]
+        args::Command::Answer(a) => cmd::answer::run(*a),
         args::Command::Man => man(),
         args::Command::Completions { shell } => {
             let mut cmd = <args::Cli as clap::CommandFactory>::command();
