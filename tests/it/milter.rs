@@ -779,9 +779,10 @@ fn a_forged_answer_is_challenged_and_a_real_one_is_not(site: &Site, challenge: &
     let mac = real.rsplit("mac=").next().unwrap();
     let forged = real.replace(mac, &"A".repeat(43));
     for (id, answer_text) in [("fa-1@example.org", &forged), ("fa-2@example.org", &real)] {
+        // A body of its own: one challenge per (sender, body digest).
         let m = format!(
             "Postage-Answer: {answer_text}\r\n{}",
-            message(id, "bob@example.net")
+            message(id, "bob@example.net").replace("bye", &format!("bye from {id}"))
         );
         let r = send(
             site.mx_challenge,
