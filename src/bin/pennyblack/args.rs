@@ -91,6 +91,11 @@ milter_macro_daemon_name). Everything else is checked: Authentication-Results fi
 the envelope recipients are marked spent, and with --reject-below a message is refused unless
 every envelope recipient is paid by a valid stamp of its own (naming it, bound to the message);
 with --dmarc-enforce one that fails DMARC under p=reject is refused, and burns no stamp.
+A postage refusal is a 451 (--reject-with reject: 550) whose text states the requirement:
+  451 4.7.1 postage required [v=PB1; bits=20; alg=sha256,blake3,sha1] for 1 of 2 recipient(s)
+With --challenge-relay the authenticated sender of such a message also gets a DKIM-signed
+challenge (RFC 3834 auto-reply, null sender) that `pennyblack answer` meets; --keep-sent DIR
+keeps outbound messages so that they can be re-sent.
 See the README for Postfix and Sendmail configuration.";
 
 #[cfg(feature = "milter")]
