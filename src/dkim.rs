@@ -28,8 +28,10 @@ use crate::mail::{Message, format_field};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// The header fields signed by default. `From` is always oversigned; the stamp fields are
-/// oversigned too, so a stamp added above or below after signing breaks the signature.
-pub const DEFAULT_SIGNED: [&str; 7] = [
+/// oversigned too, so a stamp added above or below after signing breaks the signature. The
+/// postage challenge and answer fields are signed where present, so a receiver's signature
+/// vouches for its challenge (`pennyblack answer` requires it) and a sender's for its answer.
+pub const DEFAULT_SIGNED: [&str; 9] = [
     "from",
     "to",
     "cc",
@@ -37,6 +39,8 @@ pub const DEFAULT_SIGNED: [&str; 7] = [
     "date",
     "message-id",
     "x-hashcash",
+    "postage-challenge",
+    "postage-answer",
 ];
 /// Fields listed once more than they occur.
 pub const OVERSIGNED: [&str; 2] = ["from", "x-hashcash"];

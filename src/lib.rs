@@ -24,8 +24,12 @@ pub mod policy;
 #[cfg(feature = "mail")]
 pub mod postage;
 pub mod rate;
+#[cfg(feature = "milter")]
+pub mod relay;
 #[cfg(feature = "dns")]
 pub mod sender;
+#[cfg(feature = "mail")]
+pub mod sent;
 pub mod spent;
 #[cfg(feature = "dns")]
 pub mod spf;

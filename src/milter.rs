@@ -17,8 +17,10 @@
 //! [`Listen`]) and the state every connection shares ([`Shared`]); `session.rs` one connection's
 //! state and the decisions at the end of each message ([`Session`]); `protocol.rs` the milter
 //! protocol callbacks that feed a session; `serve.rs` the listening sockets and the graceful stop
-//! ([`serve()`]).
+//! ([`serve()`]); `challenge.rs` the postage challenges sent to authenticated senders whose
+//! mail was refused for postage ([`challenge::Challenger`]).
 
+pub mod challenge;
 mod config;
 mod protocol;
 mod serve;

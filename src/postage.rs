@@ -360,6 +360,11 @@ impl MessageVerdict {
     /// How many recipients no valid stamp of at least `bits` pays (a memory-hard stamp pays
     /// when it met the policy's minimum for its family).
     pub fn unpaid_at(&self, bits: u32) -> usize {
+        self.unpaid_recipients(bits).len()
+    }
+
+    /// The addresses of the recipients no valid stamp of at least `bits` pays, in order.
+    pub fn unpaid_recipients(&self, bits: u32) -> Vec<String> {
         (0..self.recipients.len())
             .filter(|&r| {
                 !self
@@ -367,7 +372,8 @@ impl MessageVerdict {
                     .iter()
                     .any(|s| s.pays == Some(r) && s.verdict.is_valid() && pays_at(&s.verdict, bits))
             })
-            .count()
+            .map(|r| self.recipients[r].address.clone())
+            .collect()
     }
 }
 

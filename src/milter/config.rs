@@ -39,6 +39,9 @@ pub struct Outbound {
     pub policies: Option<Arc<PolicyCache>>,
     /// The most bits minted for a policy; one asking more gets `request`, and a log line.
     pub max_bits: u32,
+    /// Keep each outbound message (as it came, before its stamps) here, so that a postage
+    /// challenge can be answered (`pennyblack answer`); `None` keeps nothing.
+    pub keep_sent: Option<crate::sent::SentStore>,
 }
 
 /// What the filter does when a check finds no good enough stamp.
@@ -80,6 +83,9 @@ pub struct Inbound {
     pub reject_with: RejectWith,
     /// SPF and DMARC for inbound mail, from the SMTP session; `None` checks neither.
     pub sender_auth: Option<SenderAuth>,
+    /// Postage challenges to authenticated senders of messages refused for postage (with
+    /// `reject_below`); `None` sends none.
+    pub challenges: Option<Arc<super::challenge::Challenger>>,
 }
 
 /// SPF (RFC 7208) and DMARC (RFC 7489) checks of inbound mail.

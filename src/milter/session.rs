@@ -192,6 +192,10 @@ impl Session {
             }
         };
         let rcpts = std::mem::take(&mut self.msg.rcpts);
+        let to_keep = out
+            .keep_sent
+            .as_ref()
+            .map(|_| (msg.clone(), self.msg.sender.clone(), rcpts.clone()));
         shared.log(
             &qid,
             format_args!(
@@ -273,6 +277,9 @@ impl Session {
             }
         }
         .map_err(|e| SessionError::Worker(e.to_string()))?;
+        if let Some(kept) = to_keep {
+            self.keep_sent(&qid, kept).await;
+        }
         let elapsed = started.elapsed().as_secs_f64();
         let mut mods = ModificationResponse::builder();
         match fields {
@@ -300,6 +307,26 @@ impl Session {
             ),
         }
         Ok(mods.contin())
+    }
+
+    /// `--keep-sent`: the outbound message as it came (before its stamps), for answering a
+    /// postage challenge later. A failure is logged; the message goes on either way.
+    async fn keep_sent(&self, qid: &str, (msg, sender, rcpts): (Message, String, Vec<String>)) {
+        let shared = Arc::clone(&self.shared);
+        let kept = tokio::task::spawn_blocking(move || {
+            let store = shared.config.outbound.as_ref()?.keep_sent.as_ref()?;
+            Some(store.keep(&sender, &rcpts, &msg, crate::clock::unix_now()))
+        })
+        .await;
+        match kept {
+            Ok(Some(Ok(_))) | Ok(None) => {}
+            Ok(Some(Err(e))) => self
+                .shared
+                .log(qid, format_args!("outbound: not kept for answers: {e}")),
+            Err(e) => self
+                .shared
+                .log(qid, format_args!("outbound: not kept for answers: {e}")),
+        }
     }
 
     pub(super) async fn inbound(&mut self) -> Result<ModificationResponse, SessionError> {
@@ -363,6 +390,7 @@ impl Session {
         let rcpts = std::mem::take(&mut self.msg.rcpts);
         let worker_shared = Arc::clone(&shared);
         // SPF needs the client's address: a session without one (a local pickup) gets none.
+        let sender = self.msg.sender.clone();
         let spf_request = self.client.map(|ip| crate::sender::SpfRequest {
             client_ip: ip,
             helo: self.helo.clone(),
@@ -445,6 +473,22 @@ impl Session {
             };
             let paid = paid_enough(&v);
             let unpaid = inb.reject_below.map_or(0, |min| v.unpaid_at(min));
+            // What a postage challenge needs to know of a message refused for postage.
+            let facts = match (&inb.challenges, inb.reject_below) {
+                (Some(ch), Some(min)) if !paid => Some(super::challenge::Facts::of(
+                    &msg,
+                    &sender,
+                    spf.as_ref().is_some_and(|s| {
+                        s.result == crate::sender::SpfResult::Pass
+                            && s.identity == crate::sender::SpfIdentity::MailFrom
+                    }),
+                    &v.dkim,
+                    v.unpaid_recipients(min),
+                    ch.key(),
+                    crate::clock::unix_now(),
+                )),
+                _ => None,
+            };
             let summary = (v.recipients.len(), unpaid, paid);
             let action = match &dmarc {
                 Some(d) if sender_auth.is_some_and(|a| a.enforce_dmarc) => {
@@ -465,11 +509,12 @@ impl Session {
                 summary,
                 action,
                 sender_words,
+                facts,
             ))
         })
         .await
         .map_err(|e| SessionError::Worker(e.to_string()))?;
-        let (fields, hashcash, outcome, (recipients, unpaid, paid), action, sender_words) =
+        let (fields, hashcash, outcome, (recipients, unpaid, paid), action, sender_words, facts) =
             match checked {
                 Ok(c) => c,
                 Err((result, e)) => {
@@ -500,11 +545,17 @@ impl Session {
         );
         // Every envelope recipient pays on its own: one unpaid recipient refuses the message,
         // so no unpaid recipient is ever delivered to (and a message without any is refused).
+        // The reply states the requirement in the policy syntax, for software to read
+        // (`policy::requirement_in_reply`); an authenticated sender may get a challenge.
         if let Some(min) = inb.reject_below
             && (!paid || recipients == 0)
         {
+            let req = super::challenge::requirement(min, &inb.policy.min_value);
+            if let (Some(ch), Some(facts)) = (&inb.challenges, facts) {
+                ch.consider(&shared, &qid, facts, req.clone());
+            }
             return Ok(refuse(&format!(
-                "no valid postage stamp of at least {min} bits for {unpaid} of {recipients} recipient(s)"
+                "postage required [{req}] for {unpaid} of {recipients} recipient(s)"
             )));
         }
         // --dmarc-enforce: the author domain's policy for a DMARC fail (never a temperror).

@@ -15,6 +15,8 @@ mod proto;
 
 use std::time::{Duration, Instant};
 
+use std::process::Output;
+
 use crate::support::{dkimpy, peer, pennyblack, pipe};
 use harness::*;
 
@@ -34,6 +36,15 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     an_envelope_star_is_an_address_not_a_pattern(&site);
     inbound_mail_gets_spf_and_dmarc_results(&site);
     dmarc_enforce_refuses_a_reject_fail_quarantines_and_never_refuses_a_temperror(&site);
+    // The postage challenge loop (milters S and R), attacks first.
+    let (stamped, challenge) = too_little_postage_gets_a_readable_451_and_one_challenge(&site);
+    a_retry_of_the_refused_message_gets_no_second_challenge(&site, &stamped);
+    a_forged_sender_gets_no_challenge(&site);
+    answer_ignores_a_challenge_for_a_message_never_sent(&site, &challenge);
+    answer_refuses_a_challenge_over_its_cap_and_sends_nothing(&site, &challenge);
+    answer_re_sends_with_stamps_that_pass(&site, &challenge);
+    forged_and_replayed_challenges_are_ignored(&site, &challenge);
+    a_forged_answer_is_challenged_and_a_real_one_is_not(&site, &challenge);
     a_stamp_not_minted_in_time_passes_unstamped(&site);
     sigterm_while_minting_completes_the_message_then_postfix_tempfails(&mut site);
     everything_stops_by_pid(site);
@@ -294,8 +305,8 @@ fn no_stamp_gets_verdicts_only(site: &Site) {
     assert!(ar.iter().any(|v| v.contains("dkim=none")), "{ar:?}");
 }
 
-/// --reject-below: no stamp is refused, 550 5.7.1 by milter B, 451 4.7.1 by milter C
-/// (Unix socket, --reject-with tempfail); a good stamp (`signed`'s, not spent in their stores)
+/// --reject-below: no stamp is refused, 550 5.7.1 by milter B (--reject-with reject), 451
+/// 4.7.1 by milter C (Unix socket, the default); a good stamp (`signed`'s, not spent in their stores)
 /// passes: with B's spent store a pass, with C's --no-spent only neutral (never pass).
 fn reject_below_refuses_no_stamp_and_passes_a_good_one(site: &Site, signed: &str) {
     for (port, refusal, id, verdict) in [
@@ -517,6 +528,285 @@ fn dmarc_enforce_refuses_a_reject_fail_quarantines_and_never_refuses_a_temperror
     assert!(r.starts_with("250"), "a temperror refused: {r}");
     let ar = dkim_field(&site.postfix.take("enforce-3@example.org"));
     assert!(ar.contains("dmarc=temperror"), "{ar}");
+}
+
+/// `pennyblack answer` with the sender's keys, its store `sent`, re-sending to milter R.
+fn answer(site: &Site, sent: &std::path::Path, challenge: &[u8], extra: &[&str]) -> Output {
+    let mut c = pennyblack();
+    c.arg("answer")
+        .arg("--sent")
+        .arg(sent)
+        .args(["--smtp", &format!("127.0.0.1:{}", site.mx_challenge)])
+        .args(["--keys", &site.keys, "--domain", "example.org"])
+        .args(["--sign", &format!("s1:{}", site.key), "--bits", "8"])
+        .args(extra);
+    pipe(c, challenge)
+}
+
+/// `msg` without its fields named `name` (continuation lines included).
+fn without_field(msg: &[u8], name: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(msg);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if skipping {
+                continue;
+            }
+        } else {
+            skipping = line
+                .split_once(':')
+                .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name));
+            if skipping {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    format!("{out}\r\n{body}").into_bytes()
+}
+
+/// How often milter R's log says `what`.
+fn r_says(site: &Site, what: &str) -> usize {
+    site.r.log().matches(what).count()
+}
+
+/// Waits until milter R's log says `what` `n` times.
+fn wait_r_says(site: &Site, what: &str, n: usize) {
+    let started = Instant::now();
+    while r_says(site, what) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "milter R never said {what:?} {n} time(s):\n{}",
+            site.r.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (a) Milter S stamps 8 bits and keeps the message; milter R refuses it with a 451 whose
+/// text states the requirement in the policy syntax (`requirement_in_reply` reads bits=16),
+/// and sends one challenge to the authenticated (SPF pass) sender: an RFC 3834 reply
+/// (Auto-Submitted, In-Reply-To, null return path), signed by example.net over its
+/// Postage-Challenge field, which names Bob and the message. Returns (the stamped message,
+/// the challenge as held).
+fn too_little_postage_gets_a_readable_451_and_one_challenge(site: &Site) -> (String, Vec<u8>) {
+    send_ok(
+        site.sub_keep,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("ch-1@example.org", "Bob <bob@example.net>"),
+    );
+    let stamped = String::from_utf8(site.postfix.take("ch-1@example.org")).unwrap();
+    let stamps = stamps_in(stamped.as_bytes());
+    assert!(
+        stamps.len() == 1 && stamps[0].starts_with("2:sha256:"),
+        "{stamped}"
+    );
+    let r = send(
+        site.mx_challenge,
+        "alice@example.org",
+        &["bob@example.net"],
+        &stamped,
+    );
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+    assert!(r.contains("for 1 of 1 recipient(s)"), "{r}");
+    let req = pennyblack::policy::requirement_in_reply(&r)
+        .unwrap_or_else(|| panic!("no requirement in {r}"));
+    assert_eq!(req.bits, 16, "{r}");
+    let challenge = site.postfix.take_where("the challenge to ch-1", |m| {
+        m.contains("Postage-Challenge:") && m.contains("In-Reply-To: <ch-1@example.org>")
+    });
+    wait_r_says(site, "challenge sent to <alice@example.org>", 1);
+    for (field, want) in [
+        ("Auto-Submitted", "auto-replied"),
+        ("To", "<alice@example.org>"),
+        ("From", "<postmaster@example.net>"),
+        ("References", "<ch-1@example.org>"),
+    ] {
+        assert_eq!(header_values(&challenge, field), [want], "{field}");
+    }
+    let maillog = std::fs::read_to_string(&site.postfix.maillog).unwrap_or_default();
+    assert!(
+        maillog.contains("from=<>"),
+        "not from the null sender:\n{maillog}"
+    );
+    let text = header_values(&challenge, "Postage-Challenge").remove(0);
+    let c = pennyblack::challenge::Challenge::parse(&text).unwrap();
+    assert_eq!(c.rcpts, ["bob@example.net"]);
+    assert_eq!(c.message_id.as_deref(), Some("ch-1@example.org"));
+    assert_eq!(c.requirement.bits, 16);
+    let sig = header_values(&challenge, "DKIM-Signature").join(" ");
+    assert!(
+        sig.contains("d=example.net") && sig.contains("postage-challenge"),
+        "{sig}"
+    );
+    (stamped, challenge)
+}
+
+/// (e) The MTA's retry of the refused message: refused again, no second challenge.
+fn a_retry_of_the_refused_message_gets_no_second_challenge(site: &Site, stamped: &str) {
+    let r = send(
+        site.mx_challenge,
+        "alice@example.org",
+        &["bob@example.net"],
+        stamped,
+    );
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+    wait_r_says(site, "challenge not sent: already challenged (a retry)", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    let again = |m: &str| m.contains("In-Reply-To: <ch-1@example.org>");
+    assert_eq!(site.postfix.count_where(again), 0, "a second challenge");
+    assert_eq!(r_says(site, "challenge sent to"), 1, "{}", site.r.log());
+}
+
+/// (b) A forged sender (127.0.0.2 is not in example.org's SPF; unsigned): refused, and no
+/// challenge goes to the address it forged (no backscatter).
+fn a_forged_sender_gets_no_challenge(site: &Site) {
+    let r = send_from(
+        "127.0.0.2",
+        site.mx_challenge,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("forged-ch@example.org", "bob@example.net"),
+    );
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+    wait_r_says(site, "challenge not sent: sender not authenticated", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        site.postfix.count_where(|m| m.contains("forged-ch@")),
+        0,
+        "a challenge went to a forged sender"
+    );
+    assert_eq!(r_says(site, "challenge sent to"), 1, "{}", site.r.log());
+}
+
+/// (c) A challenge for a message this sender never sent (not in its store): ignored, exit 1.
+fn answer_ignores_a_challenge_for_a_message_never_sent(site: &Site, challenge: &[u8]) {
+    let empty = site.dir().join("sent-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = answer(site, &empty, challenge, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no such message"), "{err}");
+}
+
+/// (d) A challenge asking more than the sender's cap: refused and reported (exit 2, what it
+/// asks and the cap), nothing sent, nothing recorded.
+fn answer_refuses_a_challenge_over_its_cap_and_sends_nothing(site: &Site, challenge: &[u8]) {
+    let out = answer(site, &site.sent, challenge, &["--max-bits", "12"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("asks 16 bits") && err.contains("--max-bits is 12"),
+        "{err}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        site.postfix
+            .count_where(|m| m.contains("Message-ID: <ch-1@example.org>")),
+        0,
+        "re-sent over the cap"
+    );
+}
+
+/// (a) `pennyblack answer` reads the challenge, mints 16-bit stamps for Bob, signs, adds
+/// Postage-Answer and re-sends as alice@example.org: milter R delivers it with
+/// x-hashcash=pass, and does not challenge it.
+fn answer_re_sends_with_stamps_that_pass(site: &Site, challenge: &[u8]) {
+    let out = answer(site, &site.sent, challenge, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("answered"), "{err}");
+    let resent = site.postfix.take("ch-1@example.org");
+    let ar = header_values(&resent, "Authentication-Results");
+    assert!(
+        ar.iter()
+            .any(|v| v.contains("x-hashcash=pass") && v.contains("bob@example.net")),
+        "{ar:?}"
+    );
+    assert!(ar.iter().any(|v| v.contains("dkim=pass")), "{ar:?}");
+    let answered = header_values(&resent, "Postage-Answer");
+    assert_eq!(answered.len(), 1, "{}", String::from_utf8_lossy(&resent));
+    assert_eq!(
+        header_values(&resent, "X-Hashcash").len(),
+        1,
+        "only the new stamp: {}",
+        String::from_utf8_lossy(&resent)
+    );
+}
+
+/// (f) Forged challenges are ignored (exit 1): replayed after it was answered; without its
+/// signature; signed by another domain than the recipients'; altered after signing (a lower
+/// bits=, which the receiver's MAC would refuse anyway).
+fn forged_and_replayed_challenges_are_ignored(site: &Site, challenge: &[u8]) {
+    let out = answer(site, &site.sent, challenge, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "replayed: {err}");
+    assert!(err.contains("already answered"), "{err}");
+    let unsigned = without_field(challenge, "DKIM-Signature");
+    let out = answer(site, &site.sent, &unsigned, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "unsigned: {err}");
+    assert!(err.contains("not signed by the domain"), "{err}");
+    let mut sign = pennyblack();
+    sign.args(["stamp", "--alg", "sha1", "--bits", "1", "--only-rcpt"])
+        .args(["--rcpt", "x@example.org", "--domain", "example.org"])
+        .args(["--sign", &format!("s1:{}", site.key)]);
+    let other = pipe(sign, &unsigned);
+    assert!(other.status.success());
+    let out = answer(site, &site.sent, &other.stdout, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "signed by example.org: {err}");
+    assert!(err.contains("d=example.org pass"), "{err}");
+    let altered = String::from_utf8_lossy(challenge).replace("bits=16", "bits=12");
+    let out = answer(site, &site.sent, altered.as_bytes(), &[]);
+    assert_eq!(out.status.code(), Some(1), "altered");
+    assert_eq!(
+        site.postfix
+            .count_where(|m| m.contains("Message-ID: <ch-1@example.org>")),
+        0,
+        "a forged challenge was answered"
+    );
+}
+
+/// (f) At the receiver: a message carrying a Postage-Answer whose MAC is not ours is
+/// challenged like any other; one carrying a real answer (our MAC) never is.
+fn a_forged_answer_is_challenged_and_a_real_one_is_not(site: &Site, challenge: &[u8]) {
+    let real = header_values(challenge, "Postage-Challenge").remove(0);
+    let mac = real.rsplit("mac=").next().unwrap();
+    let forged = real.replace(mac, &"A".repeat(43));
+    for (id, answer_text) in [("fa-1@example.org", &forged), ("fa-2@example.org", &real)] {
+        // A body of its own: one challenge per (sender, body digest).
+        let m = format!(
+            "Postage-Answer: {answer_text}\r\n{}",
+            message(id, "bob@example.net").replace("bye", &format!("bye from {id}"))
+        );
+        let r = send(
+            site.mx_challenge,
+            "alice@example.org",
+            &["bob@example.net"],
+            &m,
+        );
+        assert!(r.starts_with("451 4.7.1"), "{id}: {r}");
+    }
+    site.postfix.take_where("the challenge to fa-1", |m| {
+        m.contains("Postage-Challenge:") && m.contains("In-Reply-To: <fa-1@example.org>")
+    });
+    wait_r_says(
+        site,
+        "challenge not sent: it answers one of our challenges",
+        1,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        site.postfix
+            .count_where(|m| m.contains("In-Reply-To: <fa-2@example.org>")),
+        0
+    );
+    assert_eq!(r_says(site, "challenge sent to"), 2, "{}", site.r.log());
 }
 
 /// A stamp that cannot be minted in time: the message passes unstamped, and it is logged.

@@ -68,6 +68,11 @@ pub enum Command {
     #[cfg(feature = "ticketd")]
     #[command(subcommand)]
     Ticketd(TicketdCommand),
+    /// Answer a postage challenge (read on standard input): re-send the message it names with
+    /// stamps that meet it.
+    #[cfg(feature = "milter")]
+    #[command(after_help = ANSWER_EXAMPLES)]
+    Answer(Box<AnswerArgs>),
     /// Print the man page (roff) on standard output: `pennyblack man > pennyblack.1`.
     Man,
     /// Print shell completions: `pennyblack completions bash > /etc/bash_completion.d/pennyblack`.
@@ -94,7 +99,30 @@ milter_macro_daemon_name). Everything else is checked: Authentication-Results fi
 the envelope recipients are marked spent, and with --reject-below a message is refused unless
 every envelope recipient is paid by a valid stamp of its own (naming it, bound to the message);
 with --dmarc-enforce one that fails DMARC under p=reject is refused, and burns no stamp.
+A postage refusal is a 451 (--reject-with reject: 550) whose text states the requirement:
+  451 4.7.1 postage required [v=PB1; bits=20; alg=sha256,blake3,sha1] for 1 of 2 recipient(s)
+With --challenge-relay the authenticated sender of such a message also gets a DKIM-signed
+challenge (RFC 3834 auto-reply, null sender) that `pennyblack answer` meets; --keep-sent DIR
+keeps outbound messages so that they can be re-sent.
 See the README for Postfix and Sendmail configuration.";
+
+#[cfg(feature = "milter")]
+const ANSWER_EXAMPLES: &str = "\
+Examples:
+  pennyblack answer --sent /var/lib/pennyblack/sent --smtp 127.0.0.1:25 \\
+      --domain example.org --sign s1:/etc/pennyblack/s1.pem < challenge.eml
+
+The challenge must be DKIM-signed by the domain of every recipient it names (or a parent of
+it), covering its Postage-Challenge field; not expired; for a message kept in --sent (by
+`milter --keep-sent` or `stamp --keep-sent`) to those recipients. Each (message, recipient) is
+answered once: the message is re-sent as it was kept, with a Postage-Answer field (the
+challenge), a stamp per challenged recipient meeting the requirement (never more than
+--max-bits) and the --sign signatures, MAIL FROM the kept envelope sender, RCPT TO the
+challenged recipients; it is recorded as answered once the server accepted it.
+Exit status: 0 answered and re-sent; 1 ignored (not a challenge, not signed by the recipients'
+domain, expired, unknown message or recipients, already answered); 2 refused: it asks more
+than --max-bits (or an algorithm or memory this sender does not mint), reported; 3 error
+(SMTP failure, I/O).";
 
 const STAMP_EXAMPLES: &str = "\
 Examples:
@@ -444,6 +472,17 @@ pub struct StampArgs {
     /// Where policies are looked up.
     #[command(flatten, next_help_heading = "Postage policies")]
     pub dns: DnsArgs,
+    /// Keep the message (as read, before its stamps) in this folder, so that a postage
+    /// challenge can be answered (`pennyblack answer`); needs --mail-from.
+    #[arg(long, value_name = "DIR", requires = "mail_from")]
+    pub keep_sent: Option<PathBuf>,
+    /// The envelope sender (MAIL FROM) the message is sent with, kept with it.
+    #[arg(long, value_name = "ADDR", requires = "keep_sent")]
+    pub mail_from: Option<String>,
+    /// How long kept messages stay (pruned on each write; at most 10000 are kept, each at most
+    /// 10 MiB).
+    #[arg(long, default_value = "3d", value_parser = parse_duration, value_name = "DURATION")]
+    pub keep_for: std::time::Duration,
 }
 
 /// The DNS server of commands that look up records only in the DNS (`stamp`, `policy`).
@@ -476,6 +515,51 @@ pub struct PostagePolicyArgs {
     /// One JSON object per domain, one a line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `pennyblack answer`.
+#[cfg(feature = "milter")]
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The folder of kept messages (`milter --keep-sent`, `stamp --keep-sent`).
+    #[arg(long, value_name = "DIR")]
+    pub sent: PathBuf,
+    /// The SMTP server (HOST:PORT, plain SMTP: a relay on loopback or the local network) that
+    /// takes the re-sent message.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub smtp: String,
+    /// The most bits minted for a challenge; one asking more is refused and reported (exit 2).
+    #[arg(long, value_name = "BITS", default_value_t = 26)]
+    pub max_bits: u32,
+    /// The stamps' cost when it is more than the challenge asks (what it asks, up to
+    /// --max-bits, otherwise).
+    #[command(flatten)]
+    pub cost: CostArgs,
+    /// DKIM signatures over the re-sent message.
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// Where the challenge's DKIM keys come from.
+    #[command(flatten)]
+    pub key_source: KeySourceArgs,
+    /// Worker threads [default: all cores].
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Give up (exit 3, nothing sent) when the stamps take longer than this.
+    #[arg(long, value_parser = parse_timeout)]
+    pub deadline: Option<std::time::Duration>,
+    /// The name given in EHLO.
+    #[arg(long, default_value = "localhost", value_name = "NAME")]
+    pub helo: String,
+    /// Time allowed for each SMTP command.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub smtp_timeout: std::time::Duration,
+    /// As if it were this time (expiry of the challenge and of its signature): RFC 3339 or
+    /// Unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<i64>,
+    /// Largest challenge message read, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_size: usize,
 }
 
 /// `pennyblack check`.
@@ -661,7 +745,15 @@ pub struct MilterArgs {
         help_heading = "Outbound: stamps"
     )]
     pub max_bits: u32,
-    /// DKIM signatures over the stamped message.
+    /// Keep each outbound message (before its stamps) in this folder, so that a postage
+    /// challenge can be answered (`pennyblack answer --sent DIR`).
+    #[arg(long, value_name = "DIR", help_heading = "Outbound: stamps")]
+    pub keep_sent: Option<PathBuf>,
+    /// How long kept messages stay (pruned on each write; at most 10000 are kept, each at most
+    /// 10 MiB).
+    #[arg(long, default_value = "3d", value_parser = parse_duration, value_name = "DURATION", help_heading = "Outbound: stamps")]
+    pub keep_for: std::time::Duration,
+    /// DKIM signatures over the stamped message (and over postage challenges).
     #[command(flatten, next_help_heading = "Outbound: DKIM")]
     pub sign: SignArgs,
     /// Least work accepted on inbound stamps, in bits (--bits is the cost of outbound ones).
@@ -683,9 +775,52 @@ pub struct MilterArgs {
     /// memory-hard stamp (argon2id, equix) pays when it meets its family's --min-value instead.
     #[arg(long, value_name = "BITS", help_heading = "Inbound: checks")]
     pub reject_below: Option<u32>,
-    /// How --reject-below refuses: reject (550 5.7.1) or tempfail (451 4.7.1).
-    #[arg(long, value_enum, default_value_t = RejectWithArg::Reject, help_heading = "Inbound: checks")]
+    /// How --reject-below refuses: tempfail (451 4.7.1: the sender's server retries, and can
+    /// meet the requirement the reply states) or reject (550 5.7.1: a bounce). The reply reads
+    /// `postage required [v=PB1; bits=N; alg=...] for N of M recipient(s)`.
+    #[arg(long, value_enum, default_value_t = RejectWithArg::Tempfail, help_heading = "Inbound: checks")]
     pub reject_with: RejectWithArg,
+    /// Send postage challenges through this SMTP relay (HOST:PORT, plain SMTP: on loopback or
+    /// the local network; TLS onwards is the relay's job): to the authenticated sender (SPF
+    /// pass, or an aligned DKIM pass) of a message refused under --reject-below, never to
+    /// automatic mail, at most once per sender and message. Needs --challenge-key and --sign.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        requires = "reject_below",
+        help_heading = "Inbound: postage challenges"
+    )]
+    pub challenge_relay: Option<String>,
+    /// The From: of challenges [default: postmaster@ the --domain].
+    #[arg(
+        long,
+        value_name = "ADDR",
+        help_heading = "Inbound: postage challenges"
+    )]
+    pub challenge_from: Option<String>,
+    /// The challenges' MAC key: at least 32 random bytes, readable by no one else; made (32
+    /// bytes, mode 0600) when the file does not exist.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Inbound: postage challenges"
+    )]
+    pub challenge_key: Option<PathBuf>,
+    /// How long a challenge may be answered.
+    #[arg(long, default_value = "3d", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Inbound: postage challenges")]
+    pub challenge_ttl: std::time::Duration,
+    /// At most N challenges per sender per PERIOD (e.g. 3/1h); at most 10000 senders are
+    /// tracked, and when all are within their period no challenge goes to a new one.
+    #[arg(long, default_value = "3/1h", value_parser = parse_rate, value_name = "N/PERIOD", help_heading = "Inbound: postage challenges")]
+    pub challenge_rate: (u32, std::time::Duration),
+    /// At most this many challenges an hour, all senders together.
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_name = "N",
+        help_heading = "Inbound: postage challenges"
+    )]
+    pub challenge_per_hour: u32,
     /// Honour a signature's l= body length.
     #[arg(long, help_heading = "Inbound: checks")]
     pub honour_l: bool,
@@ -726,6 +861,19 @@ pub struct MilterArgs {
     /// gets mail signed (a warning is printed at start-up if they can).
     #[arg(long, default_value = "660", value_parser = parse_mode)]
     pub socket_mode: u32,
+}
+
+/// `N/PERIOD` of `--challenge-rate`: 3/1h, 10/1d.
+#[cfg(feature = "milter")]
+fn parse_rate(s: &str) -> Result<(u32, std::time::Duration), String> {
+    let (n, period) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not N/PERIOD (e.g. 3/1h)"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a number"))?;
+    Ok((n, parse_timeout(period)?))
 }
 
 #[cfg(feature = "milter")]

@@ -1,6 +1,8 @@
 //! One file per subcommand; here, the helpers several of them share: standard input,
 //! interruption, backends, where the spent store lives and opening it, the verifier, DKIM keys.
 
+#[cfg(feature = "milter")]
+pub mod answer;
 pub mod bench;
 pub mod calibrate;
 pub mod check;
@@ -301,4 +303,22 @@ pub fn signing_keys(
         ),
     };
     Ok((keys, canon))
+}
+
+/// The sent-message store of `--keep-sent DIR` (`--keep-for`; the count and size bounds are
+/// the library's defaults), opened (made, mode 0700) before any work.
+pub fn sent_store(
+    dir: Option<&std::path::Path>,
+    keep_for: std::time::Duration,
+) -> Result<Option<pennyblack::sent::SentStore>> {
+    use anyhow::Context;
+    let Some(dir) = dir else { return Ok(None) };
+    let limits = pennyblack::sent::SentLimits {
+        keep_for: i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX),
+        ..pennyblack::sent::SentLimits::default()
+    };
+    Ok(Some(
+        pennyblack::sent::SentStore::open(dir, limits)
+            .with_context(|| format!("--keep-sent {}", dir.display()))?,
+    ))
 }

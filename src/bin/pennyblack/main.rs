@@ -99,6 +99,8 @@ fn main() -> ExitCode {
         args::Command::Milter(a) => cmd::milter::run(*a),
         #[cfg(feature = "ticketd")]
         args::Command::Ticketd(c) => cmd::ticketd::run(c),
+        #[cfg(feature = "milter")]
+        args::Command::Answer(a) => cmd::answer::run(*a),
         args::Command::Man => man(),
         args::Command::Completions { shell } => {
             let mut cmd = <args::Cli as clap::CommandFactory>::command();

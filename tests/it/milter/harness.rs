@@ -271,6 +271,44 @@ impl Postfix {
         }
     }
 
+    /// Takes the one held message for which `pick` says yes off the queue (waiting up to 20 s
+    /// for it) and returns it.
+    pub(super) fn take_where(&self, what: &str, pick: impl Fn(&str) -> bool) -> Vec<u8> {
+        let started = Instant::now();
+        loop {
+            let found: Vec<_> = self
+                .held()
+                .into_iter()
+                .filter(|(_, m)| pick(&String::from_utf8_lossy(m)))
+                .collect();
+            assert!(found.len() < 2, "{what} held twice");
+            if let Some((qid, m)) = found.into_iter().next() {
+                let del = as_root("postsuper")
+                    .arg("-c")
+                    .arg(&self.conf)
+                    .args(["-d", &qid, "hold"])
+                    .output()
+                    .unwrap();
+                assert!(del.status.success(), "postsuper -d {qid}");
+                return m;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{what} is not on hold; maillog:\n{}",
+                std::fs::read_to_string(&self.maillog).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many held messages `pick` says yes to.
+    pub(super) fn count_where(&self, pick: impl Fn(&str) -> bool) -> usize {
+        self.held()
+            .iter()
+            .filter(|(_, m)| pick(&String::from_utf8_lossy(m)))
+            .count()
+    }
+
     /// Stops the master by PID and waits until it is gone.
     pub(super) fn stop(&mut self) {
         if !self.running {
@@ -442,9 +480,16 @@ pub(super) fn hashcash_check(db: &Path, bits: u32, rcpt: &str, stamp: &str) -> i
 ///
 /// Milter A stamps (SHA-1, 16 bits: hashcash version 1) and signs outbound mail, and adds
 /// verdicts to inbound mail. Milter B stamps what cannot be minted in time (40 bits in 2 s) and
-/// refuses inbound mail without a 16-bit stamp. Milter C, on a Unix socket, is inbound only and
-/// tempfails mail without a 16-bit stamp. Milter D is inbound only, takes its keys from the
-/// DNS, and acts on DMARC policies (`--dmarc-enforce`).
+/// refuses inbound mail without a 16-bit stamp (`--reject-with reject`: 550). Milter C, on a
+/// Unix socket, is inbound only and tempfails mail without a 16-bit stamp (the default, 451).
+/// Milter D is inbound only, takes its keys from the DNS, and acts on DMARC policies
+/// (`--dmarc-enforce`).
+///
+/// The postage challenge loop: milter S (the sender, example.org) stamps too little (8 bits)
+/// and keeps what it sends (`--keep-sent`); milter R (the receiver, example.net) tempfails mail
+/// without a 16-bit stamp and challenges authenticated senders, through the MX of milter A as
+/// its relay, signing its challenges as example.net (whose key is in the keys file and the
+/// zone).
 ///
 /// Every milter checks SPF and DMARC (on by default) through the zone, a dnsmasq on loopback
 /// (`zone.rs`): SPF for example.org and example.com authorises 127.0.0.1 (not 127.0.0.2, the
@@ -460,6 +505,10 @@ pub(super) struct Site {
     _c: Milter,
     /// Kept running: milter D serves `mx_dmarc`.
     _d: Milter,
+    /// Kept running: milter S, the sender of the challenge loop (`sub_keep`).
+    _s: Milter,
+    /// The receiver of the challenge loop (`mx_challenge`).
+    pub(super) r: Milter,
     _zone: Zone,
     /// Submission through milter A (an originating daemon).
     pub(super) sub: u16,
@@ -467,9 +516,9 @@ pub(super) struct Site {
     pub(super) mx: u16,
     /// Submission through milter B, which cannot mint in time.
     pub(super) sub_slow: u16,
-    /// MX through milter B, which refuses (550 5.7.1).
+    /// MX through milter B, which refuses (550 5.7.1, `--reject-with reject`).
     pub(super) mx_strict: u16,
-    /// MX through milter C, which tempfails (451 4.7.1).
+    /// MX through milter C, which tempfails (451 4.7.1, the default).
     pub(super) mx_tempfail: u16,
     /// MX through milter D, which refuses a DMARC fail under p=reject (550 5.7.1) and
     /// quarantines one under p=quarantine.
@@ -477,7 +526,15 @@ pub(super) struct Site {
     /// MX through milter D where Postfix holds nothing by itself: a message is held only when
     /// the milter quarantines it (every other service holds every message it accepts).
     pub(super) mx_dmarc_nohold: u16,
-    /// The keys file holding the signing key's record.
+    /// Submission through milter S: 8-bit stamps, messages kept in `sent`.
+    pub(super) sub_keep: u16,
+    /// MX through milter R: tempfails mail without a 16-bit stamp, challenges.
+    pub(super) mx_challenge: u16,
+    /// The sent-message store of milter S.
+    pub(super) sent: PathBuf,
+    /// The example.org signing key (selector s1).
+    pub(super) key: String,
+    /// The keys file holding the signing keys' records (example.org s1, example.net s2).
     pub(super) keys: String,
     tmp: tempfile::TempDir,
 }
@@ -496,6 +553,24 @@ impl Site {
         let dir = tmp.path();
         // A signing key and its record, as an operator would make them.
         let (key, keys) = signing_key(dir);
+        // The receiver's own key (example.net, selector s2), for its challenges.
+        let net_key = dir.join("s2.pem");
+        let out = pennyblack()
+            .args([
+                "keygen",
+                "--selector",
+                "s2",
+                "--domain",
+                "example.net",
+                "--out",
+            ])
+            .arg(&net_key)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut all = std::fs::read(&keys).unwrap();
+        all.extend_from_slice(&out.stdout);
+        std::fs::write(&keys, all).unwrap();
         let mut records = Records::default();
         records
             .keys(&std::fs::read_to_string(&keys).unwrap())
@@ -543,7 +618,8 @@ impl Site {
                 &common[..],
                 &["--alg", "sha256", "--bits", "40", "--mint-timeout", "2s"],
                 &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
-                &["--reject-below", "16", "--spent", spent_b.to_str().unwrap()],
+                &["--reject-below", "16", "--reject-with", "reject"],
+                &["--spent", spent_b.to_str().unwrap()],
             ]
             .concat(),
         );
@@ -553,7 +629,7 @@ impl Site {
             &[
                 &common[..],
                 &["--inbound-only", "--no-spent"],
-                &["--reject-below", "16", "--reject-with", "tempfail"],
+                &["--reject-below", "16"],
             ]
             .concat(),
         );
@@ -572,7 +648,39 @@ impl Site {
                 "--dmarc-enforce",
             ],
         );
-        let (sub, mx, sub_slow, mx_strict) = (free_port(), free_port(), free_port(), free_port());
+        let sent = dir.join("sent");
+        let s = Milter::start(
+            dir,
+            "milter-s",
+            &[
+                &common[..],
+                &["--alg", "sha256", "--bits", "8", "--domain", "example.org"],
+                &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
+                &["--sign", &format!("s1:{key}"), "--no-spent"],
+                &["--keep-sent", sent.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        // Milter R's relay is the MX of milter A: its port is chosen now.
+        let mx = free_port();
+        let spent_r = dir.join("spent-r.redb");
+        let challenge_key = dir.join("challenge.key");
+        let r = Milter::start(
+            dir,
+            "milter-r",
+            &[
+                &common[..],
+                &["--inbound-only", "--reject-below", "16"],
+                &["--spent", spent_r.to_str().unwrap()],
+                &["--challenge-relay", &format!("127.0.0.1:{mx}")],
+                &["--challenge-key", challenge_key.to_str().unwrap()],
+                &["--sign", &format!("s2:{}", net_key.display())],
+                &["--domain", "example.net"],
+            ]
+            .concat(),
+        );
+        let (sub, sub_slow, mx_strict) = (free_port(), free_port(), free_port());
+        let (sub_keep, mx_challenge) = (free_port(), free_port());
         let (mx_tempfail, mx_dmarc, mx_dmarc_nohold) = (free_port(), free_port(), free_port());
         let originating = "milter_macro_daemon_name=ORIGINATING";
         let postfix = Postfix::start(
@@ -585,6 +693,8 @@ impl Site {
                 (mx_tempfail, &c.addr, ""),
                 (mx_dmarc, &d.addr, ""),
                 (mx_dmarc_nohold, &d.addr, "smtpd_end_of_data_restrictions="),
+                (sub_keep, &s.addr, originating),
+                (mx_challenge, &r.addr, ""),
             ],
         );
         Site {
@@ -593,6 +703,8 @@ impl Site {
             b,
             _c: c,
             _d: d,
+            _s: s,
+            r,
             _zone: zone,
             sub,
             mx,
@@ -601,6 +713,10 @@ impl Site {
             mx_tempfail,
             mx_dmarc,
             mx_dmarc_nohold,
+            sub_keep,
+            mx_challenge,
+            sent,
+            key,
             keys,
             tmp,
         }

@@ -62,14 +62,18 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
                 .filter(|_| policies)
                 .map(|d| Arc::new(PolicyCache::new(d))),
             max_bits: a.max_bits,
+            keep_sent: crate::cmd::sent_store(a.keep_sent.as_deref(), a.keep_for)?,
         })
     };
+    if a.inbound_only && a.keep_sent.is_some() {
+        bail!("--keep-sent keeps outbound mail: drop --inbound-only");
+    }
     if a.dmarc_enforce && a.sender_auth == crate::args::OnOff::Off {
         anyhow::bail!("--dmarc-enforce needs the DMARC check: drop --sender-auth off");
     }
     let store = crate::cmd::spent_store(&a.policy)?.map(Arc::from);
     let keys: Arc<dyn dkim::KeyLookup> = Arc::from(crate::cmd::key_lookup(&a.key_source)?);
-    let authserv_id = match a.authserv_id {
+    let authserv_id = match a.authserv_id.clone() {
         Some(id) => id,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_owned())
@@ -77,7 +81,9 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".to_owned()),
     };
+    let challenges = challenger(&a, &authserv_id)?;
     let inbound = Inbound {
+        challenges,
         authserv_id,
         bits: Some(a.min_bits),
         policy: Policy {
@@ -160,4 +166,53 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
     })?;
     eprintln!("pennyblack milter: stopped");
     Ok(Exit::Ok)
+}
+
+/// The postage challenges of `--challenge-relay`: its key (made when missing), the signing
+/// keys of --sign (required: an unsigned challenge would be ignored), the rates.
+fn challenger(
+    a: &MilterArgs,
+    authserv_id: &str,
+) -> Result<Option<Arc<pennyblack::milter::challenge::Challenger>>> {
+    use pennyblack::milter::challenge::{ChallengeConfig, Challenger, load_or_create_key};
+    let Some(relay) = &a.challenge_relay else {
+        if a.challenge_key.is_some() || a.challenge_from.is_some() {
+            bail!("--challenge-key and --challenge-from need --challenge-relay");
+        }
+        return Ok(None);
+    };
+    pennyblack::relay::parse_host_port(relay)?;
+    let Some(key_path) = &a.challenge_key else {
+        bail!("--challenge-relay needs --challenge-key FILE (the MAC key; made when missing)");
+    };
+    let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
+    let domain = a.sign.domain.clone().unwrap_or_default();
+    if keys.is_empty() || domain.is_empty() {
+        bail!(
+            "--challenge-relay needs --domain and --sign SELECTOR:KEYFILE: challenges are \
+             DKIM-signed, and an unsigned one is ignored by the sender"
+        );
+    }
+    let key = load_or_create_key(key_path)
+        .with_context(|| format!("--challenge-key {}", key_path.display()))?;
+    let (per_sender, period) = a.challenge_rate;
+    Ok(Some(Arc::new(Challenger::new(ChallengeConfig {
+        relay: relay.clone(),
+        from: a
+            .challenge_from
+            .clone()
+            .unwrap_or_else(|| format!("postmaster@{domain}")),
+        helo: authserv_id.to_owned(),
+        key,
+        ttl: a.challenge_ttl,
+        per_sender,
+        period,
+        max_senders: 10_000,
+        per_hour: a.challenge_per_hour,
+        max_recent: 10_000,
+        domain,
+        keys,
+        canon,
+        timeout: std::time::Duration::from_secs(30),
+    }))))
 }

@@ -23,6 +23,7 @@ pub fn run(a: StampArgs) -> Result<Exit> {
     }
     // Keys first: a bad key file fails before any work.
     let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
+    let keep_sent = crate::cmd::sent_store(a.keep_sent.as_deref(), a.keep_for)?;
     let raw = crate::cmd::read_stdin(a.max_size)?;
     let msg = Message::parse(raw).context("reading the message")?;
     let mut recipients: Vec<String> = if a.only_rcpt {
@@ -75,6 +76,13 @@ pub fn run(a: StampArgs) -> Result<Exit> {
         eprint!("\r\x1b[2K");
     }
     let out = msg.with_fields_on_top(&fields?);
+    // --keep-sent: the message as read, so that a postage challenge can be answered.
+    if let Some(store) = &keep_sent {
+        let from = a.mail_from.as_deref().unwrap_or("");
+        store
+            .keep(from, &recipients, &msg, now)
+            .context("--keep-sent")?;
+    }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&out)?;
     stdout.flush()?;

@@ -1,0 +1,219 @@
+//! `pennyblack answer`: a receiver's postage challenge in, the message it names re-sent with
+//! stamps that meet it. All or nothing: an answer is recorded only once the SMTP server took
+//! the re-sent message.
+
+use anyhow::{Context, Result, bail};
+use pennyblack::MintRequest;
+use pennyblack::bind::same_address;
+use pennyblack::challenge::{ANSWER_FIELD, CHALLENGE_FIELD, Challenge};
+use pennyblack::dkim::{self, DkimStatus, SignRequest};
+use pennyblack::mail::{Message, format_field};
+use pennyblack::policy::{Family, Plan};
+use pennyblack::sent::{SentLimits, SentStore};
+
+use crate::Exit;
+use crate::args::AnswerArgs;
+
+/// Exit 1: not a challenge of ours to answer.
+fn ignored(why: impl std::fmt::Display) -> Result<Exit> {
+    eprintln!("pennyblack answer: ignored: {why}");
+    Ok(Exit::Invalid)
+}
+
+/// Exit 2: a challenge we will not meet.
+fn refused(why: impl std::fmt::Display) -> Result<Exit> {
+    eprintln!("pennyblack answer: REFUSED: {why}");
+    Ok(Exit::NotFullyChecked)
+}
+
+/// Whether `signer` (a DKIM `d=`) is `domain` or a parent of it (two labels at least).
+fn aligned(signer: &str, domain: &str) -> bool {
+    let s = signer.trim_end_matches('.').to_ascii_lowercase();
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    s.contains('.')
+        && (d == s
+            || d.strip_suffix(s.as_str())
+                .is_some_and(|rest| rest.ends_with('.')))
+}
+
+/// `raw` with every line ending CRLF (a message kept from a pipe may have bare LF).
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+pub fn run(a: AnswerArgs) -> Result<Exit> {
+    let now = a.now.unwrap_or_else(pennyblack::unix_now);
+    let (alg, parts) = a.cost.alg_and_parts()?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    pennyblack::relay::parse_host_port(&a.smtp).context("--smtp")?;
+    let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
+    let lookup = crate::cmd::key_lookup(&a.key_source)?;
+    if !a.sent.is_dir() {
+        bail!("--sent {}: no such folder", a.sent.display());
+    }
+    let store = SentStore::open(&a.sent, SentLimits::default())?;
+    let raw = crate::cmd::read_stdin(a.max_size)?;
+    let msg = match Message::parse(raw) {
+        Ok(m) => m,
+        Err(e) => return ignored(format!("not a message: {e}")),
+    };
+    let fields: Vec<_> = msg.fields_named(CHALLENGE_FIELD).collect();
+    if fields.len() != 1 {
+        return ignored(format!(
+            "not a challenge: {} {CHALLENGE_FIELD} field(s), one wanted",
+            fields.len()
+        ));
+    }
+    let challenge = match Challenge::parse(&fields[0].value()) {
+        Ok(c) => c,
+        Err(e) => return ignored(e),
+    };
+    // Signed by the domain of every challenged recipient, over the challenge field.
+    let opts = dkim::VerifyOptions {
+        now,
+        ..dkim::VerifyOptions::default()
+    };
+    let results = dkim::verify(&msg, lookup.as_ref(), &opts);
+    let vouches = |d: &dkim::DkimResult| {
+        d.status == DkimStatus::Pass
+            && d.covers("postage-challenge") >= 1
+            && challenge.rcpts.iter().all(|r| {
+                r.rsplit_once('@')
+                    .is_some_and(|(_, domain)| aligned(&d.domain, domain))
+            })
+    };
+    if !results.iter().any(vouches) {
+        let seen: Vec<String> = results
+            .iter()
+            .map(|d| format!("d={} {}", d.domain, d.status.keyword()))
+            .collect();
+        return ignored(format!(
+            "not signed by the domain of every challenged recipient ({}; signatures: {})",
+            challenge.rcpts.join(", "),
+            if seen.is_empty() {
+                "none".to_owned()
+            } else {
+                seen.join(", ")
+            }
+        ));
+    }
+    if now > challenge.expires {
+        return ignored(format!("expired at {}", challenge.expires));
+    }
+    // One answerer at a time from here to the record: each recipient is answered once.
+    let _answering = store.lock_answers()?;
+    let Some((entry, kept)) = store.find(&challenge.digest, challenge.message_id.as_deref())?
+    else {
+        return ignored(format!(
+            "no such message in {} (id {}): not one we sent, or no longer kept",
+            a.sent.display(),
+            challenge.message_id.as_deref().unwrap_or("none")
+        ));
+    };
+    if let Some(r) = challenge
+        .rcpts
+        .iter()
+        .find(|r| !kept.rcpts.iter().any(|k| same_address(k, r)))
+    {
+        return ignored(format!("{r} was not a recipient of that message"));
+    }
+    let todo: Vec<String> = challenge
+        .rcpts
+        .iter()
+        .filter(|r| !kept.answered.iter().any(|k| same_address(k, r)))
+        .cloned()
+        .collect();
+    if todo.is_empty() {
+        return ignored("already answered for every recipient it names");
+    }
+    let configured = MintRequest::new("-")
+        .alg(alg)
+        .bits(a.cost.bits)
+        .parts(parts);
+    let can_mint = |f: Family| f != Family::Equix || cfg!(feature = "equix");
+    let request = match challenge
+        .requirement
+        .plan(&configured, a.max_bits, can_mint)
+    {
+        Plan::Mint(r) => r,
+        Plan::OverCap { asked, cap, family } => {
+            return refused(format!(
+                "the challenge asks {asked} bits of {} and --max-bits is {cap} ([{}])",
+                family.name(),
+                challenge.requirement
+            ));
+        }
+        Plan::MemoryOverCap { asked_kib, cap_kib } => {
+            return refused(format!(
+                "the challenge asks Argon2id with {asked_kib} KiB, more than the {cap_kib} KiB minted"
+            ));
+        }
+        Plan::NoCommonAlgorithm => {
+            return refused(format!(
+                "the challenge accepts no algorithm this sender mints ([{}])",
+                challenge.requirement
+            ));
+        }
+    };
+    // The kept message, the challenge copied into Postage-Answer, stamps, signatures.
+    let original = Message::parse(crlf(&kept.raw)).context("the kept message")?;
+    let answer = format_field(ANSWER_FIELD, &challenge.to_string(), original.eol());
+    let with_answer = Message::parse(original.with_fields_on_top(&[answer]))?;
+    let signers: Vec<SignRequest<'_>> = keys
+        .iter()
+        .map(|(sel, key)| SignRequest {
+            domain: a.sign.domain.as_deref().unwrap_or(""),
+            selector: sel,
+            key,
+            canon,
+            time: now,
+        })
+        .collect();
+    let mut minter = pennyblack::Minter::new().threads(threads);
+    if let Some(d) = a.deadline {
+        minter = minter.deadline(d);
+    }
+    crate::cmd::cancel_on_interrupt(&minter);
+    let stamps =
+        pennyblack::postage::stamp_fields(&with_answer, &todo, &request, &minter, &signers)?;
+    let out = with_answer.with_fields_on_top(&stamps);
+    pennyblack::relay::send(&a.smtp, &a.helo, &kept.sender, &todo, &out, a.smtp_timeout)
+        .with_context(|| format!("re-sending through {}", a.smtp))?;
+    store.mark_answered(&entry, &todo)?;
+    eprintln!(
+        "pennyblack answer: answered: re-sent <{}> to {} with {} stamp(s) of {} bits ({})",
+        challenge.message_id.as_deref().unwrap_or("no id"),
+        todo.join(", "),
+        todo.len(),
+        request.bits,
+        request.alg,
+    );
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_and_line_endings() {
+        assert!(aligned("example.net", "example.net"));
+        assert!(aligned("example.net", "mx.example.net"));
+        assert!(!aligned("example.net", "badexample.net"));
+        assert!(!aligned("net", "example.net"));
+        assert!(!aligned("mx.example.net", "example.net"));
+        assert_eq!(crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+    }
+}
