@@ -30,8 +30,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// The header fields signed by default. `From` is always oversigned; the stamp fields are
 /// oversigned too, so a stamp added above or below after signing breaks the signature. The
 /// postage challenge and answer fields are signed where present, so a receiver's signature
-/// vouches for its challenge (`pennyblack answer` requires it) and a sender's for its answer.
-pub const DEFAULT_SIGNED: [&str; 9] = [
+/// vouches for its challenge (`pennyblack answer` requires it, with `Auto-Submitted`) and a
+/// sender's for its answer.
+pub const DEFAULT_SIGNED: [&str; 10] = [
     "from",
     "to",
     "cc",
@@ -41,6 +42,7 @@ pub const DEFAULT_SIGNED: [&str; 9] = [
     "x-hashcash",
     "postage-challenge",
     "postage-answer",
+    "auto-submitted",
 ];
 /// Fields listed once more than they occur.
 pub const OVERSIGNED: [&str; 2] = ["from", "x-hashcash"];

@@ -346,13 +346,15 @@ impl Requirement {
         can_mint: impl Fn(Family) -> bool,
     ) -> Plan {
         let mine = Family::of(configured.alg);
+        // Never switch to a memory-hard family the operator did not choose: its bits are not
+        // comparable with the cap (review 19: `argon2id=26; mem=16384` is weeks of work).
         let family = if self.value_of(mine).is_some() {
             mine
         } else {
             match self
                 .accepted()
                 .into_iter()
-                .find(|f| can_mint(*f) && self.value_of(*f).is_some())
+                .find(|f| !f.is_memory_hard() && can_mint(*f) && self.value_of(*f).is_some())
             {
                 Some(f) => f,
                 None => return Plan::NoCommonAlgorithm,
@@ -370,26 +372,22 @@ impl Requirement {
                 Family::Equix => Algorithm::Equix,
             }
         };
-        let alg = match (alg, self.memory_kib) {
-            (Algorithm::Argon2id(p), Some(m)) if p.memory_kib < m => {
-                Algorithm::Argon2id(Argon2Params { memory_kib: m, ..p })
-            }
-            (a, _) => a,
+        // A memory-hard family's cap is the operator's own cost for it: never more work, and
+        // never more memory, than configured.
+        let cap = if family.is_memory_hard() {
+            configured.bits.min(max_bits)
+        } else {
+            max_bits
         };
-        if asked > max_bits {
-            return Plan::OverCap {
-                asked,
-                cap: max_bits,
-                family,
-            };
+        if asked > cap {
+            return Plan::OverCap { asked, cap, family };
         }
-        // Argon2id memory beyond what a verifier accepts by default (16 MiB) is never minted.
-        if let Algorithm::Argon2id(p) = alg
-            && p.memory_kib > crate::verify::DEFAULT_MAX_MEMORY_KIB
+        if let (Algorithm::Argon2id(p), Some(m)) = (alg, self.memory_kib)
+            && m > p.memory_kib
         {
             return Plan::MemoryOverCap {
-                asked_kib: p.memory_kib,
-                cap_kib: crate::verify::DEFAULT_MAX_MEMORY_KIB,
+                asked_kib: m,
+                cap_kib: p.memory_kib,
             };
         }
         let parts = if family == mine && self.parts.is_none() {
@@ -429,7 +427,7 @@ pub enum Plan {
         /// The family whose value was compared.
         family: Family,
     },
-    /// The policy asks for more Argon2id memory than any verifier accepts by default.
+    /// The policy asks for more Argon2id memory than the operator configured.
     MemoryOverCap {
         /// The memory asked, in KiB.
         asked_kib: u32,
@@ -605,15 +603,32 @@ mod tests {
             r.plan(&configured, 26, |f| f != Family::Equix),
             Plan::NoCommonAlgorithm
         );
-        // Argon2id memory raised to what is asked.
-        let r = Requirement::parse("v=PB1; bits=20; alg=argon2id; argon2id=6; mem=4096").unwrap();
-        match r.plan(&configured, 26, any) {
-            Plan::Mint(m) => {
-                assert_eq!(m.bits, 6);
-                assert!(matches!(m.alg, Algorithm::Argon2id(p) if p.memory_kib == 4096));
+        // A memory-hard family is never taken up unasked by the operator (review 19), and for
+        // an operator who chose it, the cap is its own cost and memory.
+        let r = Requirement::parse("v=PB1; bits=1; alg=argon2id; argon2id=26; mem=16384").unwrap();
+        assert_eq!(r.plan(&configured, 26, any), Plan::NoCommonAlgorithm);
+        let mine = MintRequest::new("-")
+            .alg(Algorithm::Argon2id(Argon2Params::DEFAULT))
+            .bits(8)
+            .parts(4);
+        assert_eq!(
+            r.plan(&mine, 26, any),
+            Plan::OverCap {
+                asked: 26,
+                cap: 8,
+                family: Family::Argon2id
             }
-            p => panic!("{p:?}"),
-        }
+        );
+        let r = Requirement::parse("v=PB1; bits=20; alg=argon2id; argon2id=6; mem=4096").unwrap();
+        assert_eq!(
+            r.plan(&mine, 26, any),
+            Plan::MemoryOverCap {
+                asked_kib: 4096,
+                cap_kib: 1024
+            }
+        );
+        let r = Requirement::parse("v=PB1; bits=20; alg=argon2id; argon2id=6; mem=1024").unwrap();
+        assert!(matches!(r.plan(&mine, 26, any), Plan::Mint(m) if m.bits == 8));
     }
 
     #[test]

@@ -159,6 +159,19 @@ impl SentStore {
                 format!("{} is not a folder", dir.display()),
             )));
         }
+        // Anyone who can write the folder can plant messages that `answer` would re-send with
+        // our stamps and signature (review 19).
+        let mode = std::fs::symlink_metadata(dir)?.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(SentError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{}: others can write this folder (mode {:o}): chmod 700 it",
+                    dir.display(),
+                    mode & 0o777
+                ),
+            )));
+        }
         Ok(SentStore {
             dir: dir.to_owned(),
             limits,
@@ -222,7 +235,7 @@ impl SentStore {
         if !rcpts.iter().all(|r| !r.is_empty() && storable(r)) {
             return Err(SentError::Unrepresentable("a recipient address"));
         }
-        let kept = SentMessage {
+        let mut kept = SentMessage {
             sender: sender.to_owned(),
             rcpts: rcpts.to_vec(),
             time: now,
@@ -235,6 +248,29 @@ impl SentStore {
         let key = key_of(&kept.digest, kept.message_id.as_deref());
         let mut entries = self.prune_locked(now, 1)?;
         let path = self.dir.join(format!("{now:011}-{key}.sent"));
+        // A copy kept again (the same message re-sent, e.g. an answer through a milter that
+        // keeps what it sends) inherits the recipients and answers of the earlier copies, so
+        // a challenge answered once cannot be answered again (review 19).
+        for e in entries.iter().filter(|e| e.key == key && e.path != path) {
+            if let Ok(old) = self.read(&e.path) {
+                for r in old.rcpts {
+                    if !kept.rcpts.iter().any(|x| crate::bind::same_address(x, &r))
+                        && kept.rcpts.len() < MAX_RCPTS
+                    {
+                        kept.rcpts.push(r);
+                    }
+                }
+                for a in old.answered {
+                    if !kept
+                        .answered
+                        .iter()
+                        .any(|x| crate::bind::same_address(x, &a))
+                    {
+                        kept.answered.push(a);
+                    }
+                }
+            }
+        }
         self.write_atomic(&path, &encode(&kept))?;
         for e in entries.drain(..).filter(|e| e.key == key && e.path != path) {
             let _ = std::fs::remove_file(&e.path);
@@ -269,17 +305,28 @@ impl SentStore {
     /// Records that `rcpts` of the kept message `entry` were answered (rewritten atomically;
     /// nothing when the message has been pruned meanwhile). Call it holding [`SentStore::lock`].
     pub fn mark_answered(&self, entry: &Entry, rcpts: &[String]) -> Result<(), SentError> {
-        let mut m = match self.read(&entry.path) {
-            Ok(m) => m,
-            Err(SentError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
+        // Under the store's lock, on the newest copy of the message (a copy kept again since
+        // replaced the entry found); a message no longer kept is an error, never a silent
+        // success (review 19).
+        let _lock = self.lock()?;
+        let newest = self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.key == entry.key)
+            .max_by_key(|e| e.time)
+            .ok_or_else(|| {
+                SentError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the message was pruned before its answer could be recorded",
+                ))
+            })?;
+        let mut m = self.read(&newest.path)?;
         for r in rcpts {
             if !m.answered.iter().any(|a| crate::bind::same_address(a, r)) {
                 m.answered.push(r.clone());
             }
         }
-        self.write_atomic(&entry.path, &encode(&m))
+        self.write_atomic(&newest.path, &encode(&m))
     }
 
     /// Removes what is past the bounds now; returns how many were removed.
@@ -518,11 +565,20 @@ mod tests {
         store.mark_answered(&e, &rcpts(&["b@example.net"])).unwrap();
         let (_, again) = store.find(&digest, Some("1@example.org")).unwrap().unwrap();
         assert_eq!(again.answered, rcpts(&["B@Example.net"]));
-        // The same message kept again replaces the earlier copy (and its answers).
+        // The same message kept again (an answer re-sent through a milter that keeps what it
+        // sends) replaces the earlier copy but keeps its answers and recipients: a replayed
+        // challenge finds bob answered (review 19).
         store
-            .keep("a@example.org", &rcpts(&["b@example.net"]), &m, 1001)
+            .keep("a@example.org", &rcpts(&["c@example.net"]), &m, 1001)
             .unwrap();
         assert_eq!(store.entries().unwrap().len(), 1);
+        let (_, again) = store.find(&digest, Some("1@example.org")).unwrap().unwrap();
+        assert_eq!(again.answered, rcpts(&["B@Example.net"]));
+        assert_eq!(again.rcpts, rcpts(&["c@example.net", "b@example.net"]));
+        // Marking through the stale entry found before records on the newest copy.
+        store.mark_answered(&e, &rcpts(&["c@example.net"])).unwrap();
+        let (_, again) = store.find(&digest, Some("1@example.org")).unwrap().unwrap();
+        assert_eq!(again.answered, rcpts(&["B@Example.net", "c@example.net"]));
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("sent"))
             .unwrap()
@@ -531,6 +587,17 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(names[0].ends_with(".sent"));
+    }
+
+    #[test]
+    fn a_folder_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("shared");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(SentStore::open(&d, SentLimits::default()).is_err());
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(SentStore::open(&d, SentLimits::default()).is_ok());
     }
 
     #[test]

@@ -105,6 +105,39 @@ impl std::fmt::Display for NoChallenge {
     }
 }
 
+/// Whether `id` (without brackets) is `dot-atom-text "@" dot-atom-text` of RFC 5322 3.6.4.
+pub fn strict_msg_id(id: &str) -> bool {
+    let atoms = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|a| {
+                !a.is_empty()
+                    && a.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+            })
+    };
+    id.len() <= 250
+        && id
+            .split_once('@')
+            .is_some_and(|(l, r)| atoms(l) && atoms(r))
+}
+
+/// The address of the message's one From field naming one mailbox; `None` otherwise.
+pub fn single_from(msg: &Message) -> Option<String> {
+    let mut fields = msg.fields_named("From");
+    let v = fields.next()?.value();
+    if fields.next().is_some() {
+        return None;
+    }
+    let addr = match (v.rfind('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if a < b => v[a + 1..b].trim(),
+        _ => v.trim(),
+    };
+    if addr.is_empty() || addr.contains([',', ' ', '\t', '<', '>', ';']) || !addr.contains('@') {
+        return None;
+    }
+    Some(addr.to_owned())
+}
+
 /// What the inbound check learnt of a refused message, for [`Challenger::consider`].
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -140,11 +173,18 @@ impl Facts {
         Facts {
             sender: sender.to_owned(),
             spf_pass,
-            dkim_pass: dkim
-                .iter()
-                .filter(|d| d.status == dkim::DkimStatus::Pass)
-                .map(|d| d.domain.clone())
-                .collect(),
+            // A DKIM signature vouches for the envelope sender only when that sender is the
+            // message's one From address and the signature covers From: else anyone holding one
+            // signed message of a large provider could replay it under any address there and
+            // have us challenge that address (review 19: backscatter).
+            dkim_pass: match single_from(msg) {
+                Some(from) if crate::bind::same_address(&from, sender) => dkim
+                    .iter()
+                    .filter(|d| d.status == dkim::DkimStatus::Pass && d.covers("from") > 0)
+                    .map(|d| d.domain.clone())
+                    .collect(),
+                _ => Vec::new(),
+            },
             auto: auto_submitted(msg, sender),
             answered: carries_our_answer(msg, key, now),
             digest: crate::bind::body_digest(msg.body()),
@@ -454,7 +494,7 @@ impl Challenger {
         ));
         head.push_str(&format_field("Date", &fmt(now), eol));
         head.push_str(&format_field("Message-ID", &format!("<{id}>"), eol));
-        if let Some(orig) = &facts.message_id {
+        if let Some(orig) = facts.message_id.as_deref().filter(|m| strict_msg_id(m)) {
             head.push_str(&format_field("In-Reply-To", &format!("<{orig}>"), eol));
             head.push_str(&format_field("References", &format!("<{orig}>"), eol));
         }
@@ -466,13 +506,12 @@ impl Challenger {
             eol,
         ));
         head.push_str(&format_field(CHALLENGE_FIELD, &challenge.to_string(), eol));
-        let which = facts
-            .message_id
-            .as_deref()
-            .map_or(String::new(), |m| format!(" <{m}>"));
-        let mut body = format!(
+        // Nothing the sender wrote (its Message-ID, its recipients' addresses) goes into the
+        // signed text a person reads: else an attacker could have us sign a phishing line in
+        // our own name and replay it (review 19). The header field names them for software.
+        let body = format!(
             "This is an automatic reply from {domain}: please do not reply to it.\r\n\r\n\
-             Your message{which} was not delivered to the recipients listed below.\r\n\
+             Your message was not delivered to some of its recipients.\r\n\
              {domain} asks mail from senders it does not know to carry postage: a\r\n\
              small proof of work for each recipient (a hashcash stamp, RFC-style\r\n\
              X-Hashcash header field), and your message carried too little. Your mail\r\n\
@@ -482,14 +521,10 @@ impl Challenger {
              If your mail system keeps what it sends with pennyblack, this is done for\r\n\
              you: pennyblack answer --sent DIR --smtp HOST:PORT < this-message\r\n\
              The machine-readable request is the Postage-Challenge header field of this\r\n\
-             message. It expires {exp}.\r\n\r\n\
-             Recipients not paid for:\r\n",
+             message (with the recipients not paid for). It expires {exp}.\r\n",
             domain = c.domain,
             exp = fmt(expires),
         );
-        for r in &facts.unpaid {
-            body.push_str(&format!("    {r}\r\n"));
-        }
         let raw = format!("{head}\r\n{body}").into_bytes();
         let msg = Message::parse(raw).map_err(|e| e.to_string())?;
         let signers: Vec<SignRequest<'_>> = c
@@ -582,9 +617,9 @@ pub fn load_or_create_key(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         }
     }
     let meta = std::fs::metadata(path)?;
-    if meta.permissions().mode() & 0o007 != 0 {
+    if meta.permissions().mode() & 0o077 != 0 {
         return Err(bad(format!(
-            "{}: others can read or write the challenge key (mode {:o}): chmod 600 it",
+            "{}: its group or others can read or write the challenge key (mode {:o}): chmod 600 it",
             path.display(),
             meta.permissions().mode() & 0o777
         )));
@@ -606,6 +641,60 @@ mod tests {
 
     fn parse(head: &str) -> Message {
         Message::parse(format!("{head}From: a@example.org\r\n\r\nbody\r\n").into_bytes()).unwrap()
+    }
+
+    /// Review 19: one signed message of a large provider, replayed under another address there
+    /// (SPF fails, DKIM passes), must not make us challenge that address.
+    #[test]
+    fn a_dkim_replay_under_another_local_part_is_not_authenticated() {
+        let m = |from: &str| {
+            Message::parse(
+                format!("From: Alice <{from}>\r\nTo: x@example.net\r\nSubject: s\r\n\r\nbody\r\n")
+                    .into_bytes(),
+            )
+            .unwrap()
+        };
+        let pass = |signed: &[&str]| dkim::DkimResult {
+            domain: "example.org".into(),
+            selector: "s1".into(),
+            algorithm: "ed25519-sha256".into(),
+            status: dkim::DkimStatus::Pass,
+            signed: signed.iter().map(|s| s.to_string()).collect(),
+        };
+        let facts = |msg: &Message, sender: &str, sig: dkim::DkimResult| {
+            let f = Facts::of(
+                msg,
+                sender,
+                false,
+                &[sig],
+                vec!["x@example.net".into()],
+                &[7; 32],
+                0,
+            );
+            authenticated(&f.sender, f.spf_pass, &f.dkim_pass)
+        };
+        let alice = m("alice@example.org");
+        assert!(facts(&alice, "alice@example.org", pass(&["from", "to"])));
+        assert!(!facts(&alice, "victim@example.org", pass(&["from", "to"])));
+        // A signature that does not cover From vouches for no one.
+        assert!(!facts(
+            &alice,
+            "alice@example.org",
+            pass(&["to", "subject"])
+        ));
+        // Two mailboxes in From: no one.
+        let two = m("alice@example.org>, <bob@example.org");
+        assert!(!facts(&two, "alice@example.org", pass(&["from"])));
+    }
+
+    /// Review 19: nothing the sender wrote reaches the text a person reads.
+    #[test]
+    fn strict_message_ids_only() {
+        assert!(strict_msg_id("1234.abc@mail.example.org"));
+        assert!(!strict_msg_id("https://evil.example/reset?x@y"));
+        assert!(!strict_msg_id("a b@c"));
+        assert!(!strict_msg_id("no-at-sign"));
+        assert!(!strict_msg_id("a@[127.0.0.1]"));
     }
 
     #[test]

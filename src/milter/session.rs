@@ -204,13 +204,14 @@ impl Session {
                 rcpts.len()
             ),
         );
-        // Recipient domains' postage policies, within the mint timeout (a failure: the
-        // configured cost), looked up before waiting for a slot so no slot waits on the DNS.
+        // Recipient domains' postage policies, within a quarter of the mint timeout (a failure:
+        // the configured cost), looked up before waiting for a slot so no slot waits on the
+        // DNS; slow name servers cannot use up the time the stamps need (review 19).
         let requests = match &out.policies {
             Some(cache) => {
                 let (cache, list, request) =
                     (Arc::clone(cache), rcpts.clone(), out.request.clone());
-                let (max_bits, deadline) = (out.max_bits, started + out.timeout);
+                let (max_bits, deadline) = (out.max_bits, started + out.timeout / 4);
                 let (requests, deviations) = tokio::task::spawn_blocking(move || {
                     requests_for(&cache, &list, &request, max_bits, Some(deadline))
                 })

@@ -335,7 +335,7 @@ pub enum Deviation {
         /// The family compared.
         family: Family,
     },
-    /// The policy asks for more Argon2id memory than verifiers accept by default.
+    /// The policy asks for more Argon2id memory than the operator configured.
     MemoryOverCap {
         /// The recipient domain.
         domain: String,
@@ -402,7 +402,7 @@ impl fmt::Display for Deviation {
             } => write!(
                 f,
                 "postage policy of {domain} asks {asked_kib} KiB of Argon2id memory, over the \
-                 {cap_kib} KiB verifiers accept by default: {FALLBACK}"
+                 {cap_kib} KiB configured: {FALLBACK}"
             ),
             Deviation::NoCommonAlgorithm { domain } => write!(
                 f,

@@ -439,6 +439,7 @@ fn stamp_refuses_bad_input_and_writes_nothing() {
     drop(keys);
 }
 
+#[cfg(feature = "dns")]
 #[test]
 #[ignore = "needs dnsmasq: run `bash .ci/run`, which installs it"]
 fn keys_come_from_the_dns() {

@@ -117,7 +117,7 @@ impl Ticketd {
             .into();
         let url = format!("{}{path}", self.url);
         let auth = format!("Bearer {token}");
-        let mut resp = match (method, body) {
+        let resp = match (method, body) {
             ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
             (_, Some(b)) => agent
                 .post(&url)
@@ -125,8 +125,20 @@ impl Ticketd {
                 .header("Content-Type", "application/json")
                 .send(&b[..]),
             (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
-        }
-        .unwrap();
+        };
+        let mut resp = match resp {
+            Ok(r) => r,
+            // The server may answer 413 and close before a too large body is all sent.
+            Err(ureq::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return (413, Value::String(format!("connection closed: {e}")));
+            }
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         (

@@ -461,14 +461,9 @@ pub struct StampArgs {
     /// and offline, and asks the DNS nothing unless told to (the milter's default is on).
     #[arg(long, value_enum, default_value_t = OnOff::Off, value_name = "on|off", help_heading = "Postage policies")]
     pub postage_policy: OnOff,
-    /// The most bits minted for a recipient domain's policy (at least --bits).
-    #[arg(
-        long,
-        value_name = "BITS",
-        default_value_t = 26,
-        help_heading = "Postage policies"
-    )]
-    pub max_bits: u32,
+    /// The most bits minted for a recipient domain's policy [default: 26, or --bits when higher].
+    #[arg(long, value_name = "BITS", help_heading = "Postage policies")]
+    pub max_bits: Option<u32>,
     /// Where policies are looked up.
     #[command(flatten, next_help_heading = "Postage policies")]
     pub dns: DnsArgs,
@@ -506,9 +501,9 @@ pub struct PostagePolicyArgs {
     /// The cost this sender mints when a domain asks less (as `stamp`'s and the milter's).
     #[command(flatten)]
     pub cost: CostArgs,
-    /// The most bits this sender mints for a policy.
-    #[arg(long, value_name = "BITS", default_value_t = 26)]
-    pub max_bits: u32,
+    /// The most bits this sender mints for a policy [default: 26, or --bits when higher].
+    #[arg(long, value_name = "BITS")]
+    pub max_bits: Option<u32>,
     /// Where policies are looked up.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -528,9 +523,10 @@ pub struct AnswerArgs {
     /// takes the re-sent message.
     #[arg(long, value_name = "HOST:PORT")]
     pub smtp: String,
-    /// The most bits minted for a challenge; one asking more is refused and reported (exit 2).
-    #[arg(long, value_name = "BITS", default_value_t = 26)]
-    pub max_bits: u32,
+    /// The most bits minted for a challenge; one asking more is refused and reported (exit 2)
+    /// [default: 26, or --bits when higher].
+    #[arg(long, value_name = "BITS")]
+    pub max_bits: Option<u32>,
     /// The stamps' cost when it is more than the challenge asks (what it asks, up to
     /// --max-bits, otherwise).
     #[command(flatten)]
@@ -737,14 +733,9 @@ pub struct MilterArgs {
     /// (logged). Lookups count in --mint-timeout.
     #[arg(long, value_enum, default_value_t = OnOff::On, value_name = "on|off", help_heading = "Outbound: stamps")]
     pub postage_policy: OnOff,
-    /// The most bits minted for a recipient domain's policy (at least --bits).
-    #[arg(
-        long,
-        value_name = "BITS",
-        default_value_t = 26,
-        help_heading = "Outbound: stamps"
-    )]
-    pub max_bits: u32,
+    /// The most bits minted for a recipient domain's policy [default: 26, or --bits when higher].
+    #[arg(long, value_name = "BITS", help_heading = "Outbound: stamps")]
+    pub max_bits: Option<u32>,
     /// Keep each outbound message (before its stamps) in this folder, so that a postage
     /// challenge can be answered (`pennyblack answer --sent DIR`).
     #[arg(long, value_name = "DIR", help_heading = "Outbound: stamps")]

@@ -322,3 +322,18 @@ pub fn sent_store(
             .with_context(|| format!("--keep-sent {}", dir.display()))?,
     ))
 }
+
+/// `--max-bits` when not given: 26 bits, or `--bits` when that is higher.
+pub const DEFAULT_MAX_BITS: u32 = 26;
+
+/// The cap on what a postage policy or challenge makes this sender mint (`--max-bits`): as
+/// given (never below `--bits`), else [`DEFAULT_MAX_BITS`] or `--bits` when higher.
+pub fn max_bits(given: Option<u32>, bits: u32) -> anyhow::Result<u32> {
+    match given {
+        Some(m) if m < bits => anyhow::bail!(
+            "--max-bits {m} is below --bits {bits}: the cap is the most minted for a policy"
+        ),
+        Some(m) => Ok(m),
+        None => Ok(bits.max(DEFAULT_MAX_BITS)),
+    }
+}

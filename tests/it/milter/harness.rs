@@ -244,31 +244,7 @@ impl Postfix {
     /// and returns it; a second copy held at the same time is an error.
     pub(super) fn take(&self, id: &str) -> Vec<u8> {
         let needle = format!("Message-ID: <{id}>");
-        let started = Instant::now();
-        loop {
-            let found: Vec<_> = self
-                .held()
-                .into_iter()
-                .filter(|(_, m)| String::from_utf8_lossy(m).contains(&needle))
-                .collect();
-            assert!(found.len() < 2, "{id} held twice");
-            if let Some((qid, m)) = found.into_iter().next() {
-                let del = as_root("postsuper")
-                    .arg("-c")
-                    .arg(&self.conf)
-                    .args(["-d", &qid, "hold"])
-                    .output()
-                    .unwrap();
-                assert!(del.status.success(), "postsuper -d {qid}");
-                return m;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{id} is not on hold; maillog:\n{}",
-                std::fs::read_to_string(&self.maillog).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.take_where(id, |m| m.contains(&needle))
     }
 
     /// Takes the one held message for which `pick` says yes off the queue (waiting up to 20 s

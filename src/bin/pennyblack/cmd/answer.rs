@@ -86,9 +86,27 @@ pub fn run(a: AnswerArgs) -> Result<Exit> {
         ..dkim::VerifyOptions::default()
     };
     let results = dkim::verify(&msg, lookup.as_ref(), &opts);
+    // A challenge is an automatic reply (RFC 3834) from the challenged domain: signed by its
+    // From domain over From, Auto-Submitted and the challenge field, so that a user of a
+    // provider whose signer covers every field cannot pass off a message of her own as one
+    // (review 19).
+    if !msg
+        .fields_named("Auto-Submitted")
+        .any(|f| f.value().to_ascii_lowercase().starts_with("auto-replied"))
+    {
+        return ignored("not an automatic reply (no Auto-Submitted: auto-replied)");
+    }
+    let from_domain = pennyblack::milter::challenge::single_from(&msg).and_then(|a| {
+        a.rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+    });
     let vouches = |d: &dkim::DkimResult| {
         d.status == DkimStatus::Pass
             && d.covers("postage-challenge") >= 1
+            && d.covers("from") >= 1
+            && d.covers("auto-submitted") >= 1
+            && from_domain.as_deref()
+                == Some(d.domain.trim_end_matches('.').to_ascii_lowercase().as_str())
             && challenge.rcpts.iter().all(|r| {
                 r.rsplit_once('@')
                     .is_some_and(|(_, domain)| aligned(&d.domain, domain))
@@ -143,10 +161,11 @@ pub fn run(a: AnswerArgs) -> Result<Exit> {
         .bits(a.cost.bits)
         .parts(parts);
     let can_mint = |f: Family| f != Family::Equix || cfg!(feature = "equix");
-    let request = match challenge
-        .requirement
-        .plan(&configured, a.max_bits, can_mint)
-    {
+    let request = match challenge.requirement.plan(
+        &configured,
+        crate::cmd::max_bits(a.max_bits, a.cost.bits)?,
+        can_mint,
+    ) {
         Plan::Mint(r) => r,
         Plan::OverCap { asked, cap, family } => {
             return refused(format!(

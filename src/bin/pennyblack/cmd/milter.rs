@@ -41,13 +41,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         request
             .validate()
             .map_err(|e| anyhow::anyhow!("outbound stamps: {e}"))?;
-        if policies && a.max_bits < a.cost.bits {
-            bail!(
-                "--max-bits {} is below --bits {}: the cap is the most minted for a policy",
-                a.max_bits,
-                a.cost.bits
-            );
-        }
+        let max_bits = crate::cmd::max_bits(a.max_bits, a.cost.bits)?;
         let (keys, canon) = crate::cmd::signing_keys(&a.sign)?;
         Some(Outbound {
             request,
@@ -61,7 +55,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
                 .clone()
                 .filter(|_| policies)
                 .map(|d| Arc::new(PolicyCache::new(d))),
-            max_bits: a.max_bits,
+            max_bits,
             keep_sent: crate::cmd::sent_store(a.keep_sent.as_deref(), a.keep_for)?,
         })
     };

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use pennyblack::MintRequest;
 use pennyblack::policy::lookup::{
     PolicyCache, Published, follow, normalize_domain, recipient_domain,
@@ -20,13 +20,7 @@ pub fn run(a: PostagePolicyArgs) -> Result<Exit> {
         .bits(a.cost.bits)
         .parts(parts);
     configured.validate()?;
-    if a.max_bits < a.cost.bits {
-        bail!(
-            "--max-bits {} is below --bits {}: the cap is the most minted for a policy",
-            a.max_bits,
-            a.cost.bits
-        );
-    }
+    let max_bits = crate::cmd::max_bits(a.max_bits, a.cost.bits)?;
     // Every name is checked before anything is asked.
     let domains = a
         .domains
@@ -42,7 +36,7 @@ pub fn run(a: PostagePolicyArgs) -> Result<Exit> {
     let mut exit = Exit::Ok;
     for domain in &domains {
         let answer = cache.lookup(domain, None)?;
-        let (mint, deviation) = follow(domain, &answer, &configured, a.max_bits);
+        let (mint, deviation) = follow(domain, &answer, &configured, max_bits);
         let followed = answer.requirement().is_some() && deviation.is_none();
         exit = exit.max(match answer {
             Published::Policy { .. } => Exit::Ok,
@@ -104,7 +98,7 @@ pub fn run(a: PostagePolicyArgs) -> Result<Exit> {
             Published::None => writeln!(out, "{domain}: no policy")?,
             Published::Invalid { record, error } => {
                 writeln!(out, "{domain}: invalid policy, treated as none: {error}")?;
-                writeln!(out, "  record:      {record}")?;
+                writeln!(out, "  record:      {record:?}")?;
             }
             Published::Several { count } => writeln!(
                 out,
@@ -117,7 +111,7 @@ pub fn run(a: PostagePolicyArgs) -> Result<Exit> {
         }
         let why = match (&deviation, followed) {
             (Some(d), _) => format!(" ({d})"),
-            (None, true) => format!(" (configured {}, cap {})", cost(&configured), a.max_bits),
+            (None, true) => format!(" (configured {}, cap {})", cost(&configured), max_bits),
             (None, false) => " (the configured cost)".to_owned(),
         };
         writeln!(out, "  would mint:  {}{why}", cost(&mint))?;

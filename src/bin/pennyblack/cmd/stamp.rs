@@ -106,19 +106,13 @@ fn per_recipient(
     if a.postage_policy == OnOff::Off {
         return Ok(same());
     }
-    if a.max_bits < a.cost.bits {
-        bail!(
-            "--max-bits {} is below --bits {}: the cap is the most minted for a policy",
-            a.max_bits,
-            a.cost.bits
-        );
-    }
+    let max_bits = crate::cmd::max_bits(a.max_bits, a.cost.bits)?;
     #[cfg(feature = "dns")]
     {
         use pennyblack::policy::lookup::{PolicyCache, requests_for};
         let dns = crate::cmd::dns_lookup(a.dns.dns_server, a.dns.dns_timeout)?;
         let cache = PolicyCache::new(std::sync::Arc::new(dns));
-        let (requests, deviations) = requests_for(&cache, recipients, request, a.max_bits, None);
+        let (requests, deviations) = requests_for(&cache, recipients, request, max_bits, None);
         for d in deviations {
             eprintln!("pennyblack: warning: {d}");
         }
@@ -126,7 +120,7 @@ fn per_recipient(
     }
     #[cfg(not(feature = "dns"))]
     {
-        let _ = same;
+        let _ = (same, max_bits);
         bail!("--postage-policy on needs the DNS: built without the `dns` feature")
     }
 }
