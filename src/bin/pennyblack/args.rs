@@ -730,7 +730,7 @@ pub struct MilterArgs {
     /// Follow the postage policies of the recipients' domains (TXT at _postage.DOMAIN, through
     /// --dns-server or the system resolver, kept for their TTL): mint at least what each asks,
     /// never more than --max-bits. Over it, or when the lookup fails, the configured cost
-    /// (logged). Lookups count in --mint-timeout.
+    /// (logged). Lookups take at most a quarter of --mint-timeout.
     #[arg(long, value_enum, default_value_t = OnOff::On, value_name = "on|off", help_heading = "Outbound: stamps")]
     pub postage_policy: OnOff,
     /// The most bits minted for a recipient domain's policy [default: 26, or --bits when higher].
@@ -773,8 +773,9 @@ pub struct MilterArgs {
     pub reject_with: RejectWithArg,
     /// Send postage challenges through this SMTP relay (HOST:PORT, plain SMTP: on loopback or
     /// the local network; TLS onwards is the relay's job): to the authenticated sender (SPF
-    /// pass, or an aligned DKIM pass) of a message refused under --reject-below, never to
-    /// automatic mail, at most once per sender and message. Needs --challenge-key and --sign.
+    /// pass, or a DKIM pass covering From, sent from that From address) of a message refused
+    /// under --reject-below, never to automatic mail, at most once per sender and message.
+    /// Needs --challenge-key and --sign.
     #[arg(
         long,
         value_name = "HOST:PORT",
