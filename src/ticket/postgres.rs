@@ -58,39 +58,19 @@ fn db(e: postgres::Error) -> BooksError {
 }
 
 fn role_code(r: Role) -> i16 {
-    match r {
-        Role::Sender => 1,
-        Role::Receiver => 2,
-    }
+    i16::from(r.code())
 }
 
 fn role_of(c: i16) -> Option<Role> {
-    match c {
-        1 => Some(Role::Sender),
-        2 => Some(Role::Receiver),
-        _ => None,
-    }
+    Role::from_code(u8::try_from(c).ok()?)
 }
 
 fn kind_code(k: OperationKind) -> i16 {
-    match k {
-        OperationKind::Grant => 1,
-        OperationKind::Paid => 2,
-        OperationKind::Issued => 3,
-        OperationKind::Cancelled => 4,
-        OperationKind::Refunded => 5,
-    }
+    i16::from(k.code())
 }
 
 fn kind_of(c: i16) -> Option<OperationKind> {
-    Some(match c {
-        1 => OperationKind::Grant,
-        2 => OperationKind::Paid,
-        3 => OperationKind::Issued,
-        4 => OperationKind::Cancelled,
-        5 => OperationKind::Refunded,
-        _ => return None,
-    })
+    OperationKind::from_code(u8::try_from(c).ok()?)
 }
 
 impl PgTicketStore {
@@ -203,8 +183,7 @@ impl TicketStore for PgTicketStore {
         role: Role,
         token_hash: [u8; 32],
     ) -> Result<(), BooksError> {
-        if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| (0x21..=0x7e).contains(&b))
-        {
+        if !super::store::name_ok(name) {
             return Err(BooksError::BadName);
         }
         self.txn(|tx| {

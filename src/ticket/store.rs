@@ -92,8 +92,26 @@ pub enum OperationKind {
     Refunded,
 }
 
+impl Role {
+    /// The role's number in the books (1 sender, 2 receiver).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Role::Sender => 1,
+            Role::Receiver => 2,
+        }
+    }
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(Role::Sender),
+            2 => Some(Role::Receiver),
+            _ => None,
+        }
+    }
+}
+
 impl OperationKind {
-    fn code(self) -> u8 {
+    /// The operation's number in the books.
+    pub(crate) fn code(self) -> u8 {
         match self {
             OperationKind::Grant => 1,
             OperationKind::Paid => 2,
@@ -102,7 +120,7 @@ impl OperationKind {
             OperationKind::Refunded => 5,
         }
     }
-    fn from_code(c: u8) -> Option<Self> {
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
         Some(match c {
             1 => OperationKind::Grant,
             2 => OperationKind::Paid,
@@ -223,10 +241,7 @@ struct AccountRec {
 
 impl AccountRec {
     fn encode(&self) -> Vec<u8> {
-        let mut v = vec![match self.role {
-            Role::Sender => 1,
-            Role::Receiver => 2,
-        }];
+        let mut v = vec![self.role.code()];
         v.extend_from_slice(&self.balance.to_be_bytes());
         v.extend_from_slice(&self.seq.to_be_bytes());
         v
@@ -236,11 +251,7 @@ impl AccountRec {
             return None;
         }
         Some(AccountRec {
-            role: match b[0] {
-                1 => Role::Sender,
-                2 => Role::Receiver,
-                _ => return None,
-            },
+            role: Role::from_code(b[0])?,
             balance: u64::from_be_bytes(b[1..9].try_into().ok()?),
             seq: u64::from_be_bytes(b[9..17].try_into().ok()?),
         })
@@ -292,7 +303,7 @@ impl TicketRec {
     }
 }
 
-fn name_ok(name: &str) -> bool {
+pub(crate) fn name_ok(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
