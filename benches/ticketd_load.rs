@@ -90,8 +90,8 @@ fn run(
         .iter()
         .map(|s| {
             let (t, secret) = issuer.issue(*s, expires);
-            let c = Carried::new(t, &secret, "bob@example.net", "bind").unwrap();
-            serde_json::json!({ "ticket": c.to_string(), "rcpt": "bob@example.net", "binding": "bind" })
+            let c = Carried::new(t, &secret, "bob@example.net", "_AAAAAAAAAAAAAAAAAAAAAQ").unwrap();
+            serde_json::json!({ "ticket": c.to_string(), "rcpt": "bob@example.net", "binding": "_AAAAAAAAAAAAAAAAAAAAAQ" })
                 .to_string()
         })
         .collect();

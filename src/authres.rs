@@ -319,6 +319,42 @@ pub fn hashcash_field_aligned(
     field(authserv_id, results, eol)
 }
 
+/// The ticket field: one `x-postage-ticket=pass|fail|temperror|none` result per recipient
+/// named in the message's To or Cc whose ticket was looked at, with the ticket's issuer and the
+/// domain of a passing signature that covers it; `x-postage-ticket=none` when there is none.
+/// Hidden recipients are never named.
+#[cfg(feature = "tickets")]
+pub fn ticket_field(
+    authserv_id: &str,
+    tickets: &[crate::ticket::message::RecipientTicket],
+    eol: Eol,
+) -> String {
+    use crate::ticket::message::TicketOutcome;
+    let mut results = Vec::new();
+    for t in tickets.iter().filter(|t| t.visible) {
+        let mut r = Result_::new("x-postage-ticket", t.outcome.keyword());
+        r = match &t.outcome {
+            TicketOutcome::Fail(why) | TicketOutcome::TempError(why) => {
+                r.comment(&why.chars().take(120).collect::<String>())
+            }
+            TicketOutcome::Pass { repeat: true } => r.comment("cancelled before: a retry"),
+            _ => r,
+        };
+        r = r.prop("smtp.rcpt", &t.address);
+        if let Some(i) = &t.issuer {
+            r = r.prop("header.iss", i);
+        }
+        if let Some(d) = &t.signed_by {
+            r = r.prop("header.d", d);
+        }
+        results.push(r);
+    }
+    if results.is_empty() {
+        results.push(Result_::new("x-postage-ticket", "none"));
+    }
+    field(authserv_id, results, eol)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

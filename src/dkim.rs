@@ -31,8 +31,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// oversigned too, so a stamp added above or below after signing breaks the signature. The
 /// postage challenge and answer fields are signed where present, so a receiver's signature
 /// vouches for its challenge (`pennyblack answer` requires it, with `Auto-Submitted`) and a
-/// sender's for its answer.
-pub const DEFAULT_SIGNED: [&str; 10] = [
+/// sender's for its answer. Postage tickets are oversigned like stamps.
+pub const DEFAULT_SIGNED: [&str; 11] = [
     "from",
     "to",
     "cc",
@@ -40,12 +40,13 @@ pub const DEFAULT_SIGNED: [&str; 10] = [
     "date",
     "message-id",
     "x-hashcash",
+    "x-postage-ticket",
     "postage-challenge",
     "postage-answer",
     "auto-submitted",
 ];
 /// Fields listed once more than they occur.
-pub const OVERSIGNED: [&str; 2] = ["from", "x-hashcash"];
+pub const OVERSIGNED: [&str; 3] = ["from", "x-hashcash", "x-postage-ticket"];
 
 /// What to sign with.
 #[derive(Debug)]

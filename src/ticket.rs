@@ -20,12 +20,17 @@
 
 use std::fmt;
 
+#[cfg(feature = "tickets")]
+pub mod client;
+#[cfg(feature = "tickets")]
+pub mod message;
 #[cfg(feature = "ticketd")]
 pub mod postgres;
 #[cfg(feature = "ticketd")]
 pub mod server;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod wallet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -118,7 +123,7 @@ impl Ticket {
     }
 
     /// Parses a ticket from split tags (every tag known: `v`, `iss`, `kid`, `ser`, `exp`, `sig`,
-    /// and `rcpt`/`proof` left to the caller).
+    /// and `rcpt`/`bind`/`proof` left to the caller).
     fn from_tags(tags: &[(&str, &str)]) -> Result<Ticket, TicketError> {
         match tags.first() {
             Some(("v", v)) if *v == VERSION => {}
@@ -137,7 +142,7 @@ impl Ticket {
                 .ok_or(TicketError::Malformed(PolicyError::Missing(name)))
         };
         for (n, _) in &tags[1..] {
-            if !["iss", "kid", "ser", "exp", "sig", "rcpt", "proof"].contains(n) {
+            if !["iss", "kid", "ser", "exp", "sig", "rcpt", "bind", "proof"].contains(n) {
                 return Err(TicketError::Malformed(PolicyError::Malformed(
                     (*n).to_owned(),
                 )));
@@ -170,9 +175,12 @@ impl Ticket {
     /// Parses a ticket (`v=PT1; iss=…; kid=…; ser=…; exp=…; sig=…`).
     pub fn parse(text: &str) -> Result<Ticket, TicketError> {
         let tags = split_tags(text.trim())?;
-        if tags.iter().any(|(n, _)| *n == "rcpt" || *n == "proof") {
+        if tags
+            .iter()
+            .any(|(n, _)| matches!(*n, "rcpt" | "bind" | "proof"))
+        {
             return Err(TicketError::Malformed(PolicyError::Malformed(
-                "rcpt or proof in a bare ticket".into(),
+                "rcpt, bind or proof in a bare ticket".into(),
             )));
         }
         Ticket::from_tags(&tags)
@@ -394,6 +402,10 @@ pub struct Carried {
     pub ticket: Ticket,
     /// The recipient it pays for.
     pub rcpt: String,
+    /// The message's binding the proof covers ([`crate::bind::Binding::encode`]: which main
+    /// header fields it covers and their digest with the body's), so that a receiver can
+    /// compute the same binding from the message it received.
+    pub binding: String,
     /// HMAC-SHA-256 under the ticket secret of the recipient and the message binding.
     pub proof: [u8; 32],
 }
@@ -420,10 +432,14 @@ impl Carried {
         if !rcpt_ok(rcpt) {
             return Err(bad("rcpt", rcpt, "not an address a ticket can carry"));
         }
+        if crate::bind::Binding::decode(binding).is_none() {
+            return Err(bad("bind", binding, "not a message binding"));
+        }
         Ok(Carried {
             proof: proof(secret, rcpt, binding),
             ticket,
             rcpt: rcpt.to_owned(),
+            binding: binding.to_owned(),
         })
     }
 
@@ -442,11 +458,16 @@ impl Carried {
         if !rcpt_ok(rcpt) {
             return Err(bad("rcpt", rcpt, "not an address"));
         }
+        let binding = get("bind")?;
+        if crate::bind::Binding::decode(binding).is_none() {
+            return Err(bad("bind", binding, "not a message binding"));
+        }
         let p = get("proof")?;
         let proof = decode(p, 43).ok_or_else(|| bad("proof", p, "not a proof"))?;
         Ok(Carried {
             ticket,
             rcpt: rcpt.to_owned(),
+            binding: binding.to_owned(),
             proof,
         })
     }
@@ -462,6 +483,7 @@ impl Carried {
         let expected = proof(secret, rcpt, binding);
         let same_rcpt = normalize_address(rcpt) == normalize_address(&self.rcpt);
         if same_rcpt
+            && binding == self.binding
             && bool::from(subtle::ConstantTimeEq::ct_eq(
                 &expected[..],
                 &self.proof[..],
@@ -482,9 +504,10 @@ impl fmt::Display for Carried {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}; rcpt={}; proof={}",
+            "{}; rcpt={}; bind={}; proof={}",
             self.ticket,
             self.rcpt,
+            self.binding,
             B64.encode(self.proof)
         )
     }
@@ -547,24 +570,27 @@ mod tests {
         ));
     }
 
+    /// Two message bindings (any canonical `bind=` value).
+    const B1: &str = "_AAAAAAAAAAAAAAAAAAAAAA";
+    const B2: &str = "_AAAAAAAAAAAAAAAAAAAAAQ";
+
     #[test]
     fn the_proof_binds_recipient_and_message() {
         let iss = issuer();
         let (t, secret) = iss.issue([9; 16], 2_000_000_000);
-        let c = Carried::new(t, &secret, "Bob@Example.net", "bind-of-message-1").unwrap();
+        let c = Carried::new(t, &secret, "Bob@Example.net", B1).unwrap();
         let back = Carried::parse(&c.to_string()).unwrap();
         assert_eq!(back, c);
         // The server derives the same secret from the serial.
         let s = iss.ticket_secret(&back.ticket.serial);
-        back.check_proof(&s, "bob@example.net", "bind-of-message-1")
-            .unwrap();
+        back.check_proof(&s, "bob@example.net", B1).unwrap();
         // Lifted: another recipient, another message, or a rewritten rcpt tag.
         assert_eq!(
-            back.check_proof(&s, "carol@example.net", "bind-of-message-1"),
+            back.check_proof(&s, "carol@example.net", B1),
             Err(TicketError::BadProof)
         );
         assert_eq!(
-            back.check_proof(&s, "bob@example.net", "bind-of-message-2"),
+            back.check_proof(&s, "bob@example.net", B2),
             Err(TicketError::BadProof)
         );
         let relabelled = Carried::parse(
@@ -573,13 +599,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            relabelled.check_proof(&s, "carol@example.net", "bind-of-message-1"),
+            relabelled.check_proof(&s, "carol@example.net", B1),
+            Err(TicketError::BadProof)
+        );
+        // A rewritten bind tag: the receiver's binding no longer matches the proof.
+        let rebound = Carried::parse(&c.to_string().replace(B1, B2)).unwrap();
+        assert_eq!(
+            rebound.check_proof(&s, "bob@example.net", B2),
             Err(TicketError::BadProof)
         );
         // Without the secret (another ticket's), no proof.
         let other = iss.ticket_secret(&[8; 16]);
         assert_eq!(
-            back.check_proof(&other, "bob@example.net", "bind-of-message-1"),
+            back.check_proof(&other, "bob@example.net", B1),
             Err(TicketError::BadProof)
         );
     }
@@ -588,7 +620,7 @@ mod tests {
     fn malformed_tickets_are_refused() {
         let (t, s) = issuer().issue([9; 16], 2_000_000_000);
         let text = t.to_string();
-        let carried = Carried::new(t, &s, "bob@example.net", "b")
+        let carried = Carried::new(t, &s, "bob@example.net", B1)
             .unwrap()
             .to_string();
         for bad in [
@@ -610,10 +642,13 @@ mod tests {
             text.clone(),
             carried.replace("; rcpt=bob@example.net", ""),
             carried.replace("proof=", "proof=A"),
+            carried.replace("; bind=", "; bind=A"),
+            carried.replace(&format!("; bind={B1}"), ""),
         ] {
             assert!(Carried::parse(&bad).is_err(), "{bad}");
         }
-        assert!(Carried::new(Ticket::parse(&text).unwrap(), &s, "a;b@x", "b").is_err());
+        assert!(Carried::new(Ticket::parse(&text).unwrap(), &s, "a;b@x", B1).is_err());
+        assert!(Carried::new(Ticket::parse(&text).unwrap(), &s, "b@x", "b").is_err());
     }
 
     #[test]

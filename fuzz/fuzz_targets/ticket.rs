@@ -25,8 +25,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(c) = Carried::parse(text) {
         assert_eq!(Carried::parse(&c.to_string()).as_ref(), Ok(&c));
         let secret = issuer.ticket_secret(&c.ticket.serial);
-        if c.check_proof(&secret, &c.rcpt, "bind").is_ok() {
-            assert_eq!(pennyblack::ticket::proof(&secret, &c.rcpt, "bind"), c.proof);
+        if c.check_proof(&secret, &c.rcpt, &c.binding).is_ok() {
+            assert_eq!(pennyblack::ticket::proof(&secret, &c.rcpt, &c.binding), c.proof);
         }
     }
     let _ = TrustedKeys::new().add_record("x", text);

@@ -48,6 +48,8 @@ mod spf_suite;
 mod support;
 #[cfg(all(feature = "cli", feature = "ticketd"))]
 mod ticketd;
+#[cfg(all(feature = "cli", feature = "ticketd"))]
+mod tickets;
 mod verdicts;
 #[cfg(all(feature = "cli", feature = "dns"))]
 mod zone;

@@ -12,13 +12,19 @@ use serde_json::{Value, json};
 
 use crate::support::pennyblack;
 
-const ISSUER: &str = "tickets.example.org";
-const PRICE: u32 = 8;
+pub const ISSUER: &str = "tickets.example.org";
+pub const PRICE: u32 = 8;
+/// Message bindings (canonical `bind=` values) of five different messages.
+const B_1: &str = "_AAAAAAAAAAAAAAAAAAAAAQ";
+const B_2: &str = "_AAAAAAAAAAAAAAAAAAAAAg";
+const B_3: &str = "_AAAAAAAAAAAAAAAAAAAAAw";
+const B_A: &str = "_AAAAAAAAAAAAAAAAAAAABA";
+const B_B: &str = "_AAAAAAAAAAAAAAAAAAAABQ";
 
-struct Ticketd {
+pub struct Ticketd {
     child: Child,
-    url: String,
-    dir: PathBuf,
+    pub url: String,
+    pub dir: PathBuf,
     port: u16,
     lifetime: String,
     /// A PostgreSQL URL, or `None` for the embedded books in `dir`.
@@ -34,7 +40,7 @@ fn free_port() -> u16 {
 }
 
 impl Ticketd {
-    fn start(dir: &Path, lifetime: &str) -> Ticketd {
+    pub fn start(dir: &Path, lifetime: &str) -> Ticketd {
         Ticketd::start_on(dir, lifetime, free_port(), None)
     }
 
@@ -80,7 +86,7 @@ impl Ticketd {
         t
     }
 
-    fn admin(&self, args: &[&str]) -> String {
+    pub fn admin(&self, args: &[&str]) -> String {
         let out = pennyblack()
             .arg("ticketd")
             .args(args)
@@ -96,7 +102,7 @@ impl Ticketd {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
-    fn account(&self, name: &str, role: &str) -> String {
+    pub fn account(&self, name: &str, role: &str) -> String {
         self.admin(&["account", name, "--role", role])
     }
 
@@ -147,7 +153,7 @@ impl Ticketd {
         )
     }
 
-    fn balance(&self, token: &str) -> u64 {
+    pub fn balance(&self, token: &str) -> u64 {
         let (code, v) = self.call("GET", "/v1/balance", token, None);
         assert_eq!(code, 200, "{v}");
         v["balance"].as_u64().unwrap()
@@ -280,7 +286,7 @@ fn two_instances_on_one_postgresql_race_and_one_wins() {
     let wins = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|sc| {
         for (t, secret) in &bought {
-            for (d, binding) in [(&a, "message-a"), (&b, "message-b")] {
+            for (d, binding) in [(&a, B_A), (&b, B_B)] {
                 let (mx1, wins) = (&mx1, &wins);
                 sc.spawn(move || {
                     let c = Carried::new(t.clone(), secret, "bob@example.net", binding).unwrap();
@@ -339,23 +345,23 @@ fn scenario(d: &Ticketd) {
 
     // Cancel for bob and a message; a retry is answered the same; another use is refused.
     let (t, secret) = bought[0].clone();
-    let c = Carried::new(t, &secret, "bob@example.net", "bind-1").unwrap();
-    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "bind-1");
+    let c = Carried::new(t, &secret, "bob@example.net", B_1).unwrap();
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", B_1);
     assert_eq!((code, &v["repeat"]), (200, &json!(false)), "{v}");
-    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "bind-1");
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", B_1);
     assert_eq!((code, &v["repeat"]), (200, &json!(true)), "{v}");
     // The same ticket lifted into another message, or cancelled by another receiver: refused.
-    let lifted = Carried::new(c.ticket.clone(), &secret, "bob@example.net", "bind-2").unwrap();
-    let (code, v) = d.cancel(&mx1, &lifted, "bob@example.net", "bind-2");
+    let lifted = Carried::new(c.ticket.clone(), &secret, "bob@example.net", B_2).unwrap();
+    let (code, v) = d.cancel(&mx1, &lifted, "bob@example.net", B_2);
     assert_eq!(code, 409, "{v}");
-    let (code, v) = d.cancel(&mx2, &c, "bob@example.net", "bind-1");
+    let (code, v) = d.cancel(&mx2, &c, "bob@example.net", B_1);
     assert_eq!(code, 409, "{v}");
 
     // A ticket lifted from a Cc copy (proof for carol) cannot be cancelled for dave, nor for
     // another message, and a rewritten rcpt tag does not help.
     let (t2, secret2) = bought[1].clone();
-    let cc = Carried::new(t2.clone(), &secret2, "carol@example.net", "bind-3").unwrap();
-    let (code, v) = d.cancel(&mx1, &cc, "dave@example.net", "bind-3");
+    let cc = Carried::new(t2.clone(), &secret2, "carol@example.net", B_3).unwrap();
+    let (code, v) = d.cancel(&mx1, &cc, "dave@example.net", B_3);
     assert_eq!(code, 403, "{v}");
     let (code, v) = d.cancel(&mx1, &cc, "carol@example.net", "bind-4");
     assert_eq!(code, 403, "{v}");
@@ -364,10 +370,10 @@ fn scenario(d: &Ticketd) {
             .replace("rcpt=carol@example.net", "rcpt=dave@example.net"),
     )
     .unwrap();
-    let (code, v) = d.cancel(&mx1, &relabelled, "dave@example.net", "bind-3");
+    let (code, v) = d.cancel(&mx1, &relabelled, "dave@example.net", B_3);
     assert_eq!(code, 403, "{v}");
     // A sender cannot cancel.
-    let (code, _) = d.cancel(&alice, &cc, "carol@example.net", "bind-3");
+    let (code, _) = d.cancel(&alice, &cc, "carol@example.net", B_3);
     assert_eq!(code, 403);
 
     // Refund: a stranger refused, the canceller once.
@@ -382,7 +388,7 @@ fn scenario(d: &Ticketd) {
     assert_eq!(code, 409, "{v}");
     assert_eq!(d.balance(&alice), 1);
     // A refunded ticket is not cancelled again.
-    let (code, _) = d.cancel(&mx1, &c, "bob@example.net", "bind-1");
+    let (code, _) = d.cancel(&mx1, &c, "bob@example.net", B_1);
     assert_eq!(code, 409);
 
     // A grant, then a purchase from the balance; the statement lists it all.
@@ -419,7 +425,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(code, 200, "{v}");
     let (t, secret) = tickets(&v).remove(0);
     let before = d.call("GET", "/v1/statement", &alice, None).1;
-    let c = Carried::new(t.clone(), &secret, "bob@example.net", "b").unwrap();
+    let c = Carried::new(t.clone(), &secret, "bob@example.net", B_1).unwrap();
     let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
         ("no token", "", b"{}".to_vec(), 401),
         ("bad token", "nope", b"{}".to_vec(), 401),
@@ -427,7 +433,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
         (
             "unknown field",
             &mx1,
-            json!({"ticket": c.to_string(), "rcpt": "bob@example.net", "binding": "b", "x": 1})
+            json!({"ticket": c.to_string(), "rcpt": "bob@example.net", "binding": B_1, "x": 1})
                 .to_string()
                 .into_bytes(),
             400,
@@ -435,7 +441,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
         (
             "not a ticket",
             &mx1,
-            json!({"ticket": "v=PT1; nonsense", "rcpt": "bob@example.net", "binding": "b"})
+            json!({"ticket": "v=PT1; nonsense", "rcpt": "bob@example.net", "binding": B_1})
                 .to_string()
                 .into_bytes(),
             400,
@@ -459,12 +465,12 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
         1,
     ))
     .unwrap();
-    let (code, v) = d.cancel(&mx1, &forged, "bob@example.net", "b");
+    let (code, v) = d.cancel(&mx1, &forged, "bob@example.net", B_1);
     assert_eq!(code, 403, "{v}");
     let other = pennyblack::ticket::Issuer::new(ISSUER, &t.kid, [7; 32], [7; 32]).unwrap();
     let (t2, s2) = other.issue(t.serial, t.expires);
-    let fake = Carried::new(t2, &s2, "bob@example.net", "b").unwrap();
-    let (code, v) = d.cancel(&mx1, &fake, "bob@example.net", "b");
+    let fake = Carried::new(t2, &s2, "bob@example.net", B_1).unwrap();
+    let (code, v) = d.cancel(&mx1, &fake, "bob@example.net", B_1);
     assert_eq!(code, 403, "{v}");
     // Buy with a malformed body or too many tickets.
     let (code, _) = d.raw("POST", "/v1/buy", &alice, Some(b"[1,2]".to_vec()));
@@ -473,7 +479,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(code, 400);
     // Nothing changed: the statement is the same and the ticket is still unused.
     assert_eq!(d.call("GET", "/v1/statement", &alice, None).1, before);
-    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "b");
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", B_1);
     assert_eq!((code, &v["repeat"]), (200, &json!(false)), "{v}");
 }
 
@@ -490,8 +496,8 @@ fn an_expired_ticket_is_refused() {
     while pennyblack::unix_now() <= t.expires {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let c = Carried::new(t, &secret, "bob@example.net", "b").unwrap();
-    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", "b");
+    let c = Carried::new(t, &secret, "bob@example.net", B_1).unwrap();
+    let (code, v) = d.cancel(&mx1, &c, "bob@example.net", B_1);
     assert_eq!(code, 410, "{v}");
 }
 
@@ -508,7 +514,7 @@ fn sigkill_during_cancels_loses_no_acknowledged_one() {
     assert_eq!(code, 200, "{v}");
     let carried: Vec<Carried> = tickets(&v)
         .into_iter()
-        .map(|(t, s)| Carried::new(t, &s, "bob@example.net", "b").unwrap())
+        .map(|(t, s)| Carried::new(t, &s, "bob@example.net", B_1).unwrap())
         .collect();
     // Cancels from 4 threads; the service is killed while they run.
     let acknowledged = std::sync::Mutex::new(Vec::new());
@@ -524,7 +530,7 @@ fn sigkill_during_cancels_loses_no_acknowledged_one() {
                     let r = agent
                         .post(&format!("{}/v1/cancel", d.url))
                         .header("Authorization", &format!("Bearer {mx1}"))
-                        .send_json(cancel_body(c, "bob@example.net", "b"));
+                        .send_json(cancel_body(c, "bob@example.net", B_1));
                     match r {
                         Ok(resp) if resp.status() == 200 => ack.lock().unwrap().push(c.clone()),
                         _ => return, // the service is gone
@@ -545,9 +551,9 @@ fn sigkill_during_cancels_loses_no_acknowledged_one() {
     assert!(acknowledged.len() >= 20);
     d.restart();
     for c in &acknowledged {
-        let (code, v) = d.cancel(&mx1, c, "bob@example.net", "b");
+        let (code, v) = d.cancel(&mx1, c, "bob@example.net", B_1);
         assert_eq!((code, &v["repeat"]), (200, &json!(true)), "{v}");
-        let (code, _) = d.cancel(&mx1, c, "carol@example.net", "b");
+        let (code, _) = d.cancel(&mx1, c, "carol@example.net", B_1);
         assert_ne!(code, 200);
     }
 }

@@ -68,6 +68,10 @@ pub enum Command {
     #[cfg(feature = "ticketd")]
     #[command(subcommand)]
     Ticketd(TicketdCommand),
+    /// Postage tickets from a ticket service: buy them into a wallet, see the balance, refund
+    /// the tickets of a wanted message.
+    #[command(subcommand)]
+    Ticket(TicketCommand),
     /// Answer a postage challenge (read on standard input): re-send the message it names with
     /// stamps that meet it.
     #[cfg(feature = "milter")]
@@ -478,6 +482,16 @@ pub struct StampArgs {
     /// 10 MiB).
     #[arg(long, default_value = "3d", value_parser = parse_duration, value_name = "DURATION")]
     pub keep_for: std::time::Duration,
+    /// Pay each recipient the message's To or Cc names with a ticket from this wallet (made by
+    /// `pennyblack ticket buy`), in an X-Postage-Ticket field the signatures cover; recipients
+    /// without one (Bcc, or the wallet ran dry) get stamps.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PENNYBLACK_WALLET",
+        help_heading = "Tickets"
+    )]
+    pub wallet: Option<PathBuf>,
 }
 
 /// The DNS server of commands that look up records only in the DNS (`stamp`, `policy`).
@@ -609,6 +623,8 @@ pub struct CheckArgs {
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_size: usize,
+    #[command(flatten)]
+    pub tickets: TicketServiceArgs,
 }
 
 /// Where DKIM public keys come from, shared by `check` and `milter`.
@@ -1316,4 +1332,108 @@ pub struct TicketdKeyArgs {
     /// The issuer's key file (made when missing).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
+}
+
+/// The ticket service a command talks to.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Tickets")]
+pub struct TicketServiceArgs {
+    /// The ticket service's URL (`pennyblack ticketd serve`; plain HTTP: loopback, a private
+    /// network, or a TLS proxy's local side). Receivers: check and cancel the tickets that pay
+    /// for recipients no stamp pays.
+    #[arg(long, value_name = "URL", env = "PENNYBLACK_TICKET_SERVER")]
+    pub ticket_server: Option<String>,
+    /// The file holding this account's token (from `pennyblack ticketd account`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PENNYBLACK_TICKET_TOKEN_FILE",
+        requires = "ticket_server"
+    )]
+    pub ticket_token_file: Option<PathBuf>,
+    /// How long to wait for the ticket service.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub ticket_timeout: std::time::Duration,
+}
+
+/// `pennyblack ticket ...`.
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
+    /// Buy tickets into a wallet, paying with stamps minted here (or from granted credits).
+    #[command(after_help = TICKET_EXAMPLES)]
+    Buy(TicketBuyArgs),
+    /// Show the account's balance at the service and what the wallet holds.
+    Balance(TicketBalanceArgs),
+    /// Refund the tickets of a wanted message (read on standard input): the sender gets them
+    /// back. Only the receiver that cancelled a ticket may refund it, once.
+    #[command(after_help = TICKET_EXAMPLES)]
+    Refund(TicketRefundArgs),
+}
+
+const TICKET_EXAMPLES: &str = "\
+Examples:
+  # A sender keeps 200 tickets ready, topping up every 10 minutes (in the background):
+  pennyblack ticket buy 200 --top-up --every 10m --wallet ~/.pennyblack/wallet \\
+      --ticket-server http://127.0.0.1:8025 --ticket-token-file ~/.pennyblack/ticket.token
+  # Stamp with tickets (Bcc recipients and an empty wallet get stamps):
+  pennyblack stamp --wallet ~/.pennyblack/wallet --bits 20 < msg.eml > stamped.eml
+  # A receiver refunds a message its user wanted:
+  pennyblack ticket refund --rcpt bob@example.net --ticket-server http://127.0.0.1:8025 \\
+      --ticket-token-file /etc/pennyblack/receiver.token < wanted.eml
+
+Exit status of refund: 0 at least one ticket refunded, 1 none (no ticket for the recipient,
+refused or refunded before), 3 error (service unreachable, bad arguments).";
+
+/// `pennyblack ticket buy`.
+#[derive(Debug, Args)]
+pub struct TicketBuyArgs {
+    /// How many tickets to buy (with --top-up: how many the wallet should hold).
+    pub count: u64,
+    /// Buy only what the wallet lacks to hold COUNT usable tickets.
+    #[arg(long)]
+    pub top_up: bool,
+    /// Keep running: top up again after each DURATION (implies --top-up).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub every: Option<std::time::Duration>,
+    /// Pay from the account's credits (`ticketd grant`) instead of minting stamps.
+    #[arg(long)]
+    pub from_balance: bool,
+    /// The wallet the tickets go to (made with mode 600).
+    #[arg(long, value_name = "FILE", env = "PENNYBLACK_WALLET")]
+    pub wallet: PathBuf,
+    /// Minting threads (default: every core).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// No progress on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub service: TicketServiceArgs,
+}
+
+/// `pennyblack ticket balance`.
+#[derive(Debug, Args)]
+pub struct TicketBalanceArgs {
+    /// Also count the usable tickets of this wallet.
+    #[arg(long, value_name = "FILE", env = "PENNYBLACK_WALLET")]
+    pub wallet: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub service: TicketServiceArgs,
+}
+
+/// `pennyblack ticket refund`.
+#[derive(Debug, Args)]
+pub struct TicketRefundArgs {
+    /// Refund only the tickets paying for this recipient (repeatable; default: every ticket
+    /// of the message).
+    #[arg(long = "rcpt", value_name = "ADDR")]
+    pub rcpts: Vec<String>,
+    /// Largest message read, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_size: usize,
+    #[command(flatten)]
+    pub service: TicketServiceArgs,
 }

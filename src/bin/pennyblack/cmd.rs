@@ -16,6 +16,7 @@ pub mod spent;
 #[cfg(feature = "dns")]
 pub mod spf;
 pub mod stamp;
+pub mod ticket;
 #[cfg(feature = "ticketd")]
 pub mod ticketd;
 pub mod verify;
@@ -336,4 +337,15 @@ pub fn max_bits(given: Option<u32>, bits: u32) -> anyhow::Result<u32> {
         Some(m) => Ok(m),
         None => Ok(bits.max(DEFAULT_MAX_BITS)),
     }
+}
+
+/// Unix seconds as an RFC 3339 UTC time (`2026-12-05T23:42:58Z`).
+pub fn utc(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
 }

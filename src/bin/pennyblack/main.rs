@@ -99,6 +99,7 @@ fn main() -> ExitCode {
         args::Command::Milter(a) => cmd::milter::run(*a),
         #[cfg(feature = "ticketd")]
         args::Command::Ticketd(c) => cmd::ticketd::run(c),
+        args::Command::Ticket(c) => cmd::ticket::run(c),
         #[cfg(feature = "milter")]
         args::Command::Answer(a) => cmd::answer::run(*a),
         args::Command::Man => man(),

@@ -2,10 +2,11 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use pennyblack::dkim;
 use pennyblack::mail::Message;
 use pennyblack::postage::{CheckLimits, Outcome, check_message};
+use pennyblack::ticket::message::{TicketOutcome, check_tickets, outcome_with_tickets};
 use pennyblack::{Policy, ResourcePattern, SystemClock};
 
 use crate::Exit;
@@ -29,6 +30,21 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         ..crate::cmd::cost_policy(&a.policy)
     };
     let verifier = crate::cmd::verifier(policy, &a.policy)?;
+    // --ticket-server: the service's keys first (a receiver trusts the issuer it cancels at).
+    let tickets_service = match &a.tickets.ticket_server {
+        Some(_) => {
+            if a.rcpts.is_empty() {
+                bail!("--ticket-server needs the recipients: --rcpt ADDR");
+            }
+            let client = crate::cmd::ticket::client(&a.tickets)?;
+            let info = client.info().context("--ticket-server")?;
+            let trusted = info
+                .trusted_keys()
+                .context("--ticket-server's key records")?;
+            Some((client, trusted))
+        }
+        None => None,
+    };
     let now = a
         .policy
         .now
@@ -46,6 +62,18 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     };
     let v = check_message(&msg, &verifier, keys.as_ref(), &opts, &limits)?;
     let eol = msg.eol();
+    // Tickets pay for the recipients no stamp pays: checked offline, cancelled online.
+    let tickets = match &tickets_service {
+        Some((client, trusted)) => check_tickets(
+            &msg,
+            &v.unpaid_recipients(a.bits.unwrap_or(0)),
+            &v.dkim,
+            trusted,
+            client,
+            now,
+        ),
+        None => Vec::new(),
+    };
     // SPF and DMARC, with the SMTP session's facts.
     #[cfg(feature = "dns")]
     let sender = match a.sender.client_ip {
@@ -68,7 +96,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     };
     #[cfg(not(feature = "dns"))]
     let sender: Option<((), ())> = None;
-    let fields = match &sender {
+    let mut fields: Vec<String> = match &sender {
         #[cfg(feature = "dns")]
         Some((spf, dmarc)) => [
             pennyblack::authres::sender_field(&a.authserv_id, &v, spf, dmarc, eol),
@@ -84,12 +112,20 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             pennyblack::authres::dkim_field(&a.authserv_id, &v, eol),
             pennyblack::authres::hashcash_field(&a.authserv_id, &v, a.bits, eol),
         ],
-    };
+    }
+    .into();
+    if tickets_service.is_some() {
+        fields.push(pennyblack::authres::ticket_field(
+            &a.authserv_id,
+            &tickets,
+            eol,
+        ));
+    }
+    let outcome = outcome_with_tickets(&v, &tickets);
     let mut out = std::io::stdout().lock();
     if a.json {
-        #[cfg_attr(not(feature = "dns"), allow(unused_mut))]
         let mut json = serde_json::json!({
-            "outcome": v.outcome(),
+            "outcome": outcome,
             "hashcash": v.hashcash(),
             "dkim": v.dkim.iter().map(|d| serde_json::json!({
                 "result": d.status.keyword(), "reason": d.status.reason(),
@@ -107,6 +143,21 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             })).collect::<Vec<_>>(),
             "skipped_stamps": v.skipped,
         });
+        if tickets_service.is_some() {
+            json["tickets"] = tickets
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "recipient": t.address, "result": t.outcome.keyword(),
+                        "reason": match &t.outcome {
+                            TicketOutcome::Fail(w) | TicketOutcome::TempError(w) => Some(w),
+                            _ => None,
+                        },
+                        "issuer": t.issuer, "signed_by": t.signed_by,
+                    })
+                })
+                .collect();
+        }
         #[cfg(feature = "dns")]
         if let Some((spf, dmarc)) = &sender {
             json["spf"] = serde_json::to_value(spf)?;
@@ -134,7 +185,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         out.write_all(&msg.with_fields_on_top(&fields))?;
     }
     out.flush()?;
-    Ok(match v.outcome() {
+    Ok(match outcome {
         Outcome::Pass => Exit::Ok,
         Outcome::Fail => Exit::Invalid,
         // No stamp, or valid but not fully checked (no --bits, no recipient, --no-spent).

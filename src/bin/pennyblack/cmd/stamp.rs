@@ -8,6 +8,8 @@ use pennyblack::MintRequest;
 use crate::args::OnOff;
 use pennyblack::dkim::SignRequest;
 use pennyblack::mail::Message;
+use pennyblack::ticket::message::{attach_fields, ticket_recipients};
+use pennyblack::ticket::wallet::Wallet;
 
 use crate::Exit;
 use crate::args::StampArgs;
@@ -40,9 +42,95 @@ pub fn run(a: StampArgs) -> Result<Exit> {
         .alg(alg)
         .bits(a.cost.bits)
         .parts(parts);
-    let requests = per_recipient(&a, &recipients, &request)?;
     let now = pennyblack::unix_now();
+    // --wallet: a ticket for each recipient the header names, while the wallet lasts; the
+    // others are stamped. Tickets taken are put back if the message is not written.
+    let wallet = match &a.wallet {
+        Some(w) => Some(Wallet::open(w).context("--wallet")?),
+        None => None,
+    };
+    let mut with_ticket: Vec<(String, pennyblack::ticket::wallet::Bought)> = Vec::new();
+    if let Some(w) = &wallet {
+        let wanted = ticket_recipients(&msg, &recipients);
+        let taken = w
+            .take(wanted.len(), now)
+            .with_context(|| format!("--wallet {}", w.path().display()))?;
+        if taken.len() < wanted.len() && !a.quiet {
+            eprintln!(
+                "pennyblack: the wallet held {} of the {} ticket(s) wanted; the other recipients get stamps",
+                taken.len(),
+                wanted.len()
+            );
+        }
+        with_ticket = wanted.into_iter().zip(taken).collect();
+    }
+    let signing = Signing {
+        keys: &keys,
+        canon,
+        keep_sent: keep_sent.as_ref(),
+    };
+    let result = stamp_with(
+        &a,
+        msg,
+        &recipients,
+        &request,
+        &signing,
+        threads,
+        &with_ticket,
+        now,
+    );
+    if result.is_err()
+        && let Some(w) = &wallet
+    {
+        let back: Vec<_> = with_ticket.into_iter().map(|(_, b)| b).collect();
+        if let Err(e) = w.put_back(&back) {
+            eprintln!(
+                "pennyblack: {} ticket(s) could not be put back in the wallet: {e}",
+                back.len()
+            );
+        }
+    }
+    result
+}
+
+/// The signing keys, canonicalization and the kept-messages store.
+struct Signing<'a> {
+    keys: &'a crate::cmd::SelectorKeys,
+    canon: (pennyblack::dkim::Canon, pennyblack::dkim::Canon),
+    keep_sent: Option<&'a pennyblack::sent::SentStore>,
+}
+
+/// Stamps (and pays with tickets) and signs `msg`, writes it out and keeps it as asked.
+#[allow(clippy::too_many_arguments)]
+fn stamp_with(
+    a: &StampArgs,
+    msg: Message,
+    recipients: &[String],
+    request: &MintRequest,
+    signing: &Signing<'_>,
+    threads: usize,
+    with_ticket: &[(String, pennyblack::ticket::wallet::Bought)],
+    now: i64,
+) -> Result<Exit> {
+    let original = msg;
+    let tickets = attach_fields(&original, with_ticket)?;
+    let msg = if tickets.is_empty() {
+        original.clone()
+    } else {
+        Message::parse(original.with_fields_on_top(&tickets)).context("adding the tickets")?
+    };
+    let stamped: Vec<String> = recipients
+        .iter()
+        .filter(|r| {
+            !with_ticket
+                .iter()
+                .any(|(t, _)| pennyblack::bind::same_address(t, r))
+        })
+        .cloned()
+        .collect();
+    let requests = per_recipient(a, &stamped, request)?;
     let domain = a.sign.domain.as_deref().unwrap_or("");
+    let (keys, canon) = (signing.keys, signing.canon);
     let signers: Vec<SignRequest<'_>> = keys
         .iter()
         .map(|(sel, key)| SignRequest {
@@ -71,16 +159,21 @@ pub fn run(a: StampArgs) -> Result<Exit> {
             );
         });
     }
-    let fields = pennyblack::postage::stamp_fields_each(&msg, &requests, &minter, &signers);
+    let fields = if requests.is_empty() && !with_ticket.is_empty() {
+        pennyblack::postage::sign_fields(&msg, &signers).map_err(anyhow::Error::from)
+    } else {
+        pennyblack::postage::stamp_fields_each(&msg, &requests, &minter, &signers)
+            .map_err(anyhow::Error::from)
+    };
     if progress {
         eprint!("\r\x1b[2K");
     }
     let out = msg.with_fields_on_top(&fields?);
     // --keep-sent: the message as read, so that a postage challenge can be answered.
-    if let Some(store) = &keep_sent {
+    if let Some(store) = signing.keep_sent {
         let from = a.mail_from.as_deref().unwrap_or("");
         store
-            .keep(from, &recipients, &msg, now)
+            .keep(from, recipients, &original, now)
             .context("--keep-sent")?;
     }
     let mut stdout = std::io::stdout().lock();

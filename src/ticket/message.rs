@@ -1,0 +1,245 @@
+//! Tickets on whole messages (feature `tickets`): a sender attaches one `X-Postage-Ticket:`
+//! field per recipient ([`attach_fields`]); a receiver checks them offline and cancels them
+//! online ([`check_tickets`]).
+//!
+//! Only recipients the message's To or Cc names get a ticket: the field names its recipient in
+//! clear, and every recipient reads the header, so a Bcc recipient is paid with a stamp (whose
+//! resource can be hidden) instead.
+
+use crate::bind::{Binding, normalize_address, same_address};
+use crate::dkim::{DkimResult, DkimStatus};
+use crate::mail::{Message, format_field};
+use crate::postage::BindingView;
+
+use super::client::{Cancelled, ClientError};
+use super::wallet::Bought;
+use super::{Carried, TICKET_FIELD, TicketError, TrustedKeys};
+
+/// At most this many `X-Postage-Ticket` fields of a message are parsed.
+pub const MAX_TICKET_FIELDS: usize = 64;
+
+/// The message's binding as a ticket's proof covers it.
+pub fn binding_of(msg: &Message) -> String {
+    Binding::of(&BindingView::new(msg)).encode()
+}
+
+/// The `X-Postage-Ticket:` fields paying for `rcpts` (each with a bought ticket), in order,
+/// each ending in the message's line ending. Fails only for an address a ticket cannot carry.
+pub fn attach_fields(msg: &Message, paid: &[(String, Bought)]) -> Result<Vec<String>, TicketError> {
+    let binding = binding_of(msg);
+    paid.iter()
+        .map(|(rcpt, (ticket, secret))| {
+            let c = Carried::new(ticket.clone(), secret, rcpt, &binding)?;
+            Ok(format_field(TICKET_FIELD, &c.to_string(), msg.eol()))
+        })
+        .collect()
+}
+
+/// Which of `rcpts` a sender may pay with a ticket: those the message's To or Cc names, once
+/// per address, in order.
+pub fn ticket_recipients(msg: &Message, rcpts: &[String]) -> Vec<String> {
+    let visible = msg.recipients();
+    let mut out: Vec<String> = Vec::new();
+    for r in rcpts {
+        if visible.iter().any(|v| same_address(v, r)) && !out.iter().any(|o| same_address(o, r)) {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+/// A receiver's ticket service: cancels a carried ticket for a recipient and a message.
+pub trait Canceller: Send + Sync {
+    /// Cancels `carried` for `rcpt` and the message whose binding is `binding`.
+    fn cancel(
+        &self,
+        carried: &Carried,
+        rcpt: &str,
+        binding: &str,
+    ) -> Result<Cancelled, ClientError>;
+}
+
+impl Canceller for super::client::Client {
+    fn cancel(
+        &self,
+        carried: &Carried,
+        rcpt: &str,
+        binding: &str,
+    ) -> Result<Cancelled, ClientError> {
+        super::client::Client::cancel(self, carried, rcpt, binding)
+    }
+}
+
+/// What a recipient's ticket came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketOutcome {
+    /// Valid, and cancelled for this recipient and message (or cancelled so before: a retry).
+    Pass {
+        /// A retry of a cancel made before.
+        repeat: bool,
+    },
+    /// A ticket for the recipient, refused: why.
+    Fail(String),
+    /// The service could not be asked now: why.
+    TempError(String),
+    /// No ticket names the recipient.
+    None,
+}
+
+impl TicketOutcome {
+    /// The result keyword of `Authentication-Results`.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            TicketOutcome::Pass { .. } => "pass",
+            TicketOutcome::Fail(_) => "fail",
+            TicketOutcome::TempError(_) => "temperror",
+            TicketOutcome::None => "none",
+        }
+    }
+}
+
+/// One recipient's ticket verdict.
+#[derive(Debug, Clone)]
+pub struct RecipientTicket {
+    /// The recipient.
+    pub address: String,
+    /// Whether the message's To or Cc names it (reports name only those).
+    pub visible: bool,
+    /// The outcome.
+    pub outcome: TicketOutcome,
+    /// The ticket's issuer, when a ticket names the recipient.
+    pub issuer: Option<String>,
+    /// The domain of a passing DKIM signature covering the ticket's field.
+    pub signed_by: Option<String>,
+}
+
+impl RecipientTicket {
+    /// Whether the recipient is paid by its ticket.
+    pub fn paid(&self) -> bool {
+        matches!(self.outcome, TicketOutcome::Pass { .. })
+    }
+}
+
+/// Checks the tickets of `msg` for `rcpts` (the recipients no stamp pays): for each, the first
+/// ticket naming it is checked offline (a trusted issuer's signature, not expired at `now`, bound
+/// to this very message) and then cancelled with `service`, which checks the proof. At most
+/// [`MAX_TICKET_FIELDS`] fields are read and one ticket is cancelled per recipient.
+pub fn check_tickets(
+    msg: &Message,
+    rcpts: &[String],
+    dkim: &[DkimResult],
+    trusted: &TrustedKeys,
+    service: &dyn Canceller,
+    now: i64,
+) -> Vec<RecipientTicket> {
+    let fields: Vec<_> = msg.fields_named(TICKET_FIELD).collect();
+    let total = fields.len();
+    let parsed: Vec<(usize, Result<Carried, TicketError>)> = fields
+        .iter()
+        .take(MAX_TICKET_FIELDS)
+        .enumerate()
+        .map(|(i, f)| (i, Carried::parse(&f.value())))
+        .collect();
+    let visible = msg.recipients();
+    let view = BindingView::new(msg);
+    rcpts
+        .iter()
+        .map(|rcpt| {
+            let norm = normalize_address(rcpt);
+            let mut out = RecipientTicket {
+                address: rcpt.clone(),
+                visible: visible.iter().any(|v| same_address(v, rcpt)),
+                outcome: TicketOutcome::None,
+                issuer: None,
+                signed_by: None,
+            };
+            let Some((i, carried)) = parsed.iter().find_map(|(i, c)| match c {
+                Ok(c) if normalize_address(&c.rcpt) == norm => Some((*i, c)),
+                _ => None,
+            }) else {
+                return out;
+            };
+            out.issuer = Some(carried.ticket.issuer.clone());
+            let from_bottom = total - i;
+            out.signed_by = dkim
+                .iter()
+                .find(|d| {
+                    d.status == DkimStatus::Pass
+                        && d.covers(&TICKET_FIELD.to_ascii_lowercase()) >= from_bottom
+                })
+                .map(|d| d.domain.clone());
+            if let Err(e) = carried.ticket.verify(trusted, now) {
+                out.outcome = TicketOutcome::Fail(e.to_string());
+                return out;
+            }
+            let here = Binding::decode(&carried.binding)
+                .map(|b| Binding::with_mask(&view, b.mask).encode());
+            if here.as_deref() != Some(carried.binding.as_str()) {
+                out.outcome = TicketOutcome::Fail("bound to another message".into());
+                return out;
+            }
+            out.outcome = match service.cancel(carried, rcpt, &carried.binding) {
+                Ok(c) => TicketOutcome::Pass { repeat: c.repeat },
+                Err(e @ ClientError::Refused { status, .. }) if status < 500 => {
+                    TicketOutcome::Fail(e.to_string())
+                }
+                Err(e) => TicketOutcome::TempError(e.to_string()),
+            };
+            out
+        })
+        .collect()
+}
+
+/// The message's outcome with its tickets: each recipient is paid by a valid stamp (its stamp
+/// outcome) or by its ticket (pass); a ticket refused for a recipient no stamp names is a fail
+/// (a ticket the service could not be asked about leaves the recipient unpaid: none);
+/// then as [`crate::postage::MessageVerdict::outcome`]: fail if a signature failed or some
+/// recipient fails, none if some recipient has neither, neutral if some check was not made.
+pub fn outcome_with_tickets(
+    v: &crate::postage::MessageVerdict,
+    tickets: &[RecipientTicket],
+) -> crate::postage::Outcome {
+    use crate::postage::Outcome;
+    if tickets.is_empty() || v.recipients.is_empty() {
+        return v.outcome();
+    }
+    let dkim_failed = v
+        .dkim
+        .iter()
+        .any(|d| matches!(d.status, DkimStatus::Fail(_)));
+    let per: Vec<Outcome> = v
+        .recipients
+        .iter()
+        .map(|r| match tickets.iter().find(|t| t.address == r.address) {
+            Some(t) if t.paid() => Outcome::Pass,
+            Some(t)
+                if r.outcome == Outcome::None && matches!(t.outcome, TicketOutcome::Fail(_)) =>
+            {
+                Outcome::Fail
+            }
+            _ => r.outcome,
+        })
+        .collect();
+    let has = |o: Outcome| per.contains(&o);
+    if dkim_failed || has(Outcome::Fail) {
+        Outcome::Fail
+    } else if has(Outcome::None) {
+        Outcome::None
+    } else if has(Outcome::Neutral) {
+        Outcome::Neutral
+    } else {
+        Outcome::Pass
+    }
+}
+
+/// The recipients neither a valid stamp of at least `bits` nor a cancelled ticket pays.
+pub fn unpaid_with_tickets(
+    v: &crate::postage::MessageVerdict,
+    bits: u32,
+    tickets: &[RecipientTicket],
+) -> Vec<String> {
+    v.unpaid_recipients(bits)
+        .into_iter()
+        .filter(|r| !tickets.iter().any(|t| &t.address == r && t.paid()))
+        .collect()
+}
