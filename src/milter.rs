@@ -26,6 +26,8 @@ mod protocol;
 mod serve;
 mod session;
 
-pub use config::{Config, Inbound, Listen, Outbound, RejectWith, SenderAuth, Shared};
+pub use config::{
+    Config, Inbound, InboundTickets, Listen, Outbound, RejectWith, SenderAuth, Shared,
+};
 pub use serve::serve;
 pub use session::{Session, SessionError};

@@ -465,6 +465,17 @@ impl Verifier {
         &self.policy
     }
 
+    /// The spent store, if any (a receiver records other spent things in it too: the postage
+    /// tickets of the messages it accepted).
+    pub fn spent_store(&self) -> Option<&dyn SpentStore> {
+        self.store.as_deref()
+    }
+
+    /// Whether the spent store's failures are accepted ([`Verifier::fail_open`]).
+    pub fn is_fail_open(&self) -> bool {
+        self.fail_open
+    }
+
     /// Checks one stamp text. `Err` only when the spent store failed; a bad stamp is an `Ok`
     /// verdict with a reason.
     pub fn check(&self, text: &str) -> Result<Verdict, Error> {

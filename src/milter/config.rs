@@ -42,6 +42,18 @@ pub struct Outbound {
     /// Keep each outbound message (as it came, before its stamps) here, so that a postage
     /// challenge can be answered (`pennyblack answer`); `None` keeps nothing.
     pub keep_sent: Option<crate::sent::SentStore>,
+    /// Pay the recipients a message's To or Cc names with tickets from this wallet (the others,
+    /// and all of them once it is empty, get stamps); `None` stamps every recipient.
+    pub wallet: Option<crate::ticket::wallet::Wallet>,
+}
+
+/// A receiver's ticket service: the keys of the issuer it trusts, and the service that cancels
+/// the tickets it accepts.
+pub struct InboundTickets {
+    /// The issuer's keys (from its well-known URL).
+    pub trusted: crate::ticket::TrustedKeys,
+    /// Cancels tickets (the receiver's account at the issuer).
+    pub service: Arc<dyn crate::ticket::message::Canceller>,
 }
 
 /// What the filter does when a check finds no good enough stamp.
@@ -86,6 +98,9 @@ pub struct Inbound {
     /// Postage challenges to authenticated senders of messages refused for postage (with
     /// `reject_below`); `None` sends none.
     pub challenges: Option<Arc<super::challenge::Challenger>>,
+    /// Tickets pay for the recipients no stamp pays: checked offline, cancelled online, and
+    /// reported (`x-postage-ticket`); `None` ignores tickets.
+    pub tickets: Option<InboundTickets>,
 }
 
 /// SPF (RFC 7208) and DMARC (RFC 7489) checks of inbound mail.

@@ -16,10 +16,14 @@ use miltr_common::modifications::{ModificationResponse, ModificationResponseBuil
 
 use super::{RejectWith, Shared};
 use crate::Minter;
+use crate::bind::same_address;
 use crate::dkim::{self, SignRequest};
 use crate::mail::{Eol, Message};
 use crate::policy::lookup::requests_for;
 use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields_each};
+use crate::ticket::message::{
+    RecipientTicket, check_tickets, outcome_with_tickets, record_tickets, unpaid_with_tickets,
+};
 use crate::verify::{Policy, ResourcePattern, Verifier};
 
 /// One connection from the MTA: the state of the SMTP session and of the current message.
@@ -254,19 +258,32 @@ impl Session {
                     time: now,
                 })
                 .collect();
+            // Tickets first (--wallet): for the recipients the header names, while they last;
+            // the message then carries them under its signatures.
+            let (msg, tickets, wallet_note) = with_tickets(out.wallet.as_ref(), msg, &rcpts, now);
+            let requests: Vec<_> = requests
+                .into_iter()
+                .filter(|(r, _)| !tickets.paid.iter().any(|p| same_address(p, r)))
+                .collect();
             let stamped = match permit {
-                Some(_permit) => {
-                    stamp_fields_each(&msg, &requests, &minter, &signers).map(|f| (f, rcpts.len()))
+                _ if requests.is_empty() && !tickets.fields.is_empty() => {
+                    sign_fields(&msg, &signers).map(|f| (f, 0))
                 }
+                Some(_permit) => stamp_fields_each(&msg, &requests, &minter, &signers)
+                    .map(|f| (f, requests.len())),
                 None => Err(crate::postage::StampError::Mint {
                     // Never the addresses: some may be Bcc recipients, and this reaches the log.
                     resource: format!("{} recipient(s)", rcpts.len()),
                     error: crate::MintError::DeadlineExceeded(out.timeout),
                 }),
             };
+            let with = |(mut f, n): (Vec<String>, usize)| {
+                f.extend(tickets.fields.iter().cloned());
+                (f, n, tickets.fields.len(), wallet_note.clone())
+            };
             match stamped {
-                Ok(fields) => (Ok(fields), None),
-                Err(e) => (sign_fields(&msg, &signers).map(|f| (f, 0)), Some(e)),
+                Ok(fields) => (Ok(with(fields)), None),
+                Err(e) => (sign_fields(&msg, &signers).map(|f| with((f, 0))), Some(e)),
             }
         });
         tokio::pin!(work);
@@ -284,13 +301,16 @@ impl Session {
         let elapsed = started.elapsed().as_secs_f64();
         let mut mods = ModificationResponse::builder();
         match fields {
-            Ok((fields, stamps)) => {
-                let signed = fields.len() - stamps;
+            Ok((fields, stamps, tickets, wallet_note)) => {
+                let signed = fields.len() - stamps - tickets;
+                if let Some(note) = wallet_note {
+                    shared.log(&qid, format_args!("outbound ({why}): {note}"));
+                }
                 match &mint_error {
                     None => shared.log(
                         &qid,
                         format_args!(
-                            "outbound ({why}): {stamps} stamp(s), {signed} signature(s) in {elapsed:.2}s"
+                            "outbound ({why}): {stamps} stamp(s), {tickets} ticket(s), {signed} signature(s) in {elapsed:.2}s"
                         ),
                     ),
                     Some(e) => shared.log(
@@ -430,9 +450,50 @@ impl Session {
                 now: inb.now.unwrap_or_else(crate::clock::unix_now),
                 ..inb.dkim
             };
+            // Tickets pay for the recipients no stamp pays (at --reject-below, else --bits):
+            // checked offline and cancelled online once, when the stamps' verdict is known.
+            let ticket_bits = inb.reject_below.or(inb.bits).unwrap_or(0);
+            let tickets = std::sync::Mutex::new(None::<Vec<RecipientTicket>>);
+            let tickets_of = |v: &crate::postage::MessageVerdict| -> Vec<RecipientTicket> {
+                tickets
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(|| match &inb.tickets {
+                        Some(t) => check_tickets(
+                            &msg,
+                            &v.unpaid_recipients(ticket_bits),
+                            &v.dkim,
+                            &t.trusted,
+                            t.service.as_ref(),
+                            inb.now.unwrap_or_else(crate::clock::unix_now),
+                        ),
+                        None => Vec::new(),
+                    })
+                    .clone()
+            };
+            let unpaid_of = |v: &crate::postage::MessageVerdict, min: u32| {
+                unpaid_with_tickets(v, min, &tickets_of(v))
+            };
             // Nothing is recorded as spent unless the message is going to be accepted.
             let paid_enough = |v: &crate::postage::MessageVerdict| {
-                inb.reject_below.is_none_or(|min| v.paid_at_least(min))
+                inb.reject_below
+                    .is_none_or(|min| unpaid_of(v, min).is_empty())
+            };
+            // The tickets that paid are recorded in the spent store as the message is accepted
+            // (once): the same message again is a replay, while a retry of a refused one
+            // passes (the service repeats its cancel).
+            let tickets_fresh = std::sync::OnceLock::new();
+            let fresh_tickets = || {
+                *tickets_fresh.get_or_init(|| {
+                    let mut guard = tickets.lock().expect("not poisoned");
+                    match (&inb.store, guard.as_mut()) {
+                        (Some(store), Some(t)) => {
+                            let now = inb.now.unwrap_or_else(crate::clock::unix_now);
+                            record_tickets(store.as_ref(), t, now).unwrap_or(inb.fail_open)
+                        }
+                        _ => true,
+                    }
+                })
             };
             let dmarc_of = |v: &crate::postage::MessageVerdict| match (sender_auth, &spf) {
                 (Some(a), Some(spf)) => Some(
@@ -452,11 +513,14 @@ impl Session {
                 inb.keys.as_ref(),
                 &opts,
                 &inb.limits,
-                |v| paid_enough(v) && !dmarc_refuses(v),
+                |v| {
+                    tickets_of(v);
+                    !dmarc_refuses(v) && paid_enough(v) && fresh_tickets()
+                },
             )
             .map_err(|e| ("temperror", e.to_string()))?;
             let dmarc = dmarc_of(&v);
-            let fields = match (&spf, &dmarc) {
+            let mut fields: Vec<String> = match (&spf, &dmarc) {
                 (Some(spf), Some(dmarc)) => [
                     crate::authres::sender_field(&inb.authserv_id, &v, spf, dmarc, Eol::Lf),
                     crate::authres::hashcash_field_aligned(
@@ -471,9 +535,22 @@ impl Session {
                     crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
                     crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
                 ],
-            };
-            let paid = paid_enough(&v);
-            let unpaid = inb.reject_below.map_or(0, |min| v.unpaid_at(min));
+            }
+            .into();
+            let paid = paid_enough(&v) && tickets_fresh.get().is_none_or(|f| *f);
+            let carried = tickets
+                .lock()
+                .expect("not poisoned")
+                .clone()
+                .unwrap_or_default();
+            if inb.tickets.is_some() {
+                fields.push(crate::authres::ticket_field(
+                    &inb.authserv_id,
+                    &carried,
+                    Eol::Lf,
+                ));
+            }
+            let unpaid = inb.reject_below.map_or(0, |min| unpaid_of(&v, min).len());
             // What a postage challenge needs to know of a message refused for postage.
             let facts = match (&inb.challenges, inb.reject_below) {
                 (Some(ch), Some(min)) if !paid => Some(super::challenge::Facts::of(
@@ -484,7 +561,7 @@ impl Session {
                             && s.identity == crate::sender::SpfIdentity::MailFrom
                     }),
                     &v.dkim,
-                    v.unpaid_recipients(min),
+                    unpaid_of(&v, min),
                     ch.key(),
                     crate::clock::unix_now(),
                 )),
@@ -497,16 +574,20 @@ impl Session {
                 }
                 _ => None,
             };
-            let sender_words = match (&spf, &dmarc) {
+            let mut sender_words = match (&spf, &dmarc) {
                 (Some(s), Some(d)) => {
                     format!(" spf={} dmarc={}", s.result.keyword(), d.result.keyword())
                 }
                 _ => String::new(),
             };
+            if inb.tickets.is_some() {
+                let cancelled = carried.iter().filter(|t| t.paid()).count();
+                sender_words.push_str(&format!(" tickets={cancelled}/{} cancelled", carried.len()));
+            }
             Ok::<_, (&'static str, String)>((
                 fields,
                 v.hashcash(),
-                v.outcome(),
+                outcome_with_tickets(&v, &carried),
                 summary,
                 action,
                 sender_words,
@@ -586,6 +667,81 @@ impl Session {
             _ => {}
         }
         Ok(deliver(self, &fields))
+    }
+}
+
+/// The tickets a message carries for its recipients: the fields and the recipients paid.
+#[derive(Default)]
+struct Tickets {
+    fields: Vec<String>,
+    paid: Vec<String>,
+}
+
+/// `msg` with tickets from `wallet` on top for the recipients its header names, as many as the
+/// wallet holds; a note for the log when the wallet fell short or failed. Tickets taken but
+/// not attached are put back.
+fn with_tickets(
+    wallet: Option<&crate::ticket::wallet::Wallet>,
+    msg: Message,
+    rcpts: &[String],
+    now: i64,
+) -> (Message, Tickets, Option<String>) {
+    use crate::ticket::message::{attach_fields, ticket_recipients};
+    let Some(wallet) = wallet else {
+        return (msg, Tickets::default(), None);
+    };
+    let wanted = ticket_recipients(&msg, rcpts);
+    if wanted.is_empty() {
+        return (msg, Tickets::default(), None);
+    }
+    let taken = match wallet.take(wanted.len(), now) {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                msg,
+                Tickets::default(),
+                Some(format!("wallet: {e}; stamps instead")),
+            );
+        }
+    };
+    let note = (taken.len() < wanted.len()).then(|| {
+        format!(
+            "the wallet held {} of the {} ticket(s) wanted; stamps for the others",
+            taken.len(),
+            wanted.len()
+        )
+    });
+    let paid: Vec<(String, _)> = wanted.into_iter().zip(taken).collect();
+    let fields = match attach_fields(&msg, &paid) {
+        Ok(f) => f,
+        Err(e) => {
+            let back: Vec<_> = paid.into_iter().map(|(_, b)| b).collect();
+            let _ = wallet.put_back(&back);
+            return (
+                msg,
+                Tickets::default(),
+                Some(format!("tickets: {e}; stamps instead")),
+            );
+        }
+    };
+    match Message::parse(msg.with_fields_on_top(&fields)) {
+        Ok(with) => (
+            with,
+            Tickets {
+                fields,
+                paid: paid.into_iter().map(|(r, _)| r).collect(),
+            },
+            note,
+        ),
+        Err(e) => {
+            let back: Vec<_> = paid.into_iter().map(|(_, b)| b).collect();
+            let _ = wallet.put_back(&back);
+            (
+                msg,
+                Tickets::default(),
+                Some(format!("tickets: {e}; stamps instead")),
+            )
+        }
     }
 }
 

@@ -111,6 +111,8 @@ pub struct RecipientTicket {
     pub issuer: Option<String>,
     /// The domain of a passing DKIM signature covering the ticket's field.
     pub signed_by: Option<String>,
+    /// The ticket, when one names the recipient.
+    pub ticket: Option<super::Ticket>,
 }
 
 impl RecipientTicket {
@@ -152,6 +154,7 @@ pub fn check_tickets(
                 outcome: TicketOutcome::None,
                 issuer: None,
                 signed_by: None,
+                ticket: None,
             };
             let Some((i, carried)) = parsed.iter().find_map(|(i, c)| match c {
                 Ok(c) if normalize_address(&c.rcpt) == norm => Some((*i, c)),
@@ -160,6 +163,7 @@ pub fn check_tickets(
                 return out;
             };
             out.issuer = Some(carried.ticket.issuer.clone());
+            out.ticket = Some(carried.ticket.clone());
             let from_bottom = total - i;
             out.signed_by = dkim
                 .iter()
@@ -242,4 +246,57 @@ pub fn unpaid_with_tickets(
         .into_iter()
         .filter(|r| !tickets.iter().any(|t| &t.address == r && t.paid()))
         .collect()
+}
+
+/// The spent-store key of a ticket: its issuer and serial.
+pub fn ticket_spent_key(ticket: &super::Ticket) -> crate::spent::SpentKey {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"pennyblack spent-key ticket\0");
+    h.update(ticket.issuer.to_ascii_lowercase().as_bytes());
+    h.update([0]);
+    h.update(ticket.serial);
+    h.finalize().into()
+}
+
+/// Records the tickets that paid (each until its expiry and a day) in `store`, all or none, as
+/// the message carrying them is accepted: a ticket cancelled again for the same recipient and
+/// message is the sender's retry of a refused message (the service says so, and it passes),
+/// but once the message was accepted, the same message again is a replay. The tickets found
+/// recorded before are marked failed (a replay); returns whether all were fresh. A store that
+/// fails is an error.
+pub fn record_tickets(
+    store: &dyn crate::SpentStore,
+    tickets: &mut [RecipientTicket],
+    now: i64,
+) -> Result<bool, crate::Error> {
+    let paid: Vec<usize> = (0..tickets.len())
+        .filter(|&i| tickets[i].paid() && tickets[i].ticket.is_some())
+        .collect();
+    if paid.is_empty() {
+        return Ok(true);
+    }
+    let items: Vec<crate::spent::Spend> = paid
+        .iter()
+        .map(|&i| {
+            let t = tickets[i].ticket.as_ref().expect("paid tickets are known");
+            crate::spent::Spend {
+                key: ticket_spent_key(t),
+                legacy: None,
+                date: None,
+                keep_until: t.expires.saturating_add(86_400),
+            }
+        })
+        .collect();
+    let fresh = store.spend_if_all_fresh(&items, now)?;
+    let mut all = true;
+    for (&i, f) in paid.iter().zip(fresh) {
+        if !f {
+            all = false;
+            tickets[i].outcome = TicketOutcome::Fail(
+                "a replay: a message with this ticket was accepted before".into(),
+            );
+        }
+    }
+    Ok(all)
 }

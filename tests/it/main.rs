@@ -26,7 +26,7 @@ mod memhard;
 mod memhard_attacks;
 #[cfg(feature = "cli")]
 mod memhard_cli;
-#[cfg(all(feature = "cli", feature = "milter"))]
+#[cfg(all(feature = "cli", feature = "milter", feature = "ticketd"))]
 mod milter;
 mod minting;
 #[cfg(all(feature = "cli", feature = "ticketd"))]

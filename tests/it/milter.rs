@@ -45,6 +45,8 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     answer_re_sends_with_stamps_that_pass(&site, &challenge);
     forged_and_replayed_challenges_are_ignored(&site, &challenge);
     a_forged_answer_is_challenged_and_a_real_one_is_not(&site, &challenge);
+    // Tickets (milters T and V, and ticketd).
+    tickets_pay_through_postfix_are_cancelled_and_refunded(&site);
     a_stamp_not_minted_in_time_passes_unstamped(&site);
     sigterm_while_minting_completes_the_message_then_postfix_tempfails(&mut site);
     everything_stops_by_pid(site);
@@ -807,6 +809,82 @@ fn a_forged_answer_is_challenged_and_a_real_one_is_not(site: &Site, challenge: &
         0
     );
     assert_eq!(r_says(site, "challenge sent to"), 2, "{}", site.r.log());
+}
+
+/// Tickets end to end: the sender buys two tickets into its wallet; milter T pays Bob with a
+/// ticket (no stamp) under its DKIM signature; milter V, which refuses mail without 16 bits of
+/// postage, checks the ticket offline, cancels it at ticketd and delivers the message with
+/// `x-postage-ticket=pass`; the same message again is refused (a replay, recorded in V's
+/// spent store); the receiver's refund of the wanted message restores the sender's balance.
+fn tickets_pay_through_postfix_are_cancelled_and_refunded(site: &Site) {
+    let d = &site.ticketd;
+    let alice = site.ticket_token("alice");
+    let mx = site.ticket_token("mx");
+    let mut buy = pennyblack();
+    buy.args(["ticket", "buy", "2", "--wallet"])
+        .arg(&site.wallet)
+        .args(["--ticket-server", &d.url, "--ticket-token-file"])
+        .arg(&alice);
+    let out = buy.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let alice_token = std::fs::read_to_string(&alice).unwrap();
+    let before = d.balance(alice_token.trim());
+
+    send_ok(
+        site.sub_ticket,
+        "alice@example.org",
+        &["bob@example.net"],
+        &message("tk-1@example.org", "Bob <bob@example.net>"),
+    );
+    let paid = site.postfix.take("tk-1@example.org");
+    let tickets = header_values(&paid, "X-Postage-Ticket");
+    assert_eq!(tickets.len(), 1, "{}", String::from_utf8_lossy(&paid));
+    assert!(tickets[0].contains("rcpt=bob@example.net;"), "{tickets:?}");
+    assert!(stamps_in(&paid).is_empty(), "a ticket, not a stamp");
+    let sig = header_values(&paid, "DKIM-Signature").join(" ");
+    assert!(sig.contains("x-postage-ticket"), "{sig}");
+
+    let paid = String::from_utf8(paid).unwrap();
+    send_ok(
+        site.mx_ticket,
+        "alice@example.org",
+        &["bob@example.net"],
+        &paid,
+    );
+    let delivered = site.postfix.take("tk-1@example.org");
+    let ar = header_values(&delivered, "Authentication-Results").join("\n");
+    for want in [
+        "x-postage-ticket=pass",
+        "smtp.rcpt=bob@example.net",
+        "header.iss=tickets.example.org",
+        "header.d=example.org",
+    ] {
+        assert!(ar.contains(want), "{want}: {ar}");
+    }
+    assert!(
+        site.v.log().contains("tickets=1/1 cancelled"),
+        "{}",
+        site.v.log()
+    );
+
+    // The same message again: a replay, refused whatever the service says of the cancel.
+    let r = send(
+        site.mx_ticket,
+        "alice@example.org",
+        &["bob@example.net"],
+        &paid,
+    );
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+
+    // The receiver's user wanted it: the refund gives the sender its ticket back.
+    let mut refund = pennyblack();
+    refund
+        .args(["ticket", "refund", "--rcpt", "bob@example.net"])
+        .args(["--ticket-server", &d.url, "--ticket-token-file"])
+        .arg(&mx);
+    let out = pipe(refund, &delivered);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(d.balance(alice_token.trim()), before + 1);
 }
 
 /// A stamp that cannot be minted in time: the message passes unstamped, and it is logged.

@@ -74,8 +74,13 @@ impl World {
 
     /// `check` for `rcpt` as receiver `as_`: (exit code, Authentication-Results fields).
     fn check(&self, as_: &str, rcpt: &str, msg: &[u8]) -> (i32, String) {
+        self.check_with(as_, rcpt, msg, &["--no-spent"])
+    }
+
+    fn check_with(&self, as_: &str, rcpt: &str, msg: &[u8], extra: &[&str]) -> (i32, String) {
         let mut c = pennyblack();
-        c.args(["check", "--bits", "8", "--no-spent", "--verdict-only"])
+        c.args(["check", "--bits", "8", "--verdict-only"])
+            .args(extra)
             .args(["--rcpt", rcpt, "--ticket-server", &self.d.url])
             .arg("--ticket-token-file")
             .arg(self.token(as_));
@@ -178,6 +183,16 @@ fn tickets_are_bought_attached_cancelled_and_refunded() {
         assert!(ar.contains("smtp.rcpt=bob@example.net"), "{ar}");
         assert!(ar.contains("header.iss=tickets.example.org"), "{ar}");
     }
+    // With a spent store the receiver records the ticket as the message is accepted: the
+    // service repeats the cancel (same recipient, same message), but a second delivery of the
+    // message is a replay.
+    let spent = tmp.path().join("spent.redb");
+    let spent_args = ["--spent", spent.to_str().unwrap()];
+    let (code, ar) = w.check_with("mx1", "bob@example.net", &stamped, &spent_args);
+    assert_eq!(code, 0, "{ar}");
+    let (code, ar) = w.check_with("mx1", "bob@example.net", &stamped, &spent_args);
+    assert_eq!(code, 1, "{ar}");
+    assert!(ar.contains("x-postage-ticket=fail (a replay"), "{ar}");
     // Another receiver cannot use bob's ticket again.
     let (code, ar) = w.check("mx2", "bob@example.net", &stamped);
     assert_eq!(code, 1, "{ar}");

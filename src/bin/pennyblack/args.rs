@@ -760,6 +760,20 @@ pub struct MilterArgs {
     /// 10 MiB).
     #[arg(long, default_value = "3d", value_parser = parse_duration, value_name = "DURATION", help_heading = "Outbound: stamps")]
     pub keep_for: std::time::Duration,
+    /// Pay each recipient the message's To or Cc names with a ticket from this wallet
+    /// (`pennyblack ticket buy --top-up --every 10m` keeps it filled); the others, and all once
+    /// it is empty, get stamps.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PENNYBLACK_WALLET",
+        help_heading = "Outbound: stamps"
+    )]
+    pub wallet: Option<PathBuf>,
+    /// Inbound: the ticket service that cancels the tickets paying for recipients no stamp
+    /// pays (its keys are fetched at start).
+    #[command(flatten)]
+    pub tickets: TicketServiceArgs,
     /// DKIM signatures over the stamped message (and over postage challenges).
     #[command(flatten, next_help_heading = "Outbound: DKIM")]
     pub sign: SignArgs,

@@ -485,6 +485,19 @@ pub(super) struct Site {
     _s: Milter,
     /// The receiver of the challenge loop (`mx_challenge`).
     pub(super) r: Milter,
+    /// Kept running: milter T, a sender paying with tickets from `wallet` (`sub_ticket`).
+    _t: Milter,
+    /// Milter V, a receiver cancelling tickets at `ticketd` (`mx_ticket`).
+    pub(super) v: Milter,
+    /// The ticket service of milters T and V, with accounts `alice` (sender) and `mx`
+    /// (receiver) whose tokens are in `ticket_token(NAME)`.
+    pub(super) ticketd: crate::ticketd::Ticketd,
+    /// Milter T's wallet (empty at the start).
+    pub(super) wallet: PathBuf,
+    /// Submission through milter T.
+    pub(super) sub_ticket: u16,
+    /// MX through milter V: tempfails mail without a 16-bit stamp or a ticket.
+    pub(super) mx_ticket: u16,
     _zone: Zone,
     /// Submission through milter A (an originating daemon).
     pub(super) sub: u16,
@@ -655,6 +668,42 @@ impl Site {
             ]
             .concat(),
         );
+        // The ticket loop: ticketd, a sender paying with tickets (T), a receiver cancelling (V).
+        let ticket_dir = dir.join("ticketd");
+        std::fs::create_dir(&ticket_dir).unwrap();
+        let ticketd = crate::ticketd::Ticketd::start(&ticket_dir, "30d");
+        for (name, role) in [("alice", "sender"), ("mx", "receiver")] {
+            let token = ticketd.account(name, role);
+            std::fs::write(ticket_dir.join(format!("{name}.token")), token).unwrap();
+        }
+        let wallet = dir.join("wallet");
+        let t = Milter::start(
+            dir,
+            "milter-t",
+            &[
+                &common[..],
+                &["--alg", "sha256", "--bits", "8", "--domain", "example.org"],
+                &["--internal", "127.0.0.1/32", "--originating", "ORIGINATING"],
+                &["--sign", &format!("s1:{key}"), "--no-spent"],
+                &["--wallet", wallet.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        let spent_v = dir.join("spent-v.redb");
+        let mx_token = ticket_dir.join("mx.token");
+        let v = Milter::start(
+            dir,
+            "milter-v",
+            &[
+                &common[..],
+                &["--inbound-only", "--reject-below", "16"],
+                &["--spent", spent_v.to_str().unwrap()],
+                &["--ticket-server", &ticketd.url],
+                &["--ticket-token-file", mx_token.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        let (sub_ticket, mx_ticket) = (free_port(), free_port());
         let (sub, sub_slow, mx_strict) = (free_port(), free_port(), free_port());
         let (sub_keep, mx_challenge) = (free_port(), free_port());
         let (mx_tempfail, mx_dmarc, mx_dmarc_nohold) = (free_port(), free_port(), free_port());
@@ -671,6 +720,8 @@ impl Site {
                 (mx_dmarc_nohold, &d.addr, "smtpd_end_of_data_restrictions="),
                 (sub_keep, &s.addr, originating),
                 (mx_challenge, &r.addr, ""),
+                (sub_ticket, &t.addr, originating),
+                (mx_ticket, &v.addr, ""),
             ],
         );
         Site {
@@ -681,6 +732,12 @@ impl Site {
             _d: d,
             _s: s,
             r,
+            _t: t,
+            v,
+            ticketd,
+            wallet,
+            sub_ticket,
+            mx_ticket,
             _zone: zone,
             sub,
             mx,
@@ -701,6 +758,11 @@ impl Site {
     /// The site's folder.
     pub(super) fn dir(&self) -> &Path {
         self.tmp.path()
+    }
+
+    /// The token file of the ticket account `name` (`alice` or `mx`).
+    pub(super) fn ticket_token(&self, name: &str) -> PathBuf {
+        self.dir().join("ticketd").join(format!("{name}.token"))
     }
 }
 

@@ -6,7 +6,9 @@ use anyhow::{Context, Result, bail};
 use pennyblack::dkim;
 use pennyblack::mail::Message;
 use pennyblack::postage::{CheckLimits, Outcome, check_message};
-use pennyblack::ticket::message::{TicketOutcome, check_tickets, outcome_with_tickets};
+use pennyblack::ticket::message::{
+    TicketOutcome, check_tickets, outcome_with_tickets, record_tickets,
+};
 use pennyblack::{Policy, ResourcePattern, SystemClock};
 
 use crate::Exit;
@@ -63,7 +65,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     let v = check_message(&msg, &verifier, keys.as_ref(), &opts, &limits)?;
     let eol = msg.eol();
     // Tickets pay for the recipients no stamp pays: checked offline, cancelled online.
-    let tickets = match &tickets_service {
+    let mut tickets = match &tickets_service {
         Some((client, trusted)) => check_tickets(
             &msg,
             &v.unpaid_recipients(a.bits.unwrap_or(0)),
@@ -74,6 +76,13 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         ),
         None => Vec::new(),
     };
+    // Recorded as spent (with the stamps): the same message checked again is a replay.
+    if let Some(store) = verifier.spent_store()
+        && let Err(e) = record_tickets(store, &mut tickets, now)
+        && !verifier.is_fail_open()
+    {
+        return Err(e).context("recording the tickets as spent");
+    }
     // SPF and DMARC, with the SMTP session's facts.
     #[cfg(feature = "dns")]
     let sender = match a.sender.client_ip {

@@ -57,7 +57,29 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
                 .map(|d| Arc::new(PolicyCache::new(d))),
             max_bits,
             keep_sent: crate::cmd::sent_store(a.keep_sent.as_deref(), a.keep_for)?,
+            wallet: match &a.wallet {
+                Some(w) => Some(pennyblack::ticket::wallet::Wallet::open(w).context("--wallet")?),
+                None => None,
+            },
         })
+    };
+    if a.inbound_only && a.wallet.is_some() {
+        bail!("--wallet pays for outbound mail: drop --inbound-only");
+    }
+    let tickets = match &a.tickets.ticket_server {
+        Some(_) => {
+            let client = crate::cmd::ticket::client(&a.tickets)?;
+            let info = client
+                .info()
+                .context("--ticket-server: the service's keys are fetched at start")?;
+            Some(pennyblack::milter::InboundTickets {
+                trusted: info
+                    .trusted_keys()
+                    .context("--ticket-server's key records")?,
+                service: Arc::new(client),
+            })
+        }
+        None => None,
     };
     if a.inbound_only && a.keep_sent.is_some() {
         bail!("--keep-sent keeps outbound mail: drop --inbound-only");
@@ -77,6 +99,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
     };
     let challenges = challenger(&a, &authserv_id)?;
     let inbound = Inbound {
+        tickets,
         challenges,
         authserv_id,
         bits: Some(a.min_bits),
