@@ -302,3 +302,50 @@ fn a_missing_service_or_a_bad_wallet_is_an_error() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("chmod 600"), "{}", text(&out));
 }
+
+/// `ticket buy --top-up --every` runs in the background and keeps the wallet filled: what
+/// stamping takes is bought again, and SIGINT stops it cleanly.
+#[test]
+fn a_background_buyer_keeps_the_wallet_topped_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = World::new(tmp.path());
+    let mut buyer = pennyblack()
+        .args(["ticket", "buy", "2", "--top-up", "--every", "300ms", "--wallet"])
+        .arg(w.wallet())
+        .args(["--ticket-server", &w.d.url, "--ticket-token-file"])
+        .arg(w.token("alice"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: u64| {
+        let start = std::time::Instant::now();
+        while w.wallet_holds() != n {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the wallet never held {n}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(2);
+    let out = w.stamp(MESSAGE, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ticket_fields(&unfolded(&out.stdout).into_bytes()).len(), 2);
+    // Taken, then bought again in the background.
+    wait_for(2);
+    let pid = buyer.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = buyer.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    // One line per purchase, none for the rounds that had nothing to buy.
+    assert_eq!(said.matches("bought 2 ticket(s)").count(), 2, "{said}");
+    assert!(!said.contains("bought 0"), "{said}");
+}

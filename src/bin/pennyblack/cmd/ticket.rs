@@ -56,13 +56,25 @@ fn buy(a: TicketBuyArgs) -> Result<Exit> {
     let stop = minter.cancel_flag();
     let top_up = a.top_up || a.every.is_some();
     loop {
-        let bought = buy_once(&a, &client, &wallet, &minter, top_up)?;
+        let bought = match buy_once(&a, &client, &wallet, &minter, top_up) {
+            Ok(n) => n,
+            // In the background a failed round (the service down, a deadline) is reported and
+            // tried again next round; interrupted, it stops.
+            Err(e) if a.every.is_some() && !stop.load(Ordering::Relaxed) => {
+                eprintln!("pennyblack: ticket buy: {e:#}; trying again in {:?}", a.every.unwrap_or_default());
+                0
+            }
+            Err(e) => return Err(e),
+        };
         let (held, soonest) = wallet.count(pennyblack::unix_now())?;
         let soonest = soonest
             .map(|t| format!(", the soonest expiring at {}", crate::cmd::utc(t)))
             .unwrap_or_default();
-        println!("bought {bought} ticket(s); the wallet holds {held}{soonest}");
-        std::io::stdout().flush()?;
+        // Running in the background, a line per purchase only.
+        if bought > 0 || a.every.is_none() {
+            println!("bought {bought} ticket(s); the wallet holds {held}{soonest}");
+            std::io::stdout().flush()?;
+        }
         let Some(every) = a.every else {
             return Ok(Exit::Ok);
         };
