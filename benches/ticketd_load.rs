@@ -70,6 +70,11 @@ fn run(
     books
         .create_account(&receiver, Role::Receiver, token_hash(&token))
         .unwrap();
+    // The receiver cancels for its own recipient domain only.
+    let rcpt = format!("bob@{receiver}.example");
+    books
+        .add_domain(&receiver, &format!("{receiver}.example"))
+        .unwrap();
     books
         .credit(&sender, cancels as u64, OperationKind::Grant, 0)
         .unwrap();
@@ -90,8 +95,8 @@ fn run(
         .iter()
         .map(|s| {
             let (t, secret) = issuer.issue(*s, expires);
-            let c = Carried::new(t, &secret, "bob@example.net", "_AAAAAAAAAAAAAAAAAAAAAQ").unwrap();
-            serde_json::json!({ "ticket": c.to_string(), "rcpt": "bob@example.net", "binding": "_AAAAAAAAAAAAAAAAAAAAAQ" })
+            let c = Carried::new(t, &secret, &rcpt, "_AAAAAAAAAAAAAAAAAAAAAQ").unwrap();
+            serde_json::json!({ "ticket": c.to_string(), "rcpt": rcpt, "binding": "_AAAAAAAAAAAAAAAAAAAAAQ" })
                 .to_string()
         })
         .collect();

@@ -125,7 +125,8 @@ impl RecipientTicket {
 /// Checks the tickets of `msg` for `rcpts` (the recipients no stamp pays): for each, the first
 /// ticket naming it is checked offline (a trusted issuer's signature, not expired at `now`, bound
 /// to this very message) and then cancelled with `service`, which checks the proof. At most
-/// [`MAX_TICKET_FIELDS`] fields are read and one ticket is cancelled per recipient.
+/// [`MAX_TICKET_FIELDS`] fields are read and one ticket is cancelled per recipient; once the
+/// service fails to answer, the remaining recipients' tickets are `TempError` without asking.
 pub fn check_tickets(
     msg: &Message,
     rcpts: &[String],
@@ -144,6 +145,9 @@ pub fn check_tickets(
         .collect();
     let visible = msg.recipients();
     let view = BindingView::new(msg);
+    // Once the service failed to answer, it is not asked again for this message: a hung
+    // service costs one timeout per message, not one per recipient.
+    let mut down: Option<String> = None;
     rcpts
         .iter()
         .map(|rcpt| {
@@ -182,12 +186,19 @@ pub fn check_tickets(
                 out.outcome = TicketOutcome::Fail("bound to another message".into());
                 return out;
             }
+            if let Some(why) = &down {
+                out.outcome = TicketOutcome::TempError(why.clone());
+                return out;
+            }
             out.outcome = match service.cancel(carried, rcpt, &carried.binding) {
                 Ok(c) => TicketOutcome::Pass { repeat: c.repeat },
                 Err(e @ ClientError::Refused { status, .. }) if status < 500 => {
                     TicketOutcome::Fail(e.to_string())
                 }
-                Err(e) => TicketOutcome::TempError(e.to_string()),
+                Err(e) => {
+                    down = Some(e.to_string());
+                    TicketOutcome::TempError(e.to_string())
+                }
             };
             out
         })
@@ -299,4 +310,152 @@ pub fn record_tickets(
         }
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ticket::Issuer;
+
+    /// A service that answers from a script and counts what it was asked.
+    struct Script {
+        asked: Mutex<Vec<String>>,
+        answer: fn(&str) -> Result<Cancelled, ClientError>,
+    }
+
+    impl Canceller for Script {
+        fn cancel(&self, _: &Carried, rcpt: &str, _: &str) -> Result<Cancelled, ClientError> {
+            self.asked.lock().unwrap().push(rcpt.to_owned());
+            (self.answer)(rcpt)
+        }
+    }
+
+    fn script(answer: fn(&str) -> Result<Cancelled, ClientError>) -> Script {
+        Script {
+            asked: Mutex::new(Vec::new()),
+            answer,
+        }
+    }
+
+    const MSG: &str = "From: a@example.org\r\nTo: b@example.net, c@example.net, d@example.net\r\n\
+Subject: s\r\n\r\nbody\r\n";
+
+    fn issuer() -> Issuer {
+        Issuer::new("tickets.example.org", "k1", [1; 32], [2; 32]).unwrap()
+    }
+
+    /// MSG with tickets for `rcpts` (serials 1, 2, ...), expiring at `exp`.
+    fn paid(rcpts: &[&str], exp: i64) -> Message {
+        let msg = Message::parse(MSG.as_bytes().to_vec()).unwrap();
+        let bought: Vec<(String, Bought)> = rcpts
+            .iter()
+            .zip(1u8..)
+            .map(|(r, n)| ((*r).to_owned(), issuer().issue([n; 16], exp)))
+            .collect();
+        let fields = attach_fields(&msg, &bought).unwrap();
+        Message::parse(msg.with_fields_on_top(&fields)).unwrap()
+    }
+
+    fn trusted() -> TrustedKeys {
+        let mut t = TrustedKeys::new();
+        t.add_record("tickets.example.org", &issuer().key_record())
+            .unwrap();
+        t
+    }
+
+    fn rcpts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn offline_refusals_never_reach_the_service() {
+        let ok = script(|_| Ok(Cancelled { repeat: false }));
+        // Expired, an untrusted issuer, another message: refused before the service is asked.
+        let msg = paid(&["b@example.net"], 1000);
+        let v = check_tickets(&msg, &rcpts(&["b@example.net"]), &[], &trusted(), &ok, 2000);
+        assert!(matches!(&v[0].outcome, TicketOutcome::Fail(w) if w.contains("expired")));
+        let msg = paid(&["b@example.net"], 5000);
+        let v = check_tickets(
+            &msg,
+            &rcpts(&["b@example.net"]),
+            &[],
+            &TrustedKeys::new(),
+            &ok,
+            0,
+        );
+        assert!(matches!(&v[0].outcome, TicketOutcome::Fail(w) if w.contains("no trusted key")));
+        let lifted = String::from_utf8(msg.as_bytes().to_vec())
+            .unwrap()
+            .replace("body", "another body");
+        let lifted = Message::parse(lifted.into_bytes()).unwrap();
+        let v = check_tickets(&lifted, &rcpts(&["b@example.net"]), &[], &trusted(), &ok, 0);
+        assert_eq!(
+            v[0].outcome,
+            TicketOutcome::Fail("bound to another message".into())
+        );
+        assert!(ok.asked.lock().unwrap().is_empty());
+        // The genuine one is cancelled for its recipient only; a recipient without a ticket
+        // is none, and a ticket for someone else pays nobody else.
+        let v = check_tickets(
+            &msg,
+            &rcpts(&["B@Example.net", "c@example.net"]),
+            &[],
+            &trusted(),
+            &ok,
+            0,
+        );
+        assert_eq!(v[0].outcome, TicketOutcome::Pass { repeat: false });
+        assert_eq!(v[1].outcome, TicketOutcome::None);
+        assert_eq!(*ok.asked.lock().unwrap(), ["B@Example.net"]);
+    }
+
+    #[test]
+    fn a_silent_service_is_asked_once_per_message() {
+        let down = script(|_| {
+            Err(ClientError::Unreachable {
+                url: "http://127.0.0.1:1".into(),
+                error: "timed out".into(),
+            })
+        });
+        let list = ["b@example.net", "c@example.net", "d@example.net"];
+        let msg = paid(&list, 5000);
+        let v = check_tickets(&msg, &rcpts(&list), &[], &trusted(), &down, 0);
+        assert!(
+            v.iter()
+                .all(|t| matches!(t.outcome, TicketOutcome::TempError(_)))
+        );
+        assert_eq!(down.asked.lock().unwrap().len(), 1);
+        // A refusal (4xx) is a fail, and the service is still asked for the others.
+        let used = script(|r| {
+            if r.starts_with('b') {
+                Err(ClientError::Refused {
+                    url: String::new(),
+                    status: 409,
+                    error: "used".into(),
+                })
+            } else {
+                Ok(Cancelled { repeat: true })
+            }
+        });
+        let v = check_tickets(&msg, &rcpts(&list), &[], &trusted(), &used, 0);
+        assert!(matches!(v[0].outcome, TicketOutcome::Fail(_)));
+        assert_eq!(v[1].outcome, TicketOutcome::Pass { repeat: true });
+        assert_eq!(used.asked.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_accepted_message_s_tickets_are_a_replay_the_second_time() {
+        let ok = script(|_| Ok(Cancelled { repeat: true }));
+        let msg = paid(&["b@example.net", "c@example.net"], 5000);
+        let list = rcpts(&["b@example.net", "c@example.net"]);
+        let store = crate::spent::MemoryStore::new();
+        let mut first = check_tickets(&msg, &list, &[], &trusted(), &ok, 0);
+        assert!(record_tickets(&store, &mut first, 0).unwrap());
+        assert!(first.iter().all(RecipientTicket::paid));
+        let mut again = check_tickets(&msg, &list, &[], &trusted(), &ok, 0);
+        assert!(!record_tickets(&store, &mut again, 0).unwrap());
+        assert!(again.iter().all(|t| !t.paid()));
+    }
 }

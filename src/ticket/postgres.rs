@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS pb_log (
     serial bytea
 );
 CREATE INDEX IF NOT EXISTS pb_log_account ON pb_log (account, id);
+CREATE TABLE IF NOT EXISTS pb_domains (
+    domain text PRIMARY KEY,
+    account text NOT NULL
+);
 ";
 
 const ISSUED: i16 = 1;
@@ -401,6 +405,44 @@ impl TicketStore for PgTicketStore {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn add_domain(&self, receiver: &str, domain: &str) -> Result<(), BooksError> {
+        let domain = super::store::domain_key(domain).ok_or(BooksError::BadName)?;
+        self.txn(|tx| {
+            need_role(tx, receiver, Role::Receiver)?;
+            tx.execute(
+                "INSERT INTO pb_domains (domain, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&domain, &receiver],
+            )
+            .map_err(db)?;
+            let owner: String = tx
+                .query_one(
+                    "SELECT account FROM pb_domains WHERE domain = $1",
+                    &[&domain],
+                )
+                .map_err(db)?
+                .get(0);
+            if owner == receiver {
+                Ok(())
+            } else {
+                Err(BooksError::Exists(domain.clone()))
+            }
+        })
+    }
+
+    fn domain_owner(&self, domain: &str) -> Result<Option<String>, BooksError> {
+        let Some(domain) = super::store::domain_key(domain) else {
+            return Ok(None);
+        };
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT account FROM pb_domains WHERE domain = $1",
+                &[&domain],
+            )
+            .map_err(db)?
+            .map(|r| r.get(0)))
         })
     }
 

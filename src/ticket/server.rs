@@ -17,6 +17,7 @@
 //! | `GET /metrics` | anyone | | Prometheus text |
 //! | `POST /v1/admin/account` | admin | `{"name", "role"}` | `{"token"}` (shown once) |
 //! | `POST /v1/admin/grant` | admin | `{"account", "count"}` | `{"balance"}` |
+//! | `POST /v1/admin/domain` | admin | `{"account", "domain"}` | `{"account", "domain"}` (the receiver cancelling for it) |
 //! | `POST /v1/admin/purge` | admin | | `{"purged"}` (unused expired tickets) |
 //!
 //! Errors are `{"error": TEXT}` with a status: 400 malformed, 401 no or unknown token, 402
@@ -95,6 +96,7 @@ pub fn router(service: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/admin/account", post(admin_account))
         .route("/v1/admin/grant", post(admin_grant))
+        .route("/v1/admin/domain", post(admin_domain))
         .route("/v1/admin/purge", post(admin_purge))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
@@ -344,6 +346,18 @@ async fn cancel_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Answer {
         }
         Err(e) => return Err(refuse(StatusCode::FORBIDDEN, e.to_string())),
     }
+    // Only the receiver of the recipient's domain cancels: every recipient of a message reads
+    // every ticket field on it, so any other receiver could otherwise cancel a co-recipient's
+    // ticket first and have the message refused (review 20).
+    let domain = req.rcpt.rsplit_once('@').map_or("", |(_, d)| d).to_owned();
+    let b = Arc::clone(&s.books);
+    let owner = books(move || b.domain_owner(&domain)).await?;
+    if owner.as_deref() != Some(acct.name.as_str()) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "this account does not receive mail for the recipient's domain",
+        ));
+    }
     let secret = s.issuer.ticket_secret(&carried.ticket.serial);
     carried
         .check_proof(&secret, &req.rcpt, &req.binding)
@@ -550,6 +564,39 @@ pub fn account_name_ok(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainRequest {
+    account: String,
+    domain: String,
+}
+
+async fn admin_domain(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+    let r = async {
+        admin(&s, &headers)?;
+        let req: DomainRequest = parse_json(&body)?;
+        let Some(domain) = super::store::domain_key(&req.domain) else {
+            return Err(refuse(StatusCode::BAD_REQUEST, "not a domain name"));
+        };
+        let (b, name, d) = (Arc::clone(&s.books), req.account.clone(), domain.clone());
+        match tokio::task::spawn_blocking(move || b.add_domain(&name, &d)).await {
+            Ok(Ok(())) => ok(json!({ "account": req.account, "domain": domain })),
+            Ok(Err(super::store::BooksError::Exists(d))) => Err(refuse(
+                StatusCode::CONFLICT,
+                format!("{d} is another receiver's domain"),
+            )),
+            Ok(Err(super::store::BooksError::NoAccount { .. })) => Err(refuse(
+                StatusCode::NOT_FOUND,
+                "no receiver account of that name",
+            )),
+            Ok(Err(e)) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            Err(e) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        }
+    }
+    .await;
+    counted(&s, r)
 }
 
 #[derive(Deserialize)]

@@ -221,6 +221,23 @@ pub trait TicketStore: Send + Sync {
     /// Forgets issued tickets that were never cancelled and expired before `now`; returns how
     /// many.
     fn purge_expired(&self, now: i64) -> Result<u64, BooksError>;
+    /// Makes `receiver` the account that cancels tickets paying for recipients at `domain`
+    /// (lower case, matched exactly). A domain has one receiver: giving it to another is
+    /// [`BooksError::Exists`]; giving it again to the same one is no change.
+    fn add_domain(&self, receiver: &str, domain: &str) -> Result<(), BooksError>;
+    /// The receiver account of `domain`, if any.
+    fn domain_owner(&self, domain: &str) -> Result<Option<String>, BooksError>;
+}
+
+/// A recipient domain as the books keep it: lower case, 1 to 253 letters, digits, '.', '-'
+/// or '_'; `None` for anything else.
+pub fn domain_key(domain: &str) -> Option<String> {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    (!d.is_empty()
+        && d.len() <= 253
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
+    .then_some(d)
 }
 
 const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
@@ -228,6 +245,7 @@ const TOKENS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("tokens");
 const TICKETS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("tickets");
 const BY_EXPIRY: TableDefinition<(i64, &[u8; 16]), ()> = TableDefinition::new("tickets_by_expiry");
 const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
+const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
 
 const ISSUED: u8 = 1;
 const CANCELLED: u8 = 2;
@@ -674,6 +692,41 @@ impl TicketStore for FileTicketStore {
         Ok(out)
     }
 
+    fn add_domain(&self, receiver: &str, domain: &str) -> Result<(), BooksError> {
+        let domain = domain_key(domain).ok_or(BooksError::BadName)?;
+        self.write(|tx| {
+            let accounts = tx.open_table(ACCOUNTS).map_err(|e| self.err(e))?;
+            self.load_account(&accounts, receiver, Role::Receiver)?;
+            let mut domains = tx.open_table(DOMAINS).map_err(|e| self.err(e))?;
+            if let Some(owner) = domains.get(domain.as_str()).map_err(|e| self.err(e))? {
+                if owner.value() == receiver {
+                    return Ok(());
+                }
+                return Err(BooksError::Exists(domain.clone()));
+            }
+            domains
+                .insert(domain.as_str(), receiver)
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    fn domain_owner(&self, domain: &str) -> Result<Option<String>, BooksError> {
+        let Some(domain) = domain_key(domain) else {
+            return Ok(None);
+        };
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let domains = match tx.open_table(DOMAINS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        Ok(domains
+            .get(domain.as_str())
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_owned()))
+    }
+
     fn purge_expired(&self, now: i64) -> Result<u64, BooksError> {
         self.write(|tx| {
             let mut by_exp = tx.open_table(BY_EXPIRY).map_err(|e| self.err(e))?;
@@ -784,6 +837,35 @@ mod tests {
         // A cancelled ticket stays for its refund.
         assert_eq!(s.purge_expired(1000).unwrap(), 0);
         assert_eq!(s.refund("mx1", &[3; 16], 1001).unwrap(), Refund::Refunded);
+    }
+
+    #[test]
+    fn a_domain_has_one_receiver() {
+        let (_d, b) = books();
+        b.create_account("rx1", Role::Receiver, [1; 32]).unwrap();
+        b.create_account("rx2", Role::Receiver, [2; 32]).unwrap();
+        b.create_account("sx", Role::Sender, [3; 32]).unwrap();
+        assert_eq!(b.domain_owner("example.net").unwrap(), None);
+        b.add_domain("rx1", "Example.NET.").unwrap();
+        b.add_domain("rx1", "example.net").unwrap();
+        assert_eq!(
+            b.domain_owner("EXAMPLE.net").unwrap().as_deref(),
+            Some("rx1")
+        );
+        assert!(matches!(
+            b.add_domain("rx2", "example.net"),
+            Err(BooksError::Exists(_))
+        ));
+        assert!(matches!(
+            b.add_domain("sx", "example.org"),
+            Err(BooksError::NoAccount { .. })
+        ));
+        assert!(matches!(
+            b.add_domain("rx2", "a b"),
+            Err(BooksError::BadName)
+        ));
+        assert_eq!(b.domain_owner("sub.example.net").unwrap(), None);
+        assert_eq!(b.domain_owner("").unwrap(), None);
     }
 
     #[test]

@@ -106,6 +106,15 @@ impl Ticketd {
         self.admin(&["account", name, "--role", role])
     }
 
+    /// A receiver account that cancels for recipients at `domains`.
+    pub fn receiver(&self, name: &str, domains: &[&str]) -> String {
+        let mut args = vec!["account", name, "--role", "receiver"];
+        for d in domains {
+            args.extend(["--domain", d]);
+        }
+        self.admin(&args)
+    }
+
     /// (status, JSON answer) of a request with `token`.
     fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         self.raw(
@@ -270,7 +279,7 @@ fn two_instances_on_one_postgresql_race_and_one_wins() {
     std::fs::copy(d1.path().join("ticket.key"), d2.path().join("ticket.key")).unwrap();
     let b = Ticketd::start_on(d2.path(), "30d", free_port(), Some(&pg.url()));
     let alice = a.account("alice", "sender");
-    let mx1 = a.account("mx1", "receiver");
+    let mx1 = a.receiver("mx1", &["example.net"]);
     let paid = stamps("alice", 1);
     let (code, v) = a.buy(&alice, 1, &paid);
     assert_eq!(code, 200, "{v}");
@@ -311,8 +320,8 @@ fn two_instances_on_one_postgresql_race_and_one_wins() {
 
 fn scenario(d: &Ticketd) {
     let alice = d.account("alice", "sender");
-    let mx1 = d.account("mx1", "receiver");
-    let mx2 = d.account("mx2", "receiver");
+    let mx1 = d.receiver("mx1", &["example.net"]);
+    let mx2 = d.receiver("mx2", &["example.com"]);
 
     // Buy with work: two stamps pay for two tickets.
     let (code, v) = d.buy(&alice, 2, &stamps("alice", 2));
@@ -354,8 +363,24 @@ fn scenario(d: &Ticketd) {
     let lifted = Carried::new(c.ticket.clone(), &secret, "bob@example.net", B_2).unwrap();
     let (code, v) = d.cancel(&mx1, &lifted, "bob@example.net", B_2);
     assert_eq!(code, 409, "{v}");
+    // Another receiver (a co-recipient's, which reads the same ticket fields) cannot cancel
+    // for a recipient outside its domains, used or not.
     let (code, v) = d.cancel(&mx2, &c, "bob@example.net", B_1);
-    assert_eq!(code, 409, "{v}");
+    assert_eq!(code, 403, "{v}");
+    let (t_fresh, s_fresh) = bought[1].clone();
+    let fresh = Carried::new(t_fresh, &s_fresh, "bob@example.net", B_2).unwrap();
+    let (code, v) = d.cancel(&mx2, &fresh, "bob@example.net", B_2);
+    assert_eq!(code, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("domain"), "{v}");
+    // A domain has one receiver: giving example.net to mx2 too is refused.
+    let out = pennyblack()
+        .args(["ticketd", "domain", "mx2", "example.net", "--url", &d.url])
+        .arg("--admin-token-file")
+        .arg(d.dir.join("admin.token"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another receiver"));
 
     // A ticket lifted from a Cc copy (proof for carol) cannot be cancelled for dave, nor for
     // another message, and a rewritten rcpt tag does not help.
@@ -420,7 +445,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = Ticketd::start(dir.path(), "30d");
     let alice = d.account("alice", "sender");
-    let mx1 = d.account("mx1", "receiver");
+    let mx1 = d.receiver("mx1", &["example.net"]);
     let (code, v) = d.buy(&alice, 1, &stamps("alice", 1));
     assert_eq!(code, 200, "{v}");
     let (t, secret) = tickets(&v).remove(0);
@@ -488,7 +513,7 @@ fn an_expired_ticket_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = Ticketd::start(dir.path(), "1s");
     let alice = d.account("alice", "sender");
-    let mx1 = d.account("mx1", "receiver");
+    let mx1 = d.receiver("mx1", &["example.net"]);
     let (code, v) = d.buy(&alice, 1, &stamps("alice", 1));
     assert_eq!(code, 200, "{v}");
     let (t, secret) = tickets(&v).remove(0);
@@ -508,7 +533,7 @@ fn sigkill_during_cancels_loses_no_acknowledged_one() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = Ticketd::start(dir.path(), "30d");
     let alice = d.account("alice", "sender");
-    let mx1 = d.account("mx1", "receiver");
+    let mx1 = d.receiver("mx1", &["example.net"]);
     d.admin(&["grant", "alice", "200"]);
     let (code, v) = d.buy(&alice, 200, &[]);
     assert_eq!(code, 200, "{v}");

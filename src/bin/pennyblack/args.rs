@@ -1249,6 +1249,9 @@ pub enum TicketdCommand {
     Account(TicketdAccountArgs),
     /// Grant a sender credits (tickets it may take without paying in work).
     Grant(TicketdGrantArgs),
+    /// Name the recipient domains a receiver account cancels tickets for (one receiver per
+    /// domain; exact names, no subdomains).
+    Domain(TicketdDomainArgs),
     /// Forget unused tickets past their expiry.
     Purge(TicketdAdminArgs),
     /// Print the key record receivers trust, as a DNS TXT record at _postage-ticket.ISSUER.
@@ -1262,6 +1265,8 @@ Examples:
       --books /var/lib/pennyblack/books.redb --spent /var/lib/pennyblack/ticket-spent.redb \\
       --admin-token-file /var/lib/pennyblack/admin.token --price-bits 24
   pennyblack ticketd account alice --role sender --admin-token-file /var/lib/pennyblack/admin.token
+  pennyblack ticketd account mx --role receiver --domain example.net \\
+      --admin-token-file /var/lib/pennyblack/admin.token
   pennyblack ticketd grant alice 100 --admin-token-file /var/lib/pennyblack/admin.token
 
 The key file (an Ed25519 seed and the secret ticket secrets derive from) and the admin token
@@ -1320,6 +1325,23 @@ pub struct TicketdAccountArgs {
     /// Sender (buys tickets) or receiver (cancels and refunds them).
     #[arg(long, value_parser = ["sender", "receiver"])]
     pub role: String,
+    /// A receiver's recipient domain (repeatable): it cancels the tickets paying for
+    /// recipients there, and no other receiver can.
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    #[command(flatten)]
+    pub admin: TicketdAdminArgs,
+}
+
+/// `pennyblack ticketd domain`.
+#[cfg(feature = "ticketd")]
+#[derive(Debug, Args)]
+pub struct TicketdDomainArgs {
+    /// The receiver's account.
+    pub account: String,
+    /// Its recipient domains.
+    #[arg(required = true)]
+    pub domains: Vec<String>,
     #[command(flatten)]
     pub admin: TicketdAdminArgs,
 }

@@ -672,8 +672,11 @@ impl Site {
         let ticket_dir = dir.join("ticketd");
         std::fs::create_dir(&ticket_dir).unwrap();
         let ticketd = crate::ticketd::Ticketd::start(&ticket_dir, "30d");
-        for (name, role) in [("alice", "sender"), ("mx", "receiver")] {
-            let token = ticketd.account(name, role);
+        let tokens = [
+            ("alice", ticketd.account("alice", "sender")),
+            ("mx", ticketd.receiver("mx", &["example.net"])),
+        ];
+        for (name, token) in tokens {
             std::fs::write(ticket_dir.join(format!("{name}.token")), token).unwrap();
         }
         let wallet = dir.join("wallet");

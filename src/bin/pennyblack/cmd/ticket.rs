@@ -61,7 +61,10 @@ fn buy(a: TicketBuyArgs) -> Result<Exit> {
             // In the background a failed round (the service down, a deadline) is reported and
             // tried again next round; interrupted, it stops.
             Err(e) if a.every.is_some() && !stop.load(Ordering::Relaxed) => {
-                eprintln!("pennyblack: ticket buy: {e:#}; trying again in {:?}", a.every.unwrap_or_default());
+                eprintln!(
+                    "pennyblack: ticket buy: {e:#}; trying again in {:?}",
+                    a.every.unwrap_or_default()
+                );
                 0
             }
             Err(e) => return Err(e),

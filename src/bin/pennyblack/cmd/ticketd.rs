@@ -83,6 +83,25 @@ pub fn run(c: TicketdCommand) -> Result<Exit> {
                 "pennyblack ticketd: account {} ({}) opened; the token above is shown only once",
                 a.name, a.role
             );
+            for d in &a.domains {
+                admin_post(
+                    &a.admin,
+                    "/v1/admin/domain",
+                    serde_json::json!({ "account": a.name, "domain": d }),
+                )?;
+                eprintln!("pennyblack ticketd: {} cancels tickets for {d}", a.name);
+            }
+            Ok(Exit::Ok)
+        }
+        TicketdCommand::Domain(a) => {
+            for d in &a.domains {
+                admin_post(
+                    &a.admin,
+                    "/v1/admin/domain",
+                    serde_json::json!({ "account": a.account, "domain": d }),
+                )?;
+                println!("{} cancels tickets for {d}", a.account);
+            }
             Ok(Exit::Ok)
         }
         TicketdCommand::Grant(a) => {
