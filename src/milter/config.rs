@@ -54,6 +54,8 @@ pub struct InboundTickets {
     pub trusted: crate::ticket::TrustedKeys,
     /// Cancels tickets (the receiver's account at the issuer).
     pub service: Arc<dyn crate::ticket::message::Canceller>,
+    /// The time a message's cancels may take in all (each request has its own timeout too).
+    pub timeout: Duration,
 }
 
 /// What the filter does when a check finds no good enough stamp.

@@ -22,7 +22,8 @@ use crate::mail::{Eol, Message};
 use crate::policy::lookup::requests_for;
 use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields_each};
 use crate::ticket::message::{
-    RecipientTicket, check_tickets, outcome_with_tickets, record_tickets, unpaid_with_tickets,
+    RecipientTicket, TicketOutcome, cancel_tickets, offline_tickets, outcome_with_tickets,
+    record_tickets, unpaid_with_tickets,
 };
 use crate::verify::{Policy, ResourcePattern, Verifier};
 
@@ -281,10 +282,18 @@ impl Session {
                 f.extend(tickets.fields.iter().cloned());
                 (f, n, tickets.fields.len(), wallet_note.clone())
             };
-            match stamped {
+            let result = match stamped {
                 Ok(fields) => (Ok(with(fields)), None),
                 Err(e) => (sign_fields(&msg, &signers).map(|f| with((f, 0))), Some(e)),
+            };
+            // Not even signed: the message goes on as it came, and its tickets back to the
+            // wallet.
+            if result.0.is_err()
+                && let Some(w) = &out.wallet
+            {
+                let _ = w.put_back(&tickets.bought);
             }
+            result
         });
         tokio::pin!(work);
         let (fields, mint_error) = tokio::select! {
@@ -453,19 +462,19 @@ impl Session {
             // Tickets pay for the recipients no stamp pays (at --reject-below, else --bits):
             // checked offline and cancelled online once, when the stamps' verdict is known.
             let ticket_bits = inb.reject_below.or(inb.bits).unwrap_or(0);
+            let ticket_now = inb.now.unwrap_or_else(crate::clock::unix_now);
             let tickets = std::sync::Mutex::new(None::<Vec<RecipientTicket>>);
             let tickets_of = |v: &crate::postage::MessageVerdict| -> Vec<RecipientTicket> {
                 tickets
                     .lock()
                     .expect("not poisoned")
                     .get_or_insert_with(|| match &inb.tickets {
-                        Some(t) => check_tickets(
+                        Some(t) => offline_tickets(
                             &msg,
                             &v.unpaid_recipients(ticket_bits),
                             &v.dkim,
                             &t.trusted,
-                            t.service.as_ref(),
-                            inb.now.unwrap_or_else(crate::clock::unix_now),
+                            ticket_now,
                         ),
                         None => Vec::new(),
                     })
@@ -479,21 +488,34 @@ impl Session {
                 inb.reject_below
                     .is_none_or(|min| unpaid_of(v, min).is_empty())
             };
-            // The tickets that paid are recorded in the spent store as the message is accepted
-            // (once): the same message again is a replay, while a retry of a refused one
-            // passes (the service repeats its cancel).
-            let tickets_fresh = std::sync::OnceLock::new();
-            let fresh_tickets = || {
-                *tickets_fresh.get_or_init(|| {
-                    let mut guard = tickets.lock().expect("not poisoned");
-                    match (&inb.store, guard.as_mut()) {
-                        (Some(store), Some(t)) => {
-                            let now = inb.now.unwrap_or_else(crate::clock::unix_now);
-                            record_tickets(store.as_ref(), t, now).unwrap_or(inb.fail_open)
-                        }
-                        _ => true,
-                    }
-                })
+            // Tickets are cancelled only when the message would be accepted with them (every
+            // recipient a stamp does not pay has a ticket valid offline), within the service's
+            // timeout for the whole message: a refused message burns none of its tickets, and
+            // a hung service cannot hold the message past the MTA's timeout (review 20).
+            let deadline = inb
+                .tickets
+                .as_ref()
+                .map(|t| std::time::Instant::now() + t.timeout);
+            let cancelled = std::sync::atomic::AtomicBool::new(false);
+            let cancel_if_accepted = |v: &crate::postage::MessageVerdict| {
+                let Some(t) = &inb.tickets else {
+                    return;
+                };
+                if cancelled.swap(true, Ordering::Relaxed) {
+                    return;
+                }
+                tickets_of(v);
+                let mut guard = tickets.lock().expect("not poisoned");
+                let list = guard.as_mut().expect("looked at above");
+                let would = inb.reject_below.is_none_or(|min| {
+                    v.unpaid_recipients(min).iter().all(|r| {
+                        list.iter()
+                            .any(|x| &x.address == r && x.outcome == TicketOutcome::Valid)
+                    })
+                });
+                if would {
+                    cancel_tickets(list, t.service.as_ref(), deadline);
+                }
             };
             let dmarc_of = |v: &crate::postage::MessageVerdict| match (sender_auth, &spf) {
                 (Some(a), Some(spf)) => Some(
@@ -507,18 +529,32 @@ impl Session {
                 sender_auth.is_some_and(|a| a.enforce_dmarc)
                     && dmarc_of(v).is_some_and(|d| d.action() == crate::sender::DmarcPolicy::Reject)
             };
-            let (v, _) = check_message_if(
+            let (v, accepted) = check_message_if(
                 &msg,
                 &verifier,
                 inb.keys.as_ref(),
                 &opts,
                 &inb.limits,
                 |v| {
-                    tickets_of(v);
-                    !dmarc_refuses(v) && paid_enough(v) && fresh_tickets()
+                    if dmarc_refuses(v) {
+                        return false;
+                    }
+                    cancel_if_accepted(v);
+                    paid_enough(v)
                 },
             )
             .map_err(|e| ("temperror", e.to_string()))?;
+            // The accepted message's tickets are recorded in the spent store, after its stamps:
+            // the same message again is a replay, while a retry of a refused one passes (the
+            // service repeats its cancel). A store that fails is a temperror, as for stamps.
+            if accepted
+                && let (Some(store), Some(list)) =
+                    (&inb.store, tickets.lock().expect("not poisoned").as_mut())
+                && let Err(e) = record_tickets(store.as_ref(), list, ticket_now)
+                && !inb.fail_open
+            {
+                return Err(("temperror", format!("recording the tickets: {e}")));
+            }
             let dmarc = dmarc_of(&v);
             let mut fields: Vec<String> = match (&spf, &dmarc) {
                 (Some(spf), Some(dmarc)) => [
@@ -537,12 +573,23 @@ impl Session {
                 ],
             }
             .into();
-            let paid = paid_enough(&v) && tickets_fresh.get().is_none_or(|f| *f);
+            let paid = paid_enough(&v);
             let carried = tickets
                 .lock()
                 .expect("not poisoned")
                 .clone()
                 .unwrap_or_default();
+            // Unpaid because the ticket service could not answer: try again later (451), never
+            // a permanent refusal.
+            if !paid
+                && inb.reject_below.is_some()
+                && let Some(why) = carried.iter().find_map(|t| match &t.outcome {
+                    TicketOutcome::TempError(w) => Some(w.clone()),
+                    _ => None,
+                })
+            {
+                return Err(("temperror", format!("ticket service: {why}")));
+            }
             if inb.tickets.is_some() {
                 fields.push(crate::authres::ticket_field(
                     &inb.authserv_id,
@@ -675,6 +722,7 @@ impl Session {
 struct Tickets {
     fields: Vec<String>,
     paid: Vec<String>,
+    bought: Vec<crate::ticket::wallet::Bought>,
 }
 
 /// `msg` with tickets from `wallet` on top for the recipients its header names, as many as the
@@ -729,6 +777,7 @@ fn with_tickets(
             with,
             Tickets {
                 fields,
+                bought: paid.iter().map(|(_, b)| b.clone()).collect(),
                 paid: paid.into_iter().map(|(r, _)| r).collect(),
             },
             note,

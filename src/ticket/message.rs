@@ -78,6 +78,8 @@ pub enum TicketOutcome {
         /// A retry of a cancel made before.
         repeat: bool,
     },
+    /// Valid offline (signature, expiry, binding), not cancelled (yet): never paid.
+    Valid,
     /// A ticket for the recipient, refused: why.
     Fail(String),
     /// The service could not be asked now: why.
@@ -87,10 +89,11 @@ pub enum TicketOutcome {
 }
 
 impl TicketOutcome {
-    /// The result keyword of `Authentication-Results`.
+    /// The result keyword of `Authentication-Results` (`neutral`: valid, not cancelled).
     pub fn keyword(&self) -> &'static str {
         match self {
             TicketOutcome::Pass { .. } => "pass",
+            TicketOutcome::Valid => "neutral",
             TicketOutcome::Fail(_) => "fail",
             TicketOutcome::TempError(_) => "temperror",
             TicketOutcome::None => "none",
@@ -113,6 +116,8 @@ pub struct RecipientTicket {
     pub signed_by: Option<String>,
     /// The ticket, when one names the recipient.
     pub ticket: Option<super::Ticket>,
+    /// The ticket as carried, while it waits to be cancelled.
+    carried: Option<Carried>,
 }
 
 impl RecipientTicket {
@@ -122,17 +127,16 @@ impl RecipientTicket {
     }
 }
 
-/// Checks the tickets of `msg` for `rcpts` (the recipients no stamp pays): for each, the first
-/// ticket naming it is checked offline (a trusted issuer's signature, not expired at `now`, bound
-/// to this very message) and then cancelled with `service`, which checks the proof. At most
-/// [`MAX_TICKET_FIELDS`] fields are read and one ticket is cancelled per recipient; once the
-/// service fails to answer, the remaining recipients' tickets are `TempError` without asking.
-pub fn check_tickets(
+/// Checks the tickets of `msg` for `rcpts` (the recipients no stamp pays) offline: for each,
+/// the first ticket naming it must be a trusted issuer's, unexpired at `now`, and bound to this
+/// very message; such a ticket is [`TicketOutcome::Valid`], for [`cancel_tickets`] to cancel.
+/// One ticket (serial) naming two of the recipients is refused for both. At most
+/// [`MAX_TICKET_FIELDS`] fields are read.
+pub fn offline_tickets(
     msg: &Message,
     rcpts: &[String],
     dkim: &[DkimResult],
     trusted: &TrustedKeys,
-    service: &dyn Canceller,
     now: i64,
 ) -> Vec<RecipientTicket> {
     let fields: Vec<_> = msg.fields_named(TICKET_FIELD).collect();
@@ -145,10 +149,7 @@ pub fn check_tickets(
         .collect();
     let visible = msg.recipients();
     let view = BindingView::new(msg);
-    // Once the service failed to answer, it is not asked again for this message: a hung
-    // service costs one timeout per message, not one per recipient.
-    let mut down: Option<String> = None;
-    rcpts
+    let mut out: Vec<RecipientTicket> = rcpts
         .iter()
         .map(|rcpt| {
             let norm = normalize_address(rcpt);
@@ -159,6 +160,7 @@ pub fn check_tickets(
                 issuer: None,
                 signed_by: None,
                 ticket: None,
+                carried: None,
             };
             let Some((i, carried)) = parsed.iter().find_map(|(i, c)| match c {
                 Ok(c) if normalize_address(&c.rcpt) == norm => Some((*i, c)),
@@ -186,23 +188,84 @@ pub fn check_tickets(
                 out.outcome = TicketOutcome::Fail("bound to another message".into());
                 return out;
             }
-            if let Some(why) = &down {
-                out.outcome = TicketOutcome::TempError(why.clone());
-                return out;
-            }
-            out.outcome = match service.cancel(carried, rcpt, &carried.binding) {
-                Ok(c) => TicketOutcome::Pass { repeat: c.repeat },
-                Err(e @ ClientError::Refused { status, .. }) if status < 500 => {
-                    TicketOutcome::Fail(e.to_string())
-                }
-                Err(e) => {
-                    down = Some(e.to_string());
-                    TicketOutcome::TempError(e.to_string())
-                }
-            };
+            out.outcome = TicketOutcome::Valid;
+            out.carried = Some(carried.clone());
             out
         })
-        .collect()
+        .collect();
+    // One ticket for two recipients (two spellings of one address, or a copied field): neither.
+    for a in 0..out.len() {
+        let Some(serial) = out[a].ticket.as_ref().map(|t| (t.issuer.clone(), t.serial)) else {
+            continue;
+        };
+        let twice = out.iter().enumerate().any(|(b, o)| {
+            b != a
+                && o.ticket
+                    .as_ref()
+                    .is_some_and(|t| (t.issuer.clone(), t.serial) == serial)
+        });
+        if twice {
+            out[a].outcome = TicketOutcome::Fail("one ticket for two recipients".into());
+            out[a].carried = None;
+        }
+    }
+    out
+}
+
+/// Cancels the [`TicketOutcome::Valid`] tickets with `service` (which checks each proof),
+/// until `deadline`: a ticket the service refuses (403, 404, 409, 410) is `Fail`; one it could
+/// not answer for (unreachable, a timeout, any other status) is `TempError`, and once that
+/// happened, or the deadline passed, the others are `TempError` without asking, so a hung
+/// service costs one timeout per message, not one per recipient.
+pub fn cancel_tickets(
+    tickets: &mut [RecipientTicket],
+    service: &dyn Canceller,
+    deadline: Option<std::time::Instant>,
+) {
+    let mut down: Option<String> = None;
+    for t in tickets.iter_mut() {
+        let Some(carried) = t.carried.take() else {
+            continue;
+        };
+        if down.is_none() && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            down = Some("the ticket service took too long".into());
+        }
+        if let Some(why) = &down {
+            t.outcome = TicketOutcome::TempError(why.clone());
+            continue;
+        }
+        t.outcome = match service.cancel(&carried, &t.address, &carried.binding) {
+            Ok(c) => TicketOutcome::Pass { repeat: c.repeat },
+            Err(ClientError::Refused { status, error, .. })
+                if matches!(status, 403 | 404 | 409 | 410) =>
+            {
+                TicketOutcome::Fail(format!("{status}: {error}"))
+            }
+            Err(e) => {
+                let why = match e {
+                    ClientError::Refused { status, error, .. } => format!("{status}: {error}"),
+                    _ => "the ticket service could not be reached".to_owned(),
+                };
+                down = Some(why.clone());
+                TicketOutcome::TempError(why)
+            }
+        };
+    }
+}
+
+/// [`offline_tickets`], then [`cancel_tickets`] without a deadline (each request has the
+/// client's own timeout).
+pub fn check_tickets(
+    msg: &Message,
+    rcpts: &[String],
+    dkim: &[DkimResult],
+    trusted: &TrustedKeys,
+    service: &dyn Canceller,
+    now: i64,
+) -> Vec<RecipientTicket> {
+    let mut t = offline_tickets(msg, rcpts, dkim, trusted, now);
+    cancel_tickets(&mut t, service, None);
+    t
 }
 
 /// The message's outcome with its tickets: each recipient is paid by a valid stamp (its stamp

@@ -19,9 +19,10 @@ use super::Ticket;
 /// A ticket and its secret, as bought.
 pub type Bought = (Ticket, [u8; 32]);
 
-/// Tickets expiring within this many seconds are not handed out (the message must still reach
-/// its receiver, perhaps after a retry, before the ticket expires).
-pub const EXPIRY_MARGIN: i64 = 3600;
+/// Tickets expiring within this many seconds (5 days, Postfix's longest queue lifetime by
+/// default) are not handed out: the message must still reach its receiver, perhaps after its
+/// MTA's retries, before the ticket expires. They stay in the wallet until they expire.
+pub const EXPIRY_MARGIN: i64 = 5 * 86_400;
 
 /// A wallet file.
 #[derive(Debug, Clone)]
@@ -145,16 +146,19 @@ impl Wallet {
         Ok((usable.len(), usable.iter().min().copied()))
     }
 
-    /// Takes up to `n` tickets out of the wallet, the soonest to expire first, and drops those
-    /// that expire within [`EXPIRY_MARGIN`] of `now`. What is taken is gone from the wallet
-    /// (put back with [`Wallet::put_back`] if the message is not sent after all).
+    /// Takes up to `n` tickets out of the wallet, the soonest to expire first among those that
+    /// expire after [`EXPIRY_MARGIN`] from `now`, and drops the expired ones. What is taken is
+    /// gone from the wallet (put back with [`Wallet::put_back`] if the message is not sent
+    /// after all).
     pub fn take(&self, n: usize, now: i64) -> std::io::Result<Vec<Bought>> {
         let _lock = self.lock()?;
         let mut all = self.read()?;
         let before = all.len();
-        all.retain(|(t, _)| t.expires > now + EXPIRY_MARGIN);
+        all.retain(|(t, _)| t.expires > now);
         all.sort_by_key(|(t, _)| t.expires);
-        let taken: Vec<Bought> = all.drain(..n.min(all.len())).collect();
+        let first = all.partition_point(|(t, _)| t.expires <= now + EXPIRY_MARGIN);
+        let end = (first + n).min(all.len());
+        let taken: Vec<Bought> = all.drain(first..end).collect();
         if !taken.is_empty() || all.len() != before {
             self.write(&all)?;
         }
@@ -179,25 +183,30 @@ mod tests {
         let iss = Issuer::new("tickets.example.org", "k1", [1; 32], [2; 32]).unwrap();
         let w = Wallet::open(&path).unwrap();
         assert_eq!(w.count(0).unwrap(), (0, None));
-        let bought: Vec<Bought> = [(1, 50_000), (2, 20_000), (3, 4000), (4, 90_000)]
+        let m = EXPIRY_MARGIN;
+        let bought: Vec<Bought> = [(1, 50 * m), (2, 20 * m), (3, m + 900), (4, 90 * m)]
             .into_iter()
             .map(|(s, exp)| iss.issue([s; 16], exp))
             .collect();
         w.add(&bought).unwrap();
         let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        // At 1000 the ticket expiring at 4000 is within the margin: never handed out.
-        assert_eq!(w.count(1000).unwrap(), (3, Some(20_000)));
+        // At 1000 the ticket expiring at m + 900 is within the margin: never handed out.
+        assert_eq!(w.count(1000).unwrap(), (3, Some(20 * m)));
         let two = w.take(2, 1000).unwrap();
         assert_eq!(
             two.iter().map(|(t, _)| t.expires).collect::<Vec<_>>(),
-            [20_000, 50_000]
+            [20 * m, 50 * m]
         );
         assert_eq!(two[0].1, iss.ticket_secret(&[2; 16]));
-        assert_eq!(w.count(1000).unwrap(), (1, Some(90_000)));
+        assert_eq!(w.count(1000).unwrap(), (1, Some(90 * m)));
         w.put_back(&two[..1]).unwrap();
         assert_eq!(w.take(5, 1000).unwrap().len(), 2);
         assert!(w.take(1, 1000).unwrap().is_empty());
+        // The one within the margin stayed until it expired.
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        assert!(w.take(1, m + 901).unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 0);
         // A wallet others can read is refused.
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();

@@ -830,21 +830,38 @@ fn tickets_pay_through_postfix_are_cancelled_and_refunded(site: &Site) {
     let alice_token = std::fs::read_to_string(&alice).unwrap();
     let before = d.balance(alice_token.trim());
 
+    // Bob (To) gets a ticket; Dave (Bcc) an 8-bit stamp with a hidden resource.
+    let both = ["bob@example.net", "dave@example.net"];
     send_ok(
         site.sub_ticket,
         "alice@example.org",
-        &["bob@example.net"],
+        &both,
         &message("tk-1@example.org", "Bob <bob@example.net>"),
     );
     let paid = site.postfix.take("tk-1@example.org");
     let tickets = header_values(&paid, "X-Postage-Ticket");
     assert_eq!(tickets.len(), 1, "{}", String::from_utf8_lossy(&paid));
     assert!(tickets[0].contains("rcpt=bob@example.net;"), "{tickets:?}");
-    assert!(stamps_in(&paid).is_empty(), "a ticket, not a stamp");
+    assert!(!tickets[0].contains("dave"), "{tickets:?}");
+    assert_eq!(
+        stamps_in(&paid).len(),
+        1,
+        "a stamp for the Bcc recipient only"
+    );
     let sig = header_values(&paid, "DKIM-Signature").join(" ");
     assert!(sig.contains("x-postage-ticket"), "{sig}");
 
+    // To both at V, which asks 16 bits: Dave is unpaid, the message refused whole, and Bob's
+    // ticket is not cancelled (nothing is burnt by a refusal).
     let paid = String::from_utf8(paid).unwrap();
+    let r = send(site.mx_ticket, "alice@example.org", &both, &paid);
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+    let mx_token = std::fs::read_to_string(&mx).unwrap();
+    let (code, st) = d.call("GET", "/v1/statement", mx_token.trim(), None);
+    assert_eq!(code, 200, "{st}");
+    assert_eq!(st["operations"].as_array().unwrap().len(), 0, "{st}");
+
+    // To Bob alone: paid by the ticket, cancelled, delivered.
     send_ok(
         site.mx_ticket,
         "alice@example.org",

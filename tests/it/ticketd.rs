@@ -116,7 +116,7 @@ impl Ticketd {
     }
 
     /// (status, JSON answer) of a request with `token`.
-    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         self.raw(
             method,
             path,

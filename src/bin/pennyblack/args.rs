@@ -39,7 +39,7 @@ pub enum Command {
     Stamp(StampArgs),
     /// Check a message's DKIM signatures and stamps; print it with Authentication-Results.
     #[command(after_help = CHECK_EXAMPLES)]
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Inspect or clean the spent-stamp database.
     #[command(subcommand)]
     Spent(SpentCommand),
@@ -1463,9 +1463,9 @@ pub struct TicketBalanceArgs {
 /// `pennyblack ticket refund`.
 #[derive(Debug, Args)]
 pub struct TicketRefundArgs {
-    /// Refund only the tickets paying for this recipient (repeatable; default: every ticket
-    /// of the message).
-    #[arg(long = "rcpt", value_name = "ADDR")]
+    /// Refund the tickets paying for this recipient (repeatable): the user who wanted the
+    /// message, never its other recipients.
+    #[arg(long = "rcpt", value_name = "ADDR", required = true)]
     pub rcpts: Vec<String>,
     /// Largest message read, in bytes.
     #[arg(long, default_value_t = 64 << 20)]

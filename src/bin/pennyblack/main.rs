@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         args::Command::Mint(a) => cmd::mint::run(a),
         args::Command::Verify(a) => cmd::verify::run(a),
         args::Command::Stamp(a) => cmd::stamp::run(a),
-        args::Command::Check(a) => cmd::check::run(a),
+        args::Command::Check(a) => cmd::check::run(*a),
         args::Command::Keygen(a) => cmd::keygen::run(a),
         #[cfg(feature = "dns")]
         args::Command::Spf(a) => cmd::spf::run(a),

@@ -77,6 +77,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
                     .trusted_keys()
                     .context("--ticket-server's key records")?,
                 service: Arc::new(client),
+                timeout: a.tickets.ticket_timeout,
             })
         }
         None => None,
@@ -88,6 +89,12 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         anyhow::bail!("--dmarc-enforce needs the DMARC check: drop --sender-auth off");
     }
     let store = crate::cmd::spent_store(&a.policy)?.map(Arc::from);
+    if tickets.is_some() && store.is_none() {
+        bail!(
+            "--ticket-server needs the spent store (an accepted message's tickets are recorded \
+             there, so the same message again is refused): drop --no-spent"
+        );
+    }
     let keys: Arc<dyn dkim::KeyLookup> = Arc::from(crate::cmd::key_lookup(&a.key_source)?);
     let authserv_id = match a.authserv_id.clone() {
         Some(id) => id,

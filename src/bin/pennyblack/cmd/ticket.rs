@@ -209,12 +209,28 @@ fn refund(a: TicketRefundArgs) -> Result<Exit> {
         let Ok(c) = Carried::parse(&f.value()) else {
             continue;
         };
-        if !a.rcpts.is_empty()
-            && !a
-                .rcpts
-                .iter()
-                .any(|r| pennyblack::bind::same_address(r, &c.rcpt))
+        if !a
+            .rcpts
+            .iter()
+            .any(|r| pennyblack::bind::same_address(r, &c.rcpt))
         {
+            continue;
+        }
+        // A ticket field pasted from another message is not this message's to refund.
+        let here = pennyblack::bind::Binding::decode(&c.binding).map(|b| {
+            pennyblack::bind::Binding::with_mask(
+                &pennyblack::postage::BindingView::new(&msg),
+                b.mask,
+            )
+            .encode()
+        });
+        if here.as_deref() != Some(c.binding.as_str()) {
+            refused += 1;
+            println!(
+                "not refunded {} (for {}): bound to another message",
+                c.ticket.serial_text(),
+                c.rcpt
+            );
             continue;
         }
         if seen.contains(&c.ticket.serial) {
