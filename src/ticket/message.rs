@@ -472,6 +472,22 @@ Subject: s\r\n\r\nbody\r\n";
         assert_eq!(v[0].outcome, TicketOutcome::Pass { repeat: false });
         assert_eq!(v[1].outcome, TicketOutcome::None);
         assert_eq!(*ok.asked.lock().unwrap(), ["B@Example.net"]);
+        // One ticket for two spellings of one address: neither is paid, nothing is asked.
+        let v = check_tickets(
+            &msg,
+            &rcpts(&["b@example.net", "B@EXAMPLE.NET"]),
+            &[],
+            &trusted(),
+            &ok,
+            0,
+        );
+        for t in &v {
+            assert_eq!(
+                t.outcome,
+                TicketOutcome::Fail("one ticket for two recipients".into())
+            );
+        }
+        assert_eq!(ok.asked.lock().unwrap().len(), 1);
     }
 
     #[test]
