@@ -1307,3 +1307,95 @@ fn milter_refuses_whole_burns_nothing_and_names_no_hidden_recipient() {
     );
     assert_eq!(ar.matches("x-hashcash=").count(), 1, "{ar}");
 }
+
+/// The ticket service gone after the milter started: a message whose recipient only a ticket
+/// pays is tempfailed (451, even under `--reject-with reject`), and burns nothing: with the
+/// service back, the same message is accepted, its ticket cancelled.
+#[test]
+fn a_ticket_service_that_cannot_answer_tempfails_and_burns_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_key, keys) = signing_key(dir);
+    let td_dir = dir.join("ticketd");
+    std::fs::create_dir(&td_dir).unwrap();
+    let mut d = crate::ticketd::Ticketd::start(&td_dir, "30d");
+    let alice = td_dir.join("alice.token");
+    let mx = td_dir.join("mx.token");
+    std::fs::write(&alice, d.account("alice", "sender")).unwrap();
+    std::fs::write(&mx, d.receiver("mx", &["example.net"])).unwrap();
+    let wallet = dir.join("wallet");
+    let out = pennyblack()
+        .args(["ticket", "buy", "1", "--wallet"])
+        .arg(&wallet)
+        .args(["--ticket-server", &d.url, "--ticket-token-file"])
+        .arg(&alice)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let msg = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: tea\r\n\
+               Message-ID: <t1@example.org>\r\n\r\nAt four?\r\n";
+    let stamped = pipe(
+        {
+            let mut c = pennyblack();
+            c.args(["stamp", "--bits", "8", "--wallet"]).arg(&wallet);
+            c
+        },
+        msg.as_bytes(),
+    );
+    assert!(stamped.status.success(), "{stamped:?}");
+    let (fields, body) = split_message(&stamped.stdout);
+    assert!(
+        fields.iter().any(|(n, _)| n == "X-Postage-Ticket"),
+        "{fields:?}"
+    );
+    let spent = dir.join("spent.redb");
+    let milter = Milter::start(
+        dir,
+        "milter-tickets",
+        &[
+            "--keys",
+            &keys,
+            "--authserv-id",
+            "mx.test.example",
+            "--inbound-only",
+            "--sender-auth",
+            "off",
+            "--reject-below",
+            "16",
+            "--reject-with",
+            "reject",
+            "--spent",
+            spent.to_str().unwrap(),
+            "--ticket-server",
+            &d.url,
+            "--ticket-token-file",
+            mx.to_str().unwrap(),
+            "--ticket-timeout",
+            "2s",
+        ],
+    );
+    let port: u16 = milter.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let send = || {
+        let mut c = proto::Client::connect(port);
+        c.smtp_connect("192.0.2.66");
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let r = c.message("alice@example.org", &["bob@example.net"], &refs, &body);
+        c.quit();
+        r
+    };
+    d.kill();
+    let r = send();
+    assert_eq!(r.action, 'y', "{r:?}");
+    assert!(r.text.starts_with("451"), "{r:?}");
+    d.restart();
+    let r = send();
+    assert_eq!(r.action, 'c', "{r:?}\n{}", milter.log());
+    let ar = r.added_named("Authentication-Results").join("\n");
+    assert!(ar.contains("x-postage-ticket=pass"), "{ar}");
+    // And once accepted, the same message again is a replay.
+    let r = send();
+    assert_eq!(r.action, 'y', "{r:?}");
+}

@@ -188,12 +188,12 @@ impl Ticketd {
         )
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.kill();
         let dir = self.dir.clone();
         let lifetime = self.lifetime.clone();
