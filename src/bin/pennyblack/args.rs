@@ -1375,8 +1375,8 @@ pub struct TicketdKeyArgs {
 #[command(next_help_heading = "Tickets")]
 pub struct TicketServiceArgs {
     /// The ticket service's URL (`pennyblack ticketd serve`; plain HTTP: loopback, a private
-    /// network, or a TLS proxy's local side). Receivers: check and cancel the tickets that pay
-    /// for recipients no stamp pays.
+    /// network, or a TLS proxy's local side). `ticket` buys, shows and refunds there; `check`
+    /// and the milter cancel there the tickets paying for recipients no stamp pays.
     #[arg(long, value_name = "URL", env = "PENNYBLACK_TICKET_SERVER")]
     pub ticket_server: Option<String>,
     /// The file holding this account's token (from `pennyblack ticketd account`).
@@ -1387,7 +1387,8 @@ pub struct TicketServiceArgs {
         requires = "ticket_server"
     )]
     pub ticket_token_file: Option<PathBuf>,
-    /// How long to wait for the ticket service.
+    /// How long to wait for the ticket service: each request, and (check, milter) all of one
+    /// message's cancels.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub ticket_timeout: std::time::Duration,
 }

@@ -31,6 +31,12 @@ pub fn client(a: &TicketServiceArgs) -> Result<Client> {
     let (Some(url), Some(file)) = (&a.ticket_server, &a.ticket_token_file) else {
         bail!("give the ticket service: --ticket-server URL and --ticket-token-file FILE");
     };
+    if !url.starts_with("http://") {
+        bail!(
+            "--ticket-server {url}: the client speaks plain HTTP (http://HOST:PORT): reach a \
+             TLS-fronted service through a local tunnel or its proxy's local side"
+        );
+    }
     let token = std::fs::read_to_string(file)
         .with_context(|| format!("--ticket-token-file {}", file.display()))?;
     if token.trim().is_empty() {
