@@ -7,7 +7,7 @@ use pennyblack::dkim;
 use pennyblack::mail::Message;
 use pennyblack::postage::{CheckLimits, Outcome, check_message};
 use pennyblack::ticket::message::{
-    TicketOutcome, check_tickets, outcome_with_tickets, record_tickets,
+    TicketOutcome, cancel_tickets, offline_tickets, outcome_with_tickets, record_tickets,
 };
 use pennyblack::{Policy, ResourcePattern, SystemClock};
 
@@ -66,14 +66,18 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
     let eol = msg.eol();
     // Tickets pay for the recipients no stamp pays: checked offline, cancelled online.
     let mut tickets = match &tickets_service {
-        Some((client, trusted)) => check_tickets(
-            &msg,
-            &v.unpaid_recipients(a.bits.unwrap_or(0)),
-            &v.dkim,
-            trusted,
-            client,
-            now,
-        ),
+        Some((client, trusted)) => {
+            let mut t = offline_tickets(
+                &msg,
+                &v.unpaid_recipients(a.bits.unwrap_or(0)),
+                &v.dkim,
+                trusted,
+                now,
+            );
+            let deadline = std::time::Instant::now() + a.tickets.ticket_timeout;
+            cancel_tickets(&mut t, client, Some(deadline));
+            t
+        }
         None => Vec::new(),
     };
     // Recorded as spent (with the stamps): the same message checked again is a replay.
