@@ -282,6 +282,16 @@ impl Outcome {
     }
 }
 
+/// The message's outcome from its recipients': fail if one fails, else none if one has
+/// nothing, else neutral if one is not fully checked, else pass.
+pub(crate) fn worst(recipients: impl Iterator<Item = Outcome>) -> Outcome {
+    let all: Vec<Outcome> = recipients.collect();
+    [Outcome::Fail, Outcome::None, Outcome::Neutral]
+        .into_iter()
+        .find(|o| all.contains(o))
+        .unwrap_or(Outcome::Pass)
+}
+
 /// Whether `value` bits reach `bits` (with room for the rounding of `log2(parts)`).
 fn enough(value: f64, bits: u32) -> bool {
     value + 1e-9 >= f64::from(bits)
@@ -321,16 +331,7 @@ impl MessageVerdict {
         if self.recipients.is_empty() {
             return outcome_of(self.stamps.iter().map(|s| &s.verdict));
         }
-        let has = |o: Outcome| self.recipients.iter().any(|r| r.outcome == o);
-        if has(Outcome::Fail) {
-            Outcome::Fail
-        } else if has(Outcome::None) {
-            Outcome::None
-        } else if has(Outcome::Neutral) {
-            Outcome::Neutral
-        } else {
-            Outcome::Pass
-        }
+        worst(self.recipients.iter().map(|r| r.outcome))
     }
 
     /// The message's overall outcome: fail if a signature failed or the stamps failed.

@@ -298,15 +298,10 @@ pub fn outcome_with_tickets(
             _ => r.outcome,
         })
         .collect();
-    let has = |o: Outcome| per.contains(&o);
-    if dkim_failed || has(Outcome::Fail) {
+    if dkim_failed {
         Outcome::Fail
-    } else if has(Outcome::None) {
-        Outcome::None
-    } else if has(Outcome::Neutral) {
-        Outcome::Neutral
     } else {
-        Outcome::Pass
+        crate::postage::worst(per.into_iter())
     }
 }
 
