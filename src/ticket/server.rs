@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -192,7 +193,13 @@ async fn account(
     Ok(acct)
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refusal> {
+/// A request body as read: axum's refusals (too large, unreadable) are answered as JSON too.
+type Body = Result<Bytes, BytesRejection>;
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Body) -> Result<T, Refusal> {
+    let body = body
+        .as_ref()
+        .map_err(|e| refuse(e.status(), e.body_text()))?;
     serde_json::from_slice(body)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("malformed request: {e}")))
 }
@@ -226,18 +233,33 @@ struct BuyRequest {
     stamps: Vec<String>,
 }
 
-async fn buy(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn buy(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Answer {
     let r = buy_inner(&s, &headers, &body).await;
     counted(&s, r)
 }
 
-async fn buy_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Answer {
+async fn buy_inner(s: &Shared, headers: &HeaderMap, body: &Body) -> Answer {
     let acct = account(s, headers, Some(Role::Sender)).await?;
     let req: BuyRequest = parse_json(body)?;
     if req.count == 0 || req.count > MAX_BUY || req.stamps.len() as u64 > MAX_BUY {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
             format!("count and stamps must be 1 to {MAX_BUY}"),
+        ));
+    }
+    // A purchase the balance and the stamps cannot cover is refused before any stamp is spent
+    // (a refused request changes nothing). Only a purchase racing another by the same sender
+    // can still pass this and be refused below, its stamps then kept as credit.
+    let covered = acct.balance.saturating_add(req.stamps.len() as u64);
+    if covered < req.count {
+        return Err(refuse(
+            StatusCode::PAYMENT_REQUIRED,
+            format!(
+                "balance {} and {} stamp(s) do not cover {} ticket(s)",
+                acct.balance,
+                req.stamps.len(),
+                req.count
+            ),
         ));
     }
     // Every stamp checked before any is spent; then all spent at once or none.
@@ -320,12 +342,12 @@ pub fn use_key(rcpt: &str, binding: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-async fn cancel(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn cancel(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Answer {
     let r = cancel_inner(&s, &headers, &body).await;
     counted(&s, r)
 }
 
-async fn cancel_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Answer {
+async fn cancel_inner(s: &Shared, headers: &HeaderMap, body: &Body) -> Answer {
     let acct = account(s, headers, Some(Role::Receiver)).await?;
     let req: CancelRequest = parse_json(body)?;
     if req.binding.len() > 512 {
@@ -386,12 +408,12 @@ struct RefundRequest {
     serial: String,
 }
 
-async fn refund(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn refund(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Answer {
     let r = refund_inner(&s, &headers, &body).await;
     counted(&s, r)
 }
 
-async fn refund_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Answer {
+async fn refund_inner(s: &Shared, headers: &HeaderMap, body: &Body) -> Answer {
     let acct = account(s, headers, Some(Role::Receiver)).await?;
     let req: RefundRequest = parse_json(body)?;
     let serial: [u8; 16] = B64
@@ -435,10 +457,13 @@ struct StatementQuery {
 async fn statement(
     State(s): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<StatementQuery>,
+    q: Result<Query<StatementQuery>, QueryRejection>,
 ) -> Answer {
     let r = async {
         let acct = account(&s, &headers, None).await?;
+        // A query string that does not parse is refused as JSON, as every other refusal is
+        // (axum's own rejection is plain text).
+        let Query(q) = q.map_err(|e| refuse(StatusCode::BAD_REQUEST, e.body_text()))?;
         let limit = q.limit.unwrap_or(100).min(MAX_STATEMENT);
         let (b, name) = (Arc::clone(&s.books), acct.name);
         let ops = books(move || b.statement(&name, limit)).await?;
@@ -519,7 +544,7 @@ struct AccountRequest {
     role: String,
 }
 
-async fn admin_account(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn admin_account(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Answer {
     let r = async {
         admin(&s, &headers)?;
         let req: AccountRequest = parse_json(&body)?;
@@ -606,7 +631,7 @@ struct GrantRequest {
     count: u64,
 }
 
-async fn admin_grant(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn admin_grant(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Answer {
     let r = async {
         admin(&s, &headers)?;
         let req: GrantRequest = parse_json(&body)?;
