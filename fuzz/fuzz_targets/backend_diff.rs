@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let prefix = &data[4..data.len().min(4 + 1100)];
     let search = Search::new(alg, prefix, bits);
     let mut want = Vec::new();
-    search.run(Backend::Portable, start, 300, &mut want).unwrap();
+    search
+        .run(Backend::Portable, start, 300, &mut want)
+        .unwrap();
     for b in Backend::available(alg) {
         let mut got = Vec::new();
         search.run(b, start, 300, &mut got).unwrap();

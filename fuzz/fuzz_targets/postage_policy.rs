@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(r) = Requirement::parse(text) {
         let canonical = r.to_string();
-        assert_eq!(Requirement::parse(&canonical).as_ref(), Ok(&r), "{canonical}");
+        assert_eq!(
+            Requirement::parse(&canonical).as_ref(),
+            Ok(&r),
+            "{canonical}"
+        );
         assert_eq!(Requirement::parse_strict(&canonical).as_ref(), Ok(&r));
         // A sender's plan never exceeds the cap it is given.
         let configured = pennyblack::MintRequest::new("-").bits(20);

@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Carried::parse(&c.to_string()).as_ref(), Ok(&c));
         let secret = issuer.ticket_secret(&c.ticket.serial);
         if c.check_proof(&secret, &c.rcpt, &c.binding).is_ok() {
-            assert_eq!(pennyblack::ticket::proof(&secret, &c.rcpt, &c.binding), c.proof);
+            assert_eq!(
+                pennyblack::ticket::proof(&secret, &c.rcpt, &c.binding),
+                c.proof
+            );
         }
     }
     let _ = TrustedKeys::new().add_record("x", text);

@@ -4,7 +4,7 @@
 //! Input: byte 0 picks the route (and its method), byte 1 the credential, the rest is the body
 //! (for `/v1/statement`, the query string). Placeholders in the body are replaced by what the
 //! fuzzer cannot forge: `$S` a fresh stamp paying for the current sender's tickets, `$P` a stamp
-//! spent already, `$T` a fresh ticket (issued now) carried for `bob@example.net` and binding `b`,
+//! spent already, `$T` a fresh ticket (issued now) carried for `bob@example.net` and binding `$B`,
 //! `$0`..`$3` the same for four tickets issued at the start (used up as the run goes on), `$4` an
 //! expired one, `$a`..`$e` their serials, `$U` the serial of a fresh ticket `mx1` cancelled,
 //! `$A` the current sender's name.
@@ -32,7 +32,7 @@ use tower::ServiceExt as _;
 const ISSUER: &str = "tickets.example.org";
 const PRICE: u32 = 4;
 const RCPT: &str = "bob@example.net";
-const BINDING: &str = "b";
+const BINDING: &str = "_AAAAAAAAAAAAAAAAAAAAAQ";
 const ADMIN: &str = "admin-token";
 const RECEIVERS: [(&str, &str); 2] = [("mx1", "mx1-token"), ("mx2", "mx2-token")];
 /// The sender whose tickets `$0`..`$4` are.
@@ -43,7 +43,7 @@ const ROTATE_ABOVE: u64 = 20;
 /// Fresh stamps and tickets made for one input, at most.
 const MAX_FRESH: usize = 4;
 
-const ROUTES: [(&Method, &str); 10] = [
+const ROUTES: [(&Method, &str); 11] = [
     (&Method::POST, "/v1/buy"),
     (&Method::POST, "/v1/cancel"),
     (&Method::POST, "/v1/refund"),
@@ -54,6 +54,7 @@ const ROUTES: [(&Method, &str); 10] = [
     (&Method::POST, "/v1/admin/purge"),
     (&Method::GET, "/.well-known/pennyblack-tickets"),
     (&Method::GET, "/metrics"),
+    (&Method::POST, "/v1/admin/domain"),
 ];
 
 struct World {
@@ -102,10 +103,11 @@ impl World {
         books
             .create_account(FIRST_SENDER, Role::Sender, token_hash("sender-token-0"))
             .unwrap();
-        for (name, token) in RECEIVERS {
+        for ((name, token), domain) in RECEIVERS.into_iter().zip(["example.net", "example.com"]) {
             books
                 .create_account(name, Role::Receiver, token_hash(token))
                 .unwrap();
+            books.add_domain(name, domain).unwrap();
         }
         books
             .credit(FIRST_SENDER, 7, OperationKind::Grant, now())

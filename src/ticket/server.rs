@@ -598,7 +598,7 @@ struct DomainRequest {
     domain: String,
 }
 
-async fn admin_domain(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
+async fn admin_domain(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Answer {
     let r = async {
         admin(&s, &headers)?;
         let req: DomainRequest = parse_json(&body)?;
