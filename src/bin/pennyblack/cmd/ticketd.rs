@@ -83,25 +83,14 @@ pub fn run(c: TicketdCommand) -> Result<Exit> {
                 "pennyblack ticketd: account {} ({}) opened; the token above is shown only once",
                 a.name, a.role
             );
-            for d in &a.domains {
-                admin_post(
-                    &a.admin,
-                    "/v1/admin/domain",
-                    serde_json::json!({ "account": a.name, "domain": d }),
-                )?;
-                eprintln!("pennyblack ticketd: {} cancels tickets for {d}", a.name);
-            }
+            // Standard output holds the token alone.
+            add_domains(&a.admin, &a.name, &a.domains, |line| {
+                eprintln!("pennyblack ticketd: {line}")
+            })?;
             Ok(Exit::Ok)
         }
         TicketdCommand::Domain(a) => {
-            for d in &a.domains {
-                admin_post(
-                    &a.admin,
-                    "/v1/admin/domain",
-                    serde_json::json!({ "account": a.account, "domain": d }),
-                )?;
-                println!("{} cancels tickets for {d}", a.account);
-            }
+            add_domains(&a.admin, &a.account, &a.domains, |line| println!("{line}"))?;
             Ok(Exit::Ok)
         }
         TicketdCommand::Grant(a) => {
@@ -125,6 +114,24 @@ pub fn run(c: TicketdCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// Gives `domains` to the receiver `account`, saying each with `say`.
+fn add_domains(
+    admin: &TicketdAdminArgs,
+    account: &str,
+    domains: &[String],
+    say: impl Fn(&str),
+) -> Result<()> {
+    for d in domains {
+        admin_post(
+            admin,
+            "/v1/admin/domain",
+            serde_json::json!({ "account": account, "domain": d }),
+        )?;
+        say(&format!("{account} cancels tickets for {d}"));
+    }
+    Ok(())
 }
 
 /// The admin token in `path`, made (32 random bytes, base64url, mode 600) when missing.
