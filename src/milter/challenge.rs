@@ -273,6 +273,65 @@ pub fn carries_our_answer(msg: &Message, key: &[u8], now: i64) -> bool {
         })
 }
 
+/// How long the filter remembers a message delivered through an answer to one of its
+/// challenges: the original still waits in the sender's queue under the 451 and is retried
+/// until the sender's MTA gives up (Postfix's `maximal_queue_lifetime` is 5 days by default).
+pub const ANSWERED_KEEP: Duration = Duration::from_secs(5 * 86_400);
+
+/// A message accepted with an answer to one of our challenges: its envelope sender, body
+/// digest, Message-ID, and the envelope recipients the answer paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The envelope sender, lower case.
+    pub sender: String,
+    /// [`crate::bind::body_digest`] of the body.
+    pub digest: [u8; 32],
+    /// The Message-ID without brackets.
+    pub message_id: Option<String>,
+    /// The envelope recipients the challenge named, lower case.
+    pub rcpts: Vec<String>,
+}
+
+/// The delivery `msg` makes through an answer to one of our challenges: a `Postage-Answer`
+/// field whose MAC verifies under `key` (expired or not) and whose challenge names this very
+/// message (the same body digest and Message-ID), for the envelope recipients it names. `None`
+/// for any other message: an answer copied into another message proves nothing of it.
+pub fn answered_delivery(
+    msg: &Message,
+    sender: &str,
+    rcpts: &[String],
+    key: &[u8],
+    now: i64,
+) -> Option<Delivered> {
+    if sender.is_empty() {
+        return None;
+    }
+    let digest = crate::bind::body_digest(msg.body());
+    let message_id = crate::sent::message_id_of(msg);
+    let c = msg
+        .fields_named(ANSWER_FIELD)
+        .take(MAX_ANSWER_FIELDS)
+        .filter_map(|f| Challenge::parse(&f.value()).ok())
+        .find(|c| {
+            matches!(
+                c.verify(key, now),
+                Ok(()) | Err(crate::challenge::ChallengeError::Expired(_))
+            ) && c.digest == digest
+                && c.message_id == message_id
+        })?;
+    let rcpts: Vec<String> = rcpts
+        .iter()
+        .filter(|r| c.rcpts.iter().any(|x| x.eq_ignore_ascii_case(r)))
+        .map(|r| r.to_ascii_lowercase())
+        .collect();
+    (!rcpts.is_empty()).then(|| Delivered {
+        sender: sender.to_ascii_lowercase(),
+        digest,
+        message_id,
+        rcpts,
+    })
+}
+
 /// The requirement the filter states in its refusals and challenges: `bits` for the hash
 /// families, and each `--min-value` as a value of its family.
 pub fn requirement(bits: u32, min_value: &[(crate::Algorithm, u32)]) -> Requirement {
@@ -373,9 +432,18 @@ impl Recent {
     }
 }
 
+/// The messages delivered through answers lately, bounded: (sender, digest) to the
+/// Message-ID, the recipients and until when; the oldest forgotten first.
+struct Answered {
+    max: usize,
+    map: HashMap<(String, [u8; 32]), (Option<String>, HashSet<String>, i64)>,
+    order: VecDeque<(String, [u8; 32])>,
+}
+
 struct State {
     rates: RateTable,
     recent: Recent,
+    answered: Answered,
     hour: i64,
     this_hour: u32,
 }
@@ -400,6 +468,11 @@ impl Challenger {
                 set: HashSet::new(),
                 order: VecDeque::new(),
             },
+            answered: Answered {
+                max: config.max_recent,
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            },
             hour: 0,
             this_hour: 0,
         };
@@ -412,6 +485,68 @@ impl Challenger {
     /// The MAC key.
     pub fn key(&self) -> &[u8] {
         &self.config.key
+    }
+
+    /// Remembers a message delivered through an answer (until [`ANSWERED_KEEP`] from `now`),
+    /// so that the MTA's retries of the refused original are not refused again for the
+    /// recipients the answer paid ([`Challenger::delivered_to`]).
+    pub fn record_delivery(&self, d: Delivered, now: i64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let a = &mut st.answered;
+        if a.max == 0 {
+            return;
+        }
+        let until = now.saturating_add(ANSWERED_KEEP.as_secs() as i64);
+        let key = (d.sender, d.digest);
+        if let Some(entry) = a.map.get_mut(&key) {
+            if entry.0 == d.message_id {
+                entry.1.extend(d.rcpts);
+                entry.2 = until;
+                return;
+            }
+            a.order.retain(|k| k != &key);
+        }
+        while a.order.len() >= a.max {
+            match a.order.pop_front() {
+                Some(old) => {
+                    a.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+        a.map.insert(
+            key.clone(),
+            (d.message_id, d.rcpts.into_iter().collect(), until),
+        );
+        a.order.push_back(key);
+    }
+
+    /// Whether any delivery through an answer is remembered (the filter then reads the digest
+    /// of each refused message to look it up).
+    pub fn has_deliveries(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        !st.answered.map.is_empty()
+    }
+
+    /// The recipients (lower case) to whom a message from `sender` with this body digest and
+    /// Message-ID was delivered through an answer, within [`ANSWERED_KEEP`]: a message that is
+    /// the same again is the MTA retrying the original, and those recipients have it.
+    pub fn delivered_to(
+        &self,
+        sender: &str,
+        digest: &[u8; 32],
+        message_id: Option<&str>,
+        now: i64,
+    ) -> Vec<String> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match st.answered.map.get(&(sender.to_ascii_lowercase(), *digest)) {
+            Some((id, rcpts, until)) if id.as_deref() == message_id && now <= *until => {
+                let mut v: Vec<String> = rcpts.iter().cloned().collect();
+                v.sort();
+                v
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Decides whether a challenge goes for these facts at `now`, and if so counts it; the
@@ -846,6 +981,83 @@ mod tests {
         f.answered = false;
         f.unpaid = vec!["x@example.net".into(); MAX_RCPTS + 1];
         assert_eq!(ch.decide(&f, 3601), Err(NoChallenge::Recipients));
+    }
+
+    /// A retry of an original that an answer delivered: recognised only for that sender, body
+    /// and Message-ID, only for the recipients the answer paid, and only with our own MAC.
+    #[test]
+    fn deliveries_through_answers_are_recognised_for_the_same_message_only() {
+        let ch = Challenger::new(key_file_config(vec![]));
+        let head = "From: a@example.org\r\nMessage-ID: <m1@example.org>\r\n";
+        let original = parse(head);
+        let digest = crate::bind::body_digest(original.body());
+        let rcpts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let answer = |key: &[u8], id: Option<&str>, digest: [u8; 32]| {
+            let c = Challenge::issue(
+                key,
+                requirement(16, &[]),
+                rcpts(&["bob@example.net", "carol@example.net"]),
+                id.map(str::to_owned),
+                digest,
+                1_000,
+            )
+            .unwrap();
+            parse(&format!("{ANSWER_FIELD}: {c}\r\n{head}"))
+        };
+        let sent = rcpts(&["Bob@example.net", "dave@example.net"]);
+        let ours = answer(&[7; 32], Some("m1@example.org"), digest);
+        // An answer under another key, for another body or another Message-ID: nothing.
+        for other in [
+            answer(&[8; 32], Some("m1@example.org"), digest),
+            answer(&[7; 32], Some("m2@example.org"), digest),
+            answer(&[7; 32], Some("m1@example.org"), [1; 32]),
+        ] {
+            assert_eq!(
+                answered_delivery(&other, "a@example.org", &sent, &[7; 32], 10),
+                None
+            );
+        }
+        assert_eq!(answered_delivery(&ours, "", &sent, &[7; 32], 10), None);
+        // Ours, even past its expiry: the recipients it names, not Dave.
+        let d = answered_delivery(&ours, "A@example.org", &sent, &[7; 32], 5_000).unwrap();
+        assert_eq!(d.rcpts, ["bob@example.net"]);
+        assert!(!ch.has_deliveries());
+        ch.record_delivery(d, 100);
+        let had = |sender: &str, id: Option<&str>, d: &[u8; 32], now: i64| {
+            ch.delivered_to(sender, d, id, now)
+        };
+        assert_eq!(
+            had("a@example.org", Some("m1@example.org"), &digest, 200),
+            ["bob@example.net"]
+        );
+        assert!(had("b@example.org", Some("m1@example.org"), &digest, 200).is_empty());
+        assert!(had("a@example.org", Some("m9@example.org"), &digest, 200).is_empty());
+        assert!(had("a@example.org", None, &digest, 200).is_empty());
+        assert!(had("a@example.org", Some("m1@example.org"), &[2; 32], 200).is_empty());
+        let end = 100 + ANSWERED_KEEP.as_secs() as i64;
+        assert_eq!(
+            had("a@example.org", Some("m1@example.org"), &digest, end).len(),
+            1
+        );
+        assert!(had("a@example.org", Some("m1@example.org"), &digest, end + 1).is_empty());
+        // Bounded: the oldest is forgotten first.
+        for i in 0..100u8 {
+            ch.record_delivery(
+                Delivered {
+                    sender: format!("s{i}@example.org"),
+                    digest,
+                    message_id: None,
+                    rcpts: rcpts(&["x@example.net"]),
+                },
+                100,
+            );
+        }
+        assert!(had("a@example.org", Some("m1@example.org"), &digest, 200).is_empty());
+        assert_eq!(
+            had("s99@example.org", None, &digest, 200),
+            ["x@example.net"]
+        );
+        assert_eq!(ch.state.lock().unwrap().answered.map.len(), 100);
     }
 
     #[test]

@@ -90,7 +90,8 @@ impl miltr_server::Milter for Session {
         let ours = OptNeg {
             capabilities: Capability::SMFIF_ADDHDRS
                 | Capability::SMFIF_CHGHDRS
-                | Capability::SMFIF_QUARANTINE,
+                | Capability::SMFIF_QUARANTINE
+                | Capability::SMFIF_DELRCPT,
             protocol: Protocol::SMFIP_HDR_LEADSPC,
             ..OptNeg::default()
         };

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use miltr_common::actions::Replycode;
+use miltr_common::actions::{Discard, Replycode};
 use miltr_common::modifications::headers::{ChangeHeader, InsertHeader};
 use miltr_common::modifications::quarantine::Quarantine;
+use miltr_common::modifications::recipients::DeleteRecipient;
 use miltr_common::modifications::{ModificationResponse, ModificationResponseBuilder};
 
 use super::{RejectWith, Shared};
@@ -373,19 +374,25 @@ impl Session {
         // Forged verdicts in our name go on every path that delivers the message, and ours
         // are always added: the unchecked ones say why.
         let forged = std::mem::take(&mut self.msg.forged);
-        let deliver_held = |session: &Self, fields: &[String], hold: Option<String>| {
-            let mut mods = ModificationResponse::builder();
-            // Highest position first: the MTA renumbers the fields after each removal.
-            for &idx in forged.iter().rev() {
-                mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
-            }
-            session.insert_on_top(&mut mods, fields);
-            if let Some(why) = hold {
-                mods.push(Quarantine::new(why.as_bytes()));
-            }
-            mods.contin()
-        };
-        let deliver = |session: &Self, fields: &[String]| deliver_held(session, fields, None);
+        // `drop`: envelope recipients who have the message already (through an answer to our
+        // challenge) and are taken off this copy.
+        let deliver_held =
+            |session: &Self, fields: &[String], hold: Option<String>, drop: &[String]| {
+                let mut mods = ModificationResponse::builder();
+                for r in drop {
+                    mods.push(DeleteRecipient::new(format!("<{r}>").as_bytes()));
+                }
+                // Highest position first: the MTA renumbers the fields after each removal.
+                for &idx in forged.iter().rev() {
+                    mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
+                }
+                session.insert_on_top(&mut mods, fields);
+                if let Some(why) = hold {
+                    mods.push(Quarantine::new(why.as_bytes()));
+                }
+                mods.contin()
+            };
+        let deliver = |session: &Self, fields: &[String]| deliver_held(session, fields, None, &[]);
         let unchecked = |result: &str, why: &str| {
             crate::authres::unchecked_fields(&inb.authserv_id, result, why, Eol::Lf)
         };
@@ -480,8 +487,33 @@ impl Session {
                     })
                     .clone()
             };
-            let unpaid_of = |v: &crate::postage::MessageVerdict, min: u32| {
+            // The MTA retrying an original we refused, after the sender's answer to our challenge
+            // delivered it: the recipients the answer paid have it, so this copy need not pay
+            // for them, and they are taken off it (never delivered to twice, never unpaid).
+            let answer_now = crate::clock::unix_now();
+            let challenger = inb.challenges.as_ref();
+            let done: Vec<String> = match challenger {
+                Some(ch) if inb.reject_below.is_some() && ch.has_deliveries() => {
+                    let had = ch.delivered_to(
+                        &sender,
+                        &crate::bind::body_digest(msg.body()),
+                        crate::sent::message_id_of(&msg).as_deref(),
+                        answer_now,
+                    );
+                    rcpts
+                        .iter()
+                        .filter(|r| had.iter().any(|d| d.eq_ignore_ascii_case(r)))
+                        .cloned()
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let is_done = |r: &str| done.iter().any(|d| d == r);
+            let unpaid_of = |v: &crate::postage::MessageVerdict, min: u32| -> Vec<String> {
                 unpaid_with_tickets(v, min, &tickets_of(v))
+                    .into_iter()
+                    .filter(|r| !is_done(r))
+                    .collect()
             };
             // Nothing is recorded as spent unless the message is going to be accepted.
             let paid_enough = |v: &crate::postage::MessageVerdict| {
@@ -508,10 +540,13 @@ impl Session {
                 let mut guard = tickets.lock().expect("not poisoned");
                 let list = guard.as_mut().expect("looked at above");
                 let would = inb.reject_below.is_none_or(|min| {
-                    v.unpaid_recipients(min).iter().all(|r| {
-                        list.iter()
-                            .any(|x| &x.address == r && x.outcome == TicketOutcome::Valid)
-                    })
+                    v.unpaid_recipients(min)
+                        .iter()
+                        .filter(|r| !is_done(r))
+                        .all(|r| {
+                            list.iter()
+                                .any(|x| &x.address == r && x.outcome == TicketOutcome::Valid)
+                        })
                 });
                 if would {
                     cancel_tickets(list, t.service.as_ref(), deadline);
@@ -554,6 +589,15 @@ impl Session {
                 && !inb.fail_open
             {
                 return Err(("temperror", format!("recording the tickets: {e}")));
+            }
+            // A message accepted with an answer to one of our challenges: its MTA's retries of
+            // the original are recognised for the recipients the answer paid.
+            if accepted
+                && let Some(ch) = challenger
+                && let Some(d) =
+                    super::challenge::answered_delivery(&msg, &sender, &rcpts, ch.key(), answer_now)
+            {
+                ch.record_delivery(d, answer_now);
             }
             let dmarc = dmarc_of(&v);
             let mut fields: Vec<String> = match (&spf, &dmarc) {
@@ -639,31 +683,40 @@ impl Session {
                 action,
                 sender_words,
                 facts,
+                if paid { done } else { Vec::new() },
             ))
         })
         .await
         .map_err(|e| SessionError::Worker(e.to_string()))?;
-        let (fields, hashcash, outcome, (recipients, unpaid, paid), action, sender_words, facts) =
-            match checked {
-                Ok(c) => c,
-                Err((result, e)) => {
-                    shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
-                    return Ok(match inb.reject_below {
-                        Some(_) if result == "temperror" => {
-                            ModificationResponse::builder().build(Replycode::new(
-                                [4, 5, 1],
-                                [4, 7, 1],
-                                "postage could not be checked now, try again later",
-                            ))
-                        }
-                        Some(_) => refuse("the message could not be read to check its postage"),
-                        None if enforce && result == "permerror" => refuse(
-                            "the message could not be read to check its sender's DMARC policy",
-                        ),
-                        None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
-                    });
-                }
-            };
+        let (
+            fields,
+            hashcash,
+            outcome,
+            (recipients, unpaid, paid),
+            action,
+            sender_words,
+            facts,
+            done,
+        ) = match checked {
+            Ok(c) => c,
+            Err((result, e)) => {
+                shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
+                return Ok(match inb.reject_below {
+                    Some(_) if result == "temperror" => {
+                        ModificationResponse::builder().build(Replycode::new(
+                            [4, 5, 1],
+                            [4, 7, 1],
+                            "postage could not be checked now, try again later",
+                        ))
+                    }
+                    Some(_) => refuse("the message could not be read to check its postage"),
+                    None if enforce && result == "permerror" => {
+                        refuse("the message could not be read to check its sender's DMARC policy")
+                    }
+                    None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
+                });
+            }
+        };
         shared.log(
             &qid,
             format_args!(
@@ -705,15 +758,31 @@ impl Session {
                     &qid,
                     format_args!("inbound: quarantined, DMARC policy of {domain}"),
                 );
-                return Ok(deliver_held(
-                    self,
-                    &fields,
-                    Some(format!("DMARC policy of {domain}: quarantine")),
-                ));
+                if done.len() < recipients {
+                    return Ok(deliver_held(
+                        self,
+                        &fields,
+                        Some(format!("DMARC policy of {domain}: quarantine")),
+                        &done,
+                    ));
+                }
             }
             _ => {}
         }
-        Ok(deliver(self, &fields))
+        if !done.is_empty() {
+            shared.log(
+                &qid,
+                format_args!(
+                    "inbound: a retry of a message delivered through an answer to our challenge: {} of {recipients} recipient(s) have it{}",
+                    done.len(),
+                    if done.len() == recipients { ", discarded" } else { ", taken off" },
+                ),
+            );
+            if done.len() == recipients {
+                return Ok(ModificationResponse::builder().build(Discard));
+            }
+        }
+        Ok(deliver_held(self, &fields, None, &done))
     }
 }
 

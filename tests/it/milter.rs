@@ -43,6 +43,7 @@ fn postfix_stamps_signs_checks_refuses_and_fails_open() {
     answer_ignores_a_challenge_for_a_message_never_sent(&site, &challenge);
     answer_refuses_a_challenge_over_its_cap_and_sends_nothing(&site, &challenge);
     answer_re_sends_with_stamps_that_pass(&site, &challenge);
+    the_originals_retries_after_the_answer_are_never_delivered_twice(&site, &stamped);
     forged_and_replayed_challenges_are_ignored(&site, &challenge);
     a_forged_answer_is_challenged_and_a_real_one_is_not(&site, &challenge);
     // Tickets (milters T and V, and ticketd).
@@ -738,6 +739,47 @@ fn answer_re_sends_with_stamps_that_pass(site: &Site, challenge: &[u8]) {
         "only the new stamp: {}",
         String::from_utf8_lossy(&resent)
     );
+}
+
+/// (g) The sender's MTA retries the refused original after the answer delivered it: Bob has
+/// it, so the retry is taken (250) and discarded rather than refused until it bounces; a retry
+/// that also names Dave, paid with a stamp of his own, reaches Dave alone.
+fn the_originals_retries_after_the_answer_are_never_delivered_twice(site: &Site, stamped: &str) {
+    let is_ch1 = |m: &str| m.contains("Message-ID: <ch-1@example.org>");
+    let r = send(
+        site.mx_challenge,
+        "alice@example.org",
+        &["bob@example.net"],
+        stamped,
+    );
+    assert!(r.starts_with("250"), "{r}");
+    wait_r_says(site, "1 of 1 recipient(s) have it, discarded", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(site.postfix.count_where(is_ch1), 0, "delivered twice");
+    let mut c = pennyblack();
+    c.args(["stamp", "--bits", "16", "--only-rcpt"])
+        .args(["--rcpt", "dave@example.net"]);
+    let out = pipe(c, stamped.as_bytes());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let retry = String::from_utf8(out.stdout).unwrap();
+    let r = send(
+        site.mx_challenge,
+        "alice@example.org",
+        &["bob@example.net", "dave@example.net"],
+        &retry,
+    );
+    assert!(r.starts_with("250"), "{r}");
+    wait_r_says(site, "1 of 2 recipient(s) have it, taken off", 1);
+    let started = std::time::Instant::now();
+    let rcpts = loop {
+        let held = site.postfix.held_recipients(is_ch1);
+        if !held.is_empty() || started.elapsed() > Duration::from_secs(20) {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(rcpts, [["dave@example.net"]], "{}", site.r.log());
+    site.postfix.take("ch-1@example.org");
 }
 
 /// (f) Forged challenges are ignored (exit 1): replayed after it was answered; without its

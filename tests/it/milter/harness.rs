@@ -240,6 +240,30 @@ impl Postfix {
         out
     }
 
+    /// The envelope recipients of each held message `pick` says yes to (`postcat -e`).
+    pub(super) fn held_recipients(&self, pick: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
+        let hold = self.queue.join("hold");
+        self.held()
+            .into_iter()
+            .filter(|(_, m)| pick(&String::from_utf8_lossy(m)))
+            .map(|(id, _)| {
+                let o = as_root("postcat")
+                    .arg("-c")
+                    .arg(&self.conf)
+                    .arg("-e")
+                    .arg(hold.join(&id))
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "postcat -e failed");
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("recipient: "))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Takes the held message whose Message-ID is `id` off the queue (waiting briefly for it)
     /// and returns it; a second copy held at the same time is an error.
     pub(super) fn take(&self, id: &str) -> Vec<u8> {
