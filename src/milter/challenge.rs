@@ -434,9 +434,12 @@ impl Recent {
 
 /// The messages delivered through answers lately, bounded: (sender, digest) to the
 /// Message-ID, the recipients and until when; the oldest forgotten first.
+/// A message delivered through an answer: its Message-ID, recipients, and until when.
+type AnsweredEntry = (Option<String>, HashSet<String>, i64);
+
 struct Answered {
     max: usize,
-    map: HashMap<(String, [u8; 32]), (Option<String>, HashSet<String>, i64)>,
+    map: HashMap<(String, [u8; 32]), AnsweredEntry>,
     order: VecDeque<(String, [u8; 32])>,
 }
 
