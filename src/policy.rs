@@ -390,10 +390,14 @@ impl Requirement {
                 cap_kib: p.memory_kib,
             };
         }
-        let parts = if family == mine && self.parts.is_none() {
+        // The operator's parts for its own family; for another, the suggested parts rounded
+        // down to a power of two: K parts of ceil(v - log2 K) bits cost 2^v only when K is one
+        // (review: `bits=26; parts=63` was twice the work of the 26-bit cap).
+        let parts = if family == mine {
             configured.parts
         } else {
-            self.parts.unwrap_or(alg.default_parts())
+            let k = self.parts.unwrap_or(alg.default_parts()).max(1);
+            1 << k.ilog2()
         }
         .min(alg.max_parts());
         // Bits the receiver asks or the operator configured, whichever is more, within the cap
@@ -560,6 +564,38 @@ mod tests {
         let plain = Requirement::bits(20);
         assert_eq!(plain.value_of(Family::Argon2id), None);
         assert_eq!(plain.value_of(Family::Sha1), Some(20));
+    }
+
+    #[test]
+    fn a_plan_never_costs_more_than_the_cap() {
+        let any = |_| true;
+        for configured in [
+            MintRequest::new("-").bits(20).parts(16),
+            MintRequest::new("-").alg(Algorithm::Sha1).bits(20),
+        ] {
+            for parts in [1, 3, 7, 16, 33, 63, 64] {
+                for bits in [8, 20, 25, 26] {
+                    let r = Requirement::parse(&format!(
+                        "v=PB1; bits={bits}; alg=blake3; parts={parts}"
+                    ))
+                    .unwrap();
+                    let Plan::Mint(m) = r.plan(&configured, 26, any) else {
+                        panic!("{parts} {bits}");
+                    };
+                    assert!(
+                        m.expected_work() <= 2f64.powi(26),
+                        "{parts} parts, {bits} bits: {m:?}"
+                    );
+                    assert!(m.parts.is_power_of_two(), "{m:?}");
+                }
+            }
+        }
+        // Its own family keeps the operator's parts, whatever the policy suggests.
+        let configured = MintRequest::new("-").bits(20).parts(16);
+        let r = Requirement::parse("v=PB1; bits=26; parts=63").unwrap();
+        assert!(
+            matches!(r.plan(&configured, 26, any), Plan::Mint(m) if m.parts == 16 && m.bits == 26)
+        );
     }
 
     #[test]

@@ -251,7 +251,8 @@ impl SentStore {
         // A copy kept again (the same message re-sent, e.g. an answer through a milter that
         // keeps what it sends) inherits the recipients and answers of the earlier copies, so
         // a challenge answered once cannot be answered again (review 19).
-        for e in entries.iter().filter(|e| e.key == key && e.path != path) {
+        // The copy at `path` itself too: kept again within the same second, it is overwritten.
+        for e in entries.iter().filter(|e| e.key == key) {
             if let Ok(old) = self.read(&e.path) {
                 for r in old.rcpts {
                     if !kept.rcpts.iter().any(|x| crate::bind::same_address(x, &r))
@@ -579,6 +580,16 @@ mod tests {
         store.mark_answered(&e, &rcpts(&["c@example.net"])).unwrap();
         let (_, again) = store.find(&digest, Some("1@example.org")).unwrap().unwrap();
         assert_eq!(again.answered, rcpts(&["B@Example.net", "c@example.net"]));
+        // Kept again within the same second (the same file name): the answers stay (review).
+        store
+            .keep("a@example.org", &rcpts(&["d@example.net"]), &m, 1001)
+            .unwrap();
+        let (_, again) = store.find(&digest, Some("1@example.org")).unwrap().unwrap();
+        assert_eq!(again.answered, rcpts(&["B@Example.net", "c@example.net"]));
+        assert_eq!(
+            again.rcpts,
+            rcpts(&["d@example.net", "c@example.net", "b@example.net"])
+        );
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("sent"))
             .unwrap()

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             let again = Challenge::issue(
                 KEY,
                 c.requirement.clone(),
+                c.from.clone(),
                 c.rcpts.clone(),
                 c.message_id.clone(),
                 c.digest,

@@ -42,7 +42,10 @@ pub struct ChallengeConfig {
     pub ttl: Duration,
     /// At most this many challenges per sender per [`ChallengeConfig::period`].
     pub per_sender: u32,
-    /// The period of the per-sender rate.
+    /// At most this many challenges per sender domain per [`ChallengeConfig::period`], so that
+    /// one domain's senders (any local part passes its SPF) cannot use up the hourly cap.
+    pub per_domain: u32,
+    /// The period of the per-sender and per-domain rates.
     pub period: Duration,
     /// The most senders the rate table tracks; when it is full of senders within their period,
     /// no challenge goes to a new one.
@@ -76,6 +79,8 @@ pub enum NoChallenge {
     Repeated,
     /// The sender had its share of challenges.
     SenderRate,
+    /// The sender's domain had its share of challenges.
+    DomainRate,
     /// The rate table is full.
     TableFull,
     /// The hourly cap is reached.
@@ -95,6 +100,7 @@ impl std::fmt::Display for NoChallenge {
             NoChallenge::Answered => f.write_str("it answers one of our challenges"),
             NoChallenge::Repeated => f.write_str("already challenged (a retry)"),
             NoChallenge::SenderRate => f.write_str("sender rate limit"),
+            NoChallenge::DomainRate => f.write_str("sender domain rate limit"),
             NoChallenge::TableFull => f.write_str("rate table full"),
             NoChallenge::HourlyCap => f.write_str("hourly cap reached"),
             NoChallenge::Recipients => write!(
@@ -186,7 +192,7 @@ impl Facts {
                 _ => Vec::new(),
             },
             auto: auto_submitted(msg, sender),
-            answered: carries_our_answer(msg, key, now),
+            answered: carries_our_answer(msg, sender, key, now),
             digest: crate::bind::body_digest(msg.body()),
             message_id: crate::sent::message_id_of(msg),
             unpaid,
@@ -259,18 +265,26 @@ pub fn auto_submitted(msg: &Message, sender: &str) -> Option<&'static str> {
 /// The most `Postage-Answer` fields read from one message.
 const MAX_ANSWER_FIELDS: usize = 4;
 
-/// Whether `msg` carries a `Postage-Answer` field whose MAC verifies under `key` (expired or
-/// not: the MAC says it is an answer to our own challenge).
-pub fn carries_our_answer(msg: &Message, key: &[u8], now: i64) -> bool {
+/// Whether `msg`, from the envelope sender `sender`, carries a `Postage-Answer` field whose MAC
+/// verifies under `key` (expired or not: the MAC says it is an answer to our own challenge) and
+/// that challenged this sender.
+pub fn carries_our_answer(msg: &Message, sender: &str, key: &[u8], now: i64) -> bool {
     msg.fields_named(ANSWER_FIELD)
         .take(MAX_ANSWER_FIELDS)
         .any(|f| match Challenge::parse(&f.value()) {
-            Ok(c) => matches!(
-                c.verify(key, now),
-                Ok(()) | Err(crate::challenge::ChallengeError::Expired(_))
-            ),
+            Ok(c) => ours(&c, sender, key, now),
             Err(_) => false,
         })
+}
+
+/// Whether `c` is a challenge of ours (its MAC under `key`, expired or not) to `sender`.
+fn ours(c: &Challenge, sender: &str, key: &[u8], now: i64) -> bool {
+    !sender.is_empty()
+        && c.from.eq_ignore_ascii_case(sender)
+        && matches!(
+            c.verify(key, now),
+            Ok(()) | Err(crate::challenge::ChallengeError::Expired(_))
+        )
 }
 
 /// How long the filter remembers a message delivered through an answer to one of its
@@ -294,8 +308,10 @@ pub struct Delivered {
 
 /// The delivery `msg` makes through an answer to one of our challenges: a `Postage-Answer`
 /// field whose MAC verifies under `key` (expired or not) and whose challenge names this very
-/// message (the same body digest and Message-ID), for the envelope recipients it names. `None`
-/// for any other message: an answer copied into another message proves nothing of it.
+/// message (the same body digest and Message-ID) and this envelope sender, for the envelope
+/// recipients it names. `None` for any other message: an answer copied into another message,
+/// or sent under another sender, proves nothing of it (else a co-recipient who knows the body
+/// could answer his own challenge under the sender's address and have its retries dropped).
 pub fn answered_delivery(
     msg: &Message,
     sender: &str,
@@ -312,13 +328,7 @@ pub fn answered_delivery(
         .fields_named(ANSWER_FIELD)
         .take(MAX_ANSWER_FIELDS)
         .filter_map(|f| Challenge::parse(&f.value()).ok())
-        .find(|c| {
-            matches!(
-                c.verify(key, now),
-                Ok(()) | Err(crate::challenge::ChallengeError::Expired(_))
-            ) && c.digest == digest
-                && c.message_id == message_id
-        })?;
+        .find(|c| ours(c, sender, key, now) && c.digest == digest && c.message_id == message_id)?;
     let rcpts: Vec<String> = rcpts
         .iter()
         .filter(|r| c.rcpts.iter().any(|x| x.eq_ignore_ascii_case(r)))
@@ -445,6 +455,7 @@ struct Answered {
 
 struct State {
     rates: RateTable,
+    domain_rates: RateTable,
     recent: Recent,
     answered: Answered,
     hour: i64,
@@ -463,6 +474,11 @@ impl Challenger {
         let state = State {
             rates: RateTable::new(
                 config.per_sender,
+                config.period.as_secs() as i64,
+                config.max_senders,
+            ),
+            domain_rates: RateTable::new(
+                config.per_domain,
                 config.period.as_secs() as i64,
                 config.max_senders,
             ),
@@ -584,6 +600,11 @@ impl Challenger {
         if st.this_hour >= self.config.per_hour {
             return Err(NoChallenge::HourlyCap);
         }
+        let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
+        st.domain_rates.allow(domain, now).map_err(|e| match e {
+            NoChallenge::SenderRate => NoChallenge::DomainRate,
+            other => other,
+        })?;
         st.rates.allow(&sender, now)?;
         st.recent.insert(pair);
         st.this_hour += 1;
@@ -602,6 +623,7 @@ impl Challenger {
         let challenge = Challenge::issue(
             &c.key,
             req.clone(),
+            facts.sender.clone(),
             facts.unpaid.clone(),
             facts.message_id.clone(),
             facts.digest,
@@ -928,6 +950,7 @@ mod tests {
             key: vec![7; 32],
             ttl: Duration::from_secs(3 * 86_400),
             per_sender: 2,
+            per_domain: 10,
             period: Duration::from_secs(3600),
             max_senders: 10,
             per_hour: 3,
@@ -986,6 +1009,26 @@ mod tests {
         assert_eq!(ch.decide(&f, 3601), Err(NoChallenge::Recipients));
     }
 
+    /// Review: one domain's senders (any local part passes its SPF) cannot use up the hourly
+    /// cap for every other sender.
+    #[test]
+    fn one_domain_cannot_use_up_the_hourly_cap() {
+        let mut config = key_file_config(vec![]);
+        config.per_hour = 5;
+        config.per_domain = 3;
+        config.per_sender = 3;
+        let ch = Challenger::new(config);
+        for (i, local) in ["a", "b", "c"].iter().enumerate() {
+            let f = facts(&format!("{local}@evil.example"), i as u8);
+            assert_eq!(ch.decide(&f, 10), Ok(()), "{local}");
+        }
+        assert_eq!(
+            ch.decide(&facts("d@EVIL.example", 9), 10),
+            Err(NoChallenge::DomainRate)
+        );
+        assert_eq!(ch.decide(&facts("ok@good.example", 10), 10), Ok(()));
+    }
+
     /// A retry of an original that an answer delivered: recognised only for that sender, body
     /// and Message-ID, only for the recipients the answer paid, and only with our own MAC.
     #[test]
@@ -995,10 +1038,11 @@ mod tests {
         let original = parse(head);
         let digest = crate::bind::body_digest(original.body());
         let rcpts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let answer = |key: &[u8], id: Option<&str>, digest: [u8; 32]| {
+        let answer_from = |from: &str, key: &[u8], id: Option<&str>, digest: [u8; 32]| {
             let c = Challenge::issue(
                 key,
                 requirement(16, &[]),
+                from.to_owned(),
                 rcpts(&["bob@example.net", "carol@example.net"]),
                 id.map(str::to_owned),
                 digest,
@@ -1007,10 +1051,21 @@ mod tests {
             .unwrap();
             parse(&format!("{ANSWER_FIELD}: {c}\r\n{head}"))
         };
+        let answer = |key: &[u8], id: Option<&str>, digest: [u8; 32]| {
+            answer_from("a@example.org", key, id, digest)
+        };
         let sent = rcpts(&["Bob@example.net", "dave@example.net"]);
         let ours = answer(&[7; 32], Some("m1@example.org"), digest);
-        // An answer under another key, for another body or another Message-ID: nothing.
+        // An answer under another key, for another body or another Message-ID, or to a
+        // challenge of another sender (a co-recipient's, sent under this sender's address):
+        // nothing.
         for other in [
+            answer_from(
+                "mallory@example.com",
+                &[7; 32],
+                Some("m1@example.org"),
+                digest,
+            ),
             answer(&[8; 32], Some("m1@example.org"), digest),
             answer(&[7; 32], Some("m2@example.org"), digest),
             answer(&[7; 32], Some("m1@example.org"), [1; 32]),
@@ -1104,9 +1159,17 @@ mod tests {
             format!("Postage-Answer: {c}\r\nFrom: a@example.org\r\n\r\nx\r\n").into_bytes(),
         )
         .unwrap();
-        assert!(carries_our_answer(&answer, &[7; 32], 0));
-        assert!(carries_our_answer(&answer, &[7; 32], i64::MAX));
-        assert!(!carries_our_answer(&answer, &[8; 32], 0));
+        assert!(carries_our_answer(&answer, "A@example.org", &[7; 32], 0));
+        assert!(carries_our_answer(
+            &answer,
+            "a@example.org",
+            &[7; 32],
+            i64::MAX
+        ));
+        assert!(!carries_our_answer(&answer, "a@example.org", &[8; 32], 0));
+        // Another sender's answer is not one for this sender.
+        assert!(!carries_our_answer(&answer, "b@example.org", &[7; 32], 0));
+        assert!(!carries_our_answer(&answer, "", &[7; 32], 0));
     }
 
     #[test]

@@ -746,7 +746,12 @@ mod tests {
         // stamp for a long address does not fit on a header line and the whole message (every
         // other recipient's stamp too) would fail.
         let (table, _clock, cache) = setup();
-        table.txt("evil.example", &["v=PB1; bits=14; parts=64"], 300);
+        // (Another family than the sender's: for its own, the operator's parts are kept.)
+        table.txt(
+            "evil.example",
+            &["v=PB1; bits=14; alg=blake3; parts=64"],
+            300,
+        );
         let configured = MintRequest::new("-").bits(10).parts(16);
         let long = format!("{}@evil.example", "x".repeat(400));
         let rcpts = vec![long.clone(), "short@evil.example".to_owned()];
@@ -756,7 +761,10 @@ mod tests {
             "the long address kept the policy's 64 parts"
         );
         assert!(fits(&long, &reqs[0].1));
-        assert_eq!((reqs[1].1.bits, reqs[1].1.parts), (14, 64));
+        assert_eq!(
+            (reqs[1].1.alg, reqs[1].1.bits, reqs[1].1.parts),
+            (crate::Algorithm::Blake3, 14, 64)
+        );
         assert!(
             matches!(devs[..], [Deviation::Unmintable { parts: 64, .. }]),
             "{devs:?}"

@@ -760,7 +760,11 @@ fn the_originals_retries_after_the_answer_are_never_delivered_twice(site: &Site,
     c.args(["stamp", "--bits", "16", "--only-rcpt"])
         .args(["--rcpt", "dave@example.net"]);
     let out = pipe(c, stamped.as_bytes());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let retry = String::from_utf8(out.stdout).unwrap();
     let r = send(
         site.mx_challenge,

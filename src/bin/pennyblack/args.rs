@@ -113,10 +113,11 @@ See the README for Postfix and Sendmail configuration.";
 #[cfg(feature = "milter")]
 const ANSWER_EXAMPLES: &str = "\
 Examples:
-  pennyblack answer --sent /var/lib/pennyblack/sent --smtp 127.0.0.1:25 \\
+  pennyblack answer --sent /var/lib/pennyblack/sent --smtp 127.0.0.1:10025 \\
       --domain example.org --sign s1:/etc/pennyblack/s1.pem < challenge.eml
 
-The challenge must be DKIM-signed by the domain of every recipient it names (or a parent of
+--smtp names a port without the outbound milter (else it stamps the answer again). The
+challenge names the envelope sender it went to, and must be DKIM-signed by the domain of every recipient it names (or a parent of
 it), covering its Postage-Challenge field; not expired; for a message kept in --sent (by
 `milter --keep-sent` or `stamp --keep-sent`) to those recipients. Each (message, recipient) is
 answered once: the message is re-sent as it was kept, with a Postage-Answer field (the
@@ -794,7 +795,7 @@ pub struct MilterArgs {
     pub authserv_id: Option<String>,
     /// Refuse messages without a valid stamp of at least BITS (default: only add headers). A
     /// memory-hard stamp (argon2id, equix) pays when it meets its family's --min-value instead.
-    #[arg(long, value_name = "BITS", help_heading = "Inbound: checks")]
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(1..=128), help_heading = "Inbound: checks")]
     pub reject_below: Option<u32>,
     /// How --reject-below refuses: tempfail (451 4.7.1: the sender's server retries, and can
     /// meet the requirement the reply states) or reject (550 5.7.1: a bounce). The reply reads
@@ -835,6 +836,15 @@ pub struct MilterArgs {
     /// tracked, and when all are within their period no challenge goes to a new one.
     #[arg(long, default_value = "3/1h", value_parser = parse_rate, value_name = "N/PERIOD", help_heading = "Inbound: postage challenges")]
     pub challenge_rate: (u32, std::time::Duration),
+    /// At most N challenges per sender domain in the --challenge-rate period, all its
+    /// addresses together (any local part of a domain passes its SPF).
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "N",
+        help_heading = "Inbound: postage challenges"
+    )]
+    pub challenge_domain_rate: u32,
     /// At most this many challenges an hour, all senders together.
     #[arg(
         long,

@@ -140,6 +140,13 @@ pub fn run(a: AnswerArgs) -> Result<Exit> {
             challenge.message_id.as_deref().unwrap_or("none")
         ));
     };
+    // The challenge names the envelope sender it went to: the kept message's, or it is not ours.
+    if !same_address(&kept.sender, &challenge.from) {
+        return ignored(format!(
+            "it challenges <{}>, and that message was sent as <{}>",
+            challenge.from, kept.sender
+        ));
+    }
     if let Some(r) = challenge
         .rcpts
         .iter()

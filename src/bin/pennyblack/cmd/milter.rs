@@ -104,6 +104,20 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".to_owned()),
     };
+    // Refusals and challenges state the requirement in the policy syntax, where a value is 1
+    // to 128: one outside it would be a requirement no sender's software can read.
+    if a.reject_below.is_some()
+        && let Some((alg, v)) = a
+            .policy
+            .min_value
+            .iter()
+            .find(|(_, v)| !(1..=128).contains(v))
+    {
+        bail!(
+            "--min-value {alg}={v}: with --reject-below a value is 1 to 128 (the refusal states \
+             it in the postage policy syntax)"
+        );
+    }
     let challenges = challenger(&a, &authserv_id)?;
     let inbound = Inbound {
         tickets,
@@ -230,6 +244,7 @@ fn challenger(
         key,
         ttl: a.challenge_ttl,
         per_sender,
+        per_domain: a.challenge_domain_rate,
         period,
         max_senders: 10_000,
         per_hour: a.challenge_per_hour,
