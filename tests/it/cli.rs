@@ -923,3 +923,36 @@ fn equix_needs_its_feature() {
         err(&o)
     );
 }
+
+/// The milter states its requirement in the postage policy syntax (values 1 to 128): a value
+/// outside it is refused at start, never stated in refusals no sender's software can read.
+#[test]
+fn the_milter_refuses_a_requirement_it_could_not_state() {
+    let o = run(
+        &[
+            "milter",
+            "--listen",
+            "inet:127.0.0.1:0",
+            "--reject-below",
+            "0",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 3, "{}", err(&o));
+    assert!(err(&o).contains("not in 1..=128"), "{}", err(&o));
+    let o = run(
+        &[
+            "milter",
+            "--listen",
+            "inet:127.0.0.1:0",
+            "--no-spent",
+            "--reject-below",
+            "16",
+            "--min-value",
+            "argon2id=200",
+        ],
+        b"",
+    );
+    assert_eq!(code(&o), 3, "{}", err(&o));
+    assert!(err(&o).contains("a value is 1 to 128"), "{}", err(&o));
+}
