@@ -286,7 +286,17 @@ impl PolicyCache {
                 reason: LookupError::Temporary("no time left to look it up".into()),
             });
         }
+        let started = Instant::now();
         let answer = lookup_policy(self.source.as_ref(), &key, timeout);
+        // A failure because our own deadline ran out (slow domains before it in the same
+        // message used the time) says nothing of this domain: not kept, else every sender to
+        // it would mint the configured cost for a minute (review). A failure of the source
+        // within the time it had (its own timeout, SERVFAIL) is kept, as the table says.
+        if matches!(answer, Published::TempError { .. })
+            && timeout.is_some_and(|t| started.elapsed() >= t)
+        {
+            return Ok(answer);
+        }
         let expires = self
             .clock
             .now()
@@ -619,6 +629,49 @@ mod tests {
 
     fn advance(clock: &TestClock, secs: i64) {
         clock.0.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// A source that answers only after its own second: a shorter wait runs out first.
+    struct Slow(AtomicI64);
+    impl TxtSource for Slow {
+        fn txt_with_ttl(&self, _: &str, timeout: Option<Duration>) -> TxtAnswer {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let own = Duration::from_millis(200);
+            match timeout {
+                Some(t) if t < own => {
+                    std::thread::sleep(t);
+                    Err(LookupError::Temporary("no answer in time".into()))
+                }
+                _ => Ok((vec!["v=PB1; bits=14".into()], 300)),
+            }
+        }
+    }
+
+    /// Review: a lookup cut short by the message's own deadline is not kept as a failure.
+    #[test]
+    fn a_lookup_cut_short_by_the_deadline_is_not_cached() {
+        let slow = Arc::new(Slow(AtomicI64::new(0)));
+        let cache = PolicyCache::new(slow.clone());
+        let a = cache
+            .lookup("example.net", Some(Duration::from_millis(5)))
+            .unwrap();
+        assert!(matches!(a, Published::TempError { .. }), "{a:?}");
+        let a = cache.lookup("example.net", None).unwrap();
+        assert_eq!(a.requirement(), Some(&Requirement::bits(14)));
+        assert_eq!(slow.0.load(Ordering::SeqCst), 2);
+        // A failure of the source within the time it had is kept (FAILURE_TTL).
+        let (table, _clock, cache) = setup();
+        table.set(
+            "_postage.down.example",
+            Err(LookupError::Temporary("SERVFAIL".into())),
+        );
+        for _ in 0..2 {
+            let a = cache
+                .lookup("down.example", Some(Duration::from_secs(5)))
+                .unwrap();
+            assert!(matches!(a, Published::TempError { .. }), "{a:?}");
+        }
+        assert_eq!(table.asked(), 1);
     }
 
     #[test]
