@@ -76,9 +76,18 @@ pub enum DomainError {
     BadLabel(String),
 }
 
-/// The domain as the cache keys it: ASCII lower case, without a final dot; refused when it
-/// is no host name (see [`DomainError`]).
+/// The domain as the cache keys it: ASCII lower case, without a final dot, an
+/// internationalized name in its `xn--` form (UTS 46); refused when it is no host name (see
+/// [`DomainError`]).
 pub fn normalize_domain(domain: &str) -> Result<String, DomainError> {
+    let ascii;
+    let domain = if domain.is_ascii() {
+        domain
+    } else {
+        ascii = idna::domain_to_ascii(domain)
+            .map_err(|_| DomainError::BadLabel(domain.chars().take(64).collect()))?;
+        ascii.as_str()
+    };
     let d = domain.strip_suffix('.').unwrap_or(domain);
     if d.is_empty() {
         return Err(DomainError::Empty);
@@ -674,6 +683,24 @@ mod tests {
         assert_eq!(table.asked(), 1);
     }
 
+    /// Review: a recipient at an internationalized domain gets its `xn--` name's policy.
+    #[test]
+    fn a_u_label_domain_follows_its_a_label_policy() {
+        assert_eq!(
+            normalize_domain("Bücher.Example.").as_deref(),
+            Ok("xn--bcher-kva.example")
+        );
+        assert!(normalize_domain("a\u{0}b.example").is_err());
+        let (table, _clock, cache) = setup();
+        table.txt("xn--bcher-kva.example", &["v=PB1; bits=14"], 300);
+        let a = cache.lookup("bücher.example", None).unwrap();
+        assert_eq!(a.requirement(), Some(&Requirement::bits(14)));
+        let configured = MintRequest::new("-").bits(10);
+        let (reqs, devs) =
+            requests_for(&cache, &["anna@BÜCHER.example".to_owned()], &configured, 16, None);
+        assert_eq!(reqs[0].1.bits, 14, "{devs:?}");
+    }
+
     #[test]
     fn a_policy_is_kept_for_its_ttl_then_asked_again() {
         let (table, clock, cache) = setup();
@@ -896,7 +923,8 @@ mod tests {
             ".example",
             "[192.0.2.1]",
             "exa mple.net",
-            "b\u{fc}cher.example",
+            "b\u{fc}cher .example",
+            "\u{2024}.example",
             "x.example/../y",
             long_label.as_str(),
             long_name.as_str(),

@@ -28,8 +28,11 @@ fn refused(why: impl std::fmt::Display) -> Result<Exit> {
 
 /// Whether `signer` (a DKIM `d=`) is `domain` or a parent of it (two labels at least).
 fn aligned(signer: &str, domain: &str) -> bool {
-    let s = signer.trim_end_matches('.').to_ascii_lowercase();
-    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    // Both in their ASCII (`xn--`) form: d= is one, a recipient's domain may not be.
+    let ascii = |n: &str| pennyblack::policy::lookup::normalize_domain(n).ok();
+    let (Some(s), Some(d)) = (ascii(signer), ascii(domain)) else {
+        return false;
+    };
     s.contains('.')
         && (d == s
             || d.strip_suffix(s.as_str())
@@ -240,6 +243,7 @@ mod tests {
         assert!(!aligned("example.net", "badexample.net"));
         assert!(!aligned("net", "example.net"));
         assert!(!aligned("mx.example.net", "example.net"));
+        assert!(aligned("xn--bcher-kva.example", "mx.Bücher.example"));
         assert_eq!(crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
     }
 }
