@@ -343,8 +343,14 @@ pub fn answered_delivery(
 }
 
 /// The requirement the filter states in its refusals and challenges: `bits` for the hash
-/// families, and each `--min-value` as a value of its family.
-pub fn requirement(bits: u32, min_value: &[(crate::Algorithm, u32)]) -> Requirement {
+/// families, each `--min-value` as a value of its family, and with Argon2id among them the
+/// least memory the verifier takes (`mem=`, else a sender following the statement exactly
+/// would still be refused).
+pub fn requirement(
+    bits: u32,
+    min_value: &[(crate::Algorithm, u32)],
+    min_memory_kib: u32,
+) -> Requirement {
     let mut req = Requirement::bits(bits);
     req.algs = vec![Family::Sha256, Family::Blake3, Family::Sha1];
     for &(alg, v) in min_value {
@@ -355,6 +361,9 @@ pub fn requirement(bits: u32, min_value: &[(crate::Algorithm, u32)]) -> Requirem
         if !req.algs.contains(&f) {
             req.algs.push(f);
         }
+    }
+    if req.algs.contains(&Family::Argon2id) {
+        req.memory_kib = Some(min_memory_kib.clamp(8, crate::Argon2Params::MAX_MEMORY_KIB));
     }
     req
 }
@@ -1041,7 +1050,7 @@ mod tests {
         let answer_from = |from: &str, key: &[u8], id: Option<&str>, digest: [u8; 32]| {
             let c = Challenge::issue(
                 key,
-                requirement(16, &[]),
+                requirement(16, &[], 1024),
                 from.to_owned(),
                 rcpts(&["bob@example.net", "carol@example.net"]),
                 id.map(str::to_owned),
@@ -1123,7 +1132,7 @@ mod tests {
         let key = SigningKey::generate(crate::dkim::keys::KeyKind::Ed25519, 0).unwrap();
         let record = key.public_record().unwrap();
         let ch = Challenger::new(key_file_config(vec![("s1".into(), key)]));
-        let req = requirement(16, &[]);
+        let req = requirement(16, &[], 1024);
         let (bytes, id) = ch
             .compose(&facts("a@example.org", 1), &req, 1_800_000_000)
             .unwrap();
@@ -1180,12 +1189,22 @@ mod tests {
                 (crate::Algorithm::ARGON2ID, 8),
                 (crate::Algorithm::Sha256, 20),
             ],
+            1024,
         );
         let text = r.to_string();
         assert_eq!(
             text,
-            "v=PB1; bits=16; alg=sha256,blake3,sha1,argon2id; argon2id=8; sha256=20"
+            "v=PB1; bits=16; alg=sha256,blake3,sha1,argon2id; argon2id=8; sha256=20; mem=1024"
         );
+        // Without a memory-hard family, no mem=; every statement parses back (review).
+        assert_eq!(
+            requirement(16, &[], 1024).to_string(),
+            "v=PB1; bits=16; alg=sha256,blake3,sha1"
+        );
+        for (bits, v, mem) in [(1, 1, 0), (128, 128, u32::MAX), (16, 8, 4)] {
+            let r = requirement(bits, &[(crate::Algorithm::ARGON2ID, v)], mem);
+            assert_eq!(Requirement::parse(&r.to_string()), Ok(r));
+        }
         let back = crate::policy::requirement_in_reply(&format!(
             "4.7.1 postage required [{text}] for 1 of 1 recipient(s)"
         ))

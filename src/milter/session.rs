@@ -732,7 +732,11 @@ impl Session {
         if let Some(min) = inb.reject_below
             && (!paid || recipients == 0)
         {
-            let req = super::challenge::requirement(min, &inb.policy.min_value);
+            let req = super::challenge::requirement(
+                min,
+                &inb.policy.min_value,
+                inb.policy.min_memory_kib,
+            );
             if let (Some(ch), Some(facts)) = (&inb.challenges, facts) {
                 ch.consider(&shared, &qid, facts, req.clone());
             }
