@@ -34,6 +34,8 @@ pub struct SentLimits {
     pub max_messages: usize,
     /// The largest message kept, in bytes; larger ones are not kept (default 10 MiB).
     pub max_message_size: usize,
+    /// The most bytes all kept files hold together; the oldest go first (default 1 GiB).
+    pub max_total_bytes: u64,
 }
 
 impl Default for SentLimits {
@@ -42,6 +44,7 @@ impl Default for SentLimits {
             keep_for: 3 * 86_400,
             max_messages: 10_000,
             max_message_size: 10 << 20,
+            max_total_bytes: 1 << 30,
         }
     }
 }
@@ -134,6 +137,7 @@ pub struct Entry {
     pub path: PathBuf,
     time: i64,
     key: String,
+    size: u64,
 }
 
 /// The folder's lock, held until dropped.
@@ -246,7 +250,8 @@ impl SentStore {
         };
         let _lock = self.lock()?;
         let key = key_of(&kept.digest, kept.message_id.as_deref());
-        let mut entries = self.prune_locked(now, 1)?;
+        let bytes = encode(&kept);
+        let mut entries = self.prune_locked(now, 1, bytes.len() as u64)?;
         let path = self.dir.join(format!("{now:011}-{key}.sent"));
         // A copy kept again (the same message re-sent, e.g. an answer through a milter that
         // keeps what it sends) inherits the recipients and answers of the earlier copies, so
@@ -334,7 +339,7 @@ impl SentStore {
     pub fn prune(&self, now: i64) -> Result<usize, SentError> {
         let _lock = self.lock()?;
         let before = self.entries()?.len();
-        let after = self.prune_locked(now, 0)?.len();
+        let after = self.prune_locked(now, 0, 0)?.len();
         Ok(before - after)
     }
 
@@ -357,10 +362,12 @@ impl SentStore {
             if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
                 continue;
             }
+            let size = d.metadata().map_or(0, |m| m.len());
             out.push(Entry {
                 path: d.path(),
                 time,
                 key: key.to_owned(),
+                size,
             });
         }
         out.sort_by(|a, b| (a.time, &a.path).cmp(&(b.time, &b.path)));
@@ -368,9 +375,14 @@ impl SentStore {
     }
 
     /// Removes entries older than `keep_for`, then the oldest until `room` more fit under
-    /// `max_messages`, and temporary files left by a crash over an hour ago. Returns what is
-    /// left, oldest first.
-    fn prune_locked(&self, now: i64, room: usize) -> Result<Vec<Entry>, SentError> {
+    /// `max_messages` and `room_bytes` more under `max_total_bytes`, and temporary files left
+    /// by a crash over an hour ago. Returns what is left, oldest first.
+    fn prune_locked(
+        &self,
+        now: i64,
+        room: usize,
+        room_bytes: u64,
+    ) -> Result<Vec<Entry>, SentError> {
         let mut entries = self.entries()?;
         let oldest_kept = now.saturating_sub(self.limits.keep_for);
         let mut left = Vec::with_capacity(entries.len());
@@ -388,6 +400,15 @@ impl SentStore {
                 let _ = std::fs::remove_file(&e.path);
             }
         }
+        let budget = self.limits.max_total_bytes.saturating_sub(room_bytes);
+        let mut total: u64 = left.iter().map(|e| e.size).sum();
+        let mut gone = 0;
+        while total > budget && gone < left.len() {
+            let _ = std::fs::remove_file(&left[gone].path);
+            total -= left[gone].size;
+            gone += 1;
+        }
+        left.drain(..gone);
         for d in std::fs::read_dir(&self.dir)?.flatten() {
             let stale = d
                 .file_name()
@@ -618,6 +639,7 @@ mod tests {
             keep_for: 100,
             max_messages: 3,
             max_message_size: 200,
+            max_total_bytes: 1 << 20,
         };
         let store = SentStore::open(dir.path(), limits).unwrap();
         let r = rcpts(&["b@example.net"]);
@@ -657,6 +679,30 @@ mod tests {
                 Err(SentError::Unrepresentable(_))
             ));
         }
+    }
+
+    /// Review: the folder holds at most its byte budget, the oldest messages going first.
+    #[test]
+    fn the_store_holds_at_most_its_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = SentLimits {
+            max_total_bytes: 2000,
+            ..SentLimits::default()
+        };
+        let store = SentStore::open(dir.path(), limits).unwrap();
+        let r = rcpts(&["b@example.net"]);
+        for i in 0..10 {
+            store
+                .keep("a@x", &r, &msg(&format!("{i}@x"), &"y".repeat(400)), 1000 + i)
+                .unwrap();
+            let e = store.entries().unwrap();
+            let total: u64 = e.iter().map(|e| e.size).sum();
+            assert!(total <= 2000, "{total} bytes after {i}");
+            assert_eq!(e.last().unwrap().time, 1000 + i, "the newest is kept");
+        }
+        let e = store.entries().unwrap();
+        assert!(e.len() >= 3 && e.len() < 10, "{}", e.len());
+        assert!(e.windows(2).all(|w| w[1].time == w[0].time + 1), "oldest went first");
     }
 
     #[test]
