@@ -693,7 +693,12 @@ mod tests {
         let r = rcpts(&["b@example.net"]);
         for i in 0..10 {
             store
-                .keep("a@x", &r, &msg(&format!("{i}@x"), &"y".repeat(400)), 1000 + i)
+                .keep(
+                    "a@x",
+                    &r,
+                    &msg(&format!("{i}@x"), &"y".repeat(400)),
+                    1000 + i,
+                )
                 .unwrap();
             let e = store.entries().unwrap();
             let total: u64 = e.iter().map(|e| e.size).sum();
@@ -702,7 +707,10 @@ mod tests {
         }
         let e = store.entries().unwrap();
         assert!(e.len() >= 3 && e.len() < 10, "{}", e.len());
-        assert!(e.windows(2).all(|w| w[1].time == w[0].time + 1), "oldest went first");
+        assert!(
+            e.windows(2).all(|w| w[1].time == w[0].time + 1),
+            "oldest went first"
+        );
     }
 
     #[test]

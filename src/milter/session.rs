@@ -197,6 +197,20 @@ impl Session {
                 return Ok(ModificationResponse::empty_continue());
             }
         };
+        // `pennyblack answer` re-sending a message for a postage challenge stamped and signed it
+        // as the challenge asked: stamping it again here would double the sender's work under
+        // this relay's own policy (review), and it is kept already.
+        if msg
+            .fields_named(crate::challenge::ANSWER_FIELD)
+            .next()
+            .is_some()
+        {
+            shared.log(
+                &qid,
+                format_args!("outbound ({why}): an answer to a postage challenge, passed as it is"),
+            );
+            return Ok(ModificationResponse::empty_continue());
+        }
         let rcpts = std::mem::take(&mut self.msg.rcpts);
         let to_keep = out
             .keep_sent

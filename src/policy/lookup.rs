@@ -696,8 +696,13 @@ mod tests {
         let a = cache.lookup("bücher.example", None).unwrap();
         assert_eq!(a.requirement(), Some(&Requirement::bits(14)));
         let configured = MintRequest::new("-").bits(10);
-        let (reqs, devs) =
-            requests_for(&cache, &["anna@BÜCHER.example".to_owned()], &configured, 16, None);
+        let (reqs, devs) = requests_for(
+            &cache,
+            &["anna@BÜCHER.example".to_owned()],
+            &configured,
+            16,
+            None,
+        );
         assert_eq!(reqs[0].1.bits, 14, "{devs:?}");
     }
 

@@ -405,6 +405,29 @@ fn milter_raises_a_stamp_to_what_the_recipient_domain_asks() {
         "{log}"
     );
     assert!(!log.contains("secret"), "a Bcc address in the log: {log}");
+    // An answer to a postage challenge, re-sent by `pennyblack answer` through this relay:
+    // stamped already as the challenge asked, it is not stamped (nor signed) again (review).
+    let mut c = proto::Client::connect(port);
+    c.smtp_connect("192.0.2.10");
+    c.macros(b'M', &[("{auth_authen}", "alice"), ("i", "Q2")]);
+    let r = c.message(
+        "alice@example.org",
+        &["bob@asks14.example"],
+        &[
+            ("Postage-Answer", "v=PB1; bits=14; from=alice@example.org; rcpt=bob@asks14.example; msg=x; exp=1; mac=x"),
+            ("X-Hashcash", "1:14:261206:bob@asks14.example::x:0"),
+            ("From", "alice@example.org"),
+            ("To", "bob@asks14.example"),
+        ],
+        b"Hello.\r\n",
+    );
+    c.quit();
+    assert!(r.added_named("X-Hashcash").is_empty(), "{r:?}");
+    let log = m.log();
+    assert!(
+        log.contains("an answer to a postage challenge, passed as it is"),
+        "{log}"
+    );
     let mut m = m;
     m.terminate();
     assert!(m.wait_exit(std::time::Duration::from_secs(30)).success());

@@ -113,10 +113,10 @@ See the README for Postfix and Sendmail configuration.";
 #[cfg(feature = "milter")]
 const ANSWER_EXAMPLES: &str = "\
 Examples:
-  pennyblack answer --sent /var/lib/pennyblack/sent --smtp 127.0.0.1:10025 \\
+  pennyblack answer --sent /var/lib/pennyblack/sent --smtp 127.0.0.1:25 \\
       --domain example.org --sign s1:/etc/pennyblack/s1.pem < challenge.eml
 
---smtp names a port without the outbound milter (else it stamps the answer again). The
+The outbound milter passes the re-sent message as it is (it carries Postage-Answer). The
 challenge names the envelope sender it went to, and must be DKIM-signed by the domain of every recipient it names (or a parent of
 it), covering its Postage-Challenge field; not expired; for a message kept in --sent (by
 `milter --keep-sent` or `stamp --keep-sent`) to those recipients. Each (message, recipient) is
