@@ -32,6 +32,38 @@ pub fn cancel_on_interrupt(minter: &pennyblack::Minter) {
     let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
 }
 
+/// The DKIM signature requests of `keys` for `domain` at `now`.
+pub fn sign_requests<'a>(
+    domain: &'a str,
+    keys: &'a SelectorKeys,
+    canon: (pennyblack::dkim::Canon, pennyblack::dkim::Canon),
+    now: i64,
+) -> Vec<pennyblack::dkim::SignRequest<'a>> {
+    keys.iter()
+        .map(|(sel, key)| pennyblack::dkim::SignRequest {
+            domain,
+            selector: sel,
+            key,
+            canon,
+            time: now,
+        })
+        .collect()
+}
+
+/// A minter on `threads` threads that gives up after `deadline`, if any, and that Ctrl-C
+/// cancels ([`cancel_on_interrupt`]).
+pub fn interruptible_minter(
+    threads: usize,
+    deadline: Option<std::time::Duration>,
+) -> pennyblack::Minter {
+    let mut minter = pennyblack::Minter::new().threads(threads);
+    if let Some(d) = deadline {
+        minter = minter.deadline(d);
+    }
+    cancel_on_interrupt(&minter);
+    minter
+}
+
 /// Refuses a forced backend this CPU lacks for `alg`, naming the ones it has.
 pub fn require_backend(b: Backend, alg: Algorithm) -> Result<()> {
     Ok(b.require(alg)?)

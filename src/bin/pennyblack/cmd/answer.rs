@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use pennyblack::MintRequest;
 use pennyblack::bind::same_address;
 use pennyblack::challenge::{ANSWER_FIELD, CHALLENGE_FIELD, Challenge};
-use pennyblack::dkim::{self, DkimStatus, SignRequest};
+use pennyblack::dkim::{self, DkimStatus};
 use pennyblack::mail::{Message, format_field};
 use pennyblack::policy::{Family, Plan};
 use pennyblack::sent::{SentLimits, SentStore};
@@ -200,21 +200,9 @@ pub fn run(a: AnswerArgs) -> Result<Exit> {
     let original = Message::parse(crlf(&kept.raw)).context("the kept message")?;
     let answer = format_field(ANSWER_FIELD, &challenge.to_string(), original.eol());
     let with_answer = Message::parse(original.with_fields_on_top(&[answer]))?;
-    let signers: Vec<SignRequest<'_>> = keys
-        .iter()
-        .map(|(sel, key)| SignRequest {
-            domain: a.sign.domain.as_deref().unwrap_or(""),
-            selector: sel,
-            key,
-            canon,
-            time: now,
-        })
-        .collect();
-    let mut minter = pennyblack::Minter::new().threads(threads);
-    if let Some(d) = a.deadline {
-        minter = minter.deadline(d);
-    }
-    crate::cmd::cancel_on_interrupt(&minter);
+    let domain = a.sign.domain.as_deref().unwrap_or("");
+    let signers = crate::cmd::sign_requests(domain, &keys, canon, now);
+    let minter = crate::cmd::interruptible_minter(threads, a.deadline);
     let stamps =
         pennyblack::postage::stamp_fields(&with_answer, &todo, &request, &minter, &signers)?;
     let out = with_answer.with_fields_on_top(&stamps);

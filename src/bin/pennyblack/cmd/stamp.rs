@@ -6,7 +6,6 @@ use anyhow::{Context, Result, bail};
 use pennyblack::MintRequest;
 
 use crate::args::OnOff;
-use pennyblack::dkim::SignRequest;
 use pennyblack::mail::Message;
 use pennyblack::ticket::message::{attach_fields, ticket_recipients};
 use pennyblack::ticket::wallet::Wallet;
@@ -131,21 +130,8 @@ fn stamp_with(
     let requests = per_recipient(a, &stamped, request)?;
     let domain = a.sign.domain.as_deref().unwrap_or("");
     let (keys, canon) = (signing.keys, signing.canon);
-    let signers: Vec<SignRequest<'_>> = keys
-        .iter()
-        .map(|(sel, key)| SignRequest {
-            domain,
-            selector: sel,
-            key,
-            canon,
-            time: now,
-        })
-        .collect();
-    let mut minter = pennyblack::Minter::new().threads(threads);
-    if let Some(d) = a.deadline {
-        minter = minter.deadline(d);
-    }
-    crate::cmd::cancel_on_interrupt(&minter);
+    let signers = crate::cmd::sign_requests(domain, keys, canon, now);
+    let mut minter = crate::cmd::interruptible_minter(threads, a.deadline);
     let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     if progress {
         minter = minter.on_progress(std::time::Duration::from_secs(1), |p| {
