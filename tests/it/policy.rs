@@ -154,7 +154,7 @@ fn policy_refuses_a_bad_domain_before_any_lookup() {
     for bad in [
         "a..b",
         "[192.0.2.1]",
-        "b\u{fc}cher.example",
+        "b\u{fc}cher .example",
         &"a".repeat(64),
     ] {
         let out = pennyblack()
