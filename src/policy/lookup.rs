@@ -40,6 +40,8 @@ pub const NEGATIVE_TTL: u32 = 3_600;
 /// without asking again, so a dead server costs one timeout a minute per domain, not one per
 /// message.
 pub const FAILURE_TTL: u32 = 60;
+/// The most lookups one message makes at once ([`requests_for`]).
+pub const MAX_PARALLEL_LOOKUPS: usize = 8;
 /// The longest domain looked up, in octets: `_postage.` and it make at most 253.
 pub const MAX_DOMAIN_LEN: usize = 253 - "_postage.".len();
 
@@ -275,6 +277,16 @@ impl PolicyCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The fresh cached answer for `domain` (already normalized), if there is one.
+    fn fresh(&self, domain: &str) -> Option<Published> {
+        let now = self.clock.now();
+        self.lock()
+            .map
+            .get(domain)
+            .filter(|e| now < e.expires)
+            .map(|e| e.answer.clone())
+    }
+
     /// The policy of `domain`, from the cache while it is fresh, else from the source, waiting
     /// at most `timeout` (`Some(0)`: no time left, a [`Published::TempError`] that is not
     /// kept).
@@ -504,10 +516,59 @@ pub fn recipient_domain(address: &str) -> Option<&str> {
     a.rsplit_once('@').map(|(_, d)| d)
 }
 
+/// The answers for `domains` (normalized, distinct): from the cache, and the others looked up
+/// at once, at most [`MAX_PARALLEL_LOOKUPS`] at a time, each ending by `deadline`; so one slow
+/// domain does not use up the time of the others.
+fn answers_for(
+    cache: &PolicyCache,
+    domains: &[String],
+    deadline: Option<Instant>,
+) -> HashMap<String, Published> {
+    let mut answers: HashMap<String, Published> = HashMap::new();
+    let mut missing = Vec::new();
+    for d in domains {
+        match cache.fresh(d) {
+            Some(a) => {
+                answers.insert(d.clone(), a);
+            }
+            None => missing.push(d.clone()),
+        }
+    }
+    let ask = |d: &String| {
+        let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
+        let answer = cache
+            .lookup(d, timeout)
+            .expect("a normalized domain is valid");
+        (d.clone(), answer)
+    };
+    if missing.len() < 2 {
+        answers.extend(missing.iter().map(ask));
+        return answers;
+    }
+    for group in missing.chunks(MAX_PARALLEL_LOOKUPS) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = group.iter().map(|d| scope.spawn(|| ask(d))).collect();
+            for (d, h) in group.iter().zip(handles) {
+                let answer = h.join().unwrap_or_else(|_| {
+                    (
+                        d.clone(),
+                        Published::TempError {
+                            reason: LookupError::Temporary("the lookup failed".into()),
+                        },
+                    )
+                });
+                answers.insert(answer.0, answer.1);
+            }
+        });
+    }
+    answers
+}
+
 /// One mint request per recipient, each following its domain's policy from `cache` (each
-/// domain asked once; all lookups together end by `deadline`, after which the domains left get
-/// the configured cost, reported as a lookup failure), and the deviations, one per domain. A
-/// recipient without a domain that can be looked up gets the configured cost, unreported.
+/// domain asked once, up to [`MAX_PARALLEL_LOOKUPS`] at once; all lookups end by `deadline`,
+/// after which the domains left get the configured cost, reported as a lookup failure), and
+/// the deviations, one per domain. A recipient without a domain that can be looked up gets the
+/// configured cost, unreported.
 pub fn requests_for(
     cache: &PolicyCache,
     recipients: &[String],
@@ -515,6 +576,16 @@ pub fn requests_for(
     max_bits: u32,
     deadline: Option<Instant>,
 ) -> (Vec<(String, MintRequest)>, Vec<Deviation>) {
+    let mut domains: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in recipients {
+        if let Some(d) = recipient_domain(r).and_then(|d| normalize_domain(d).ok())
+            && seen.insert(d.clone())
+        {
+            domains.push(d);
+        }
+    }
+    let answers = answers_for(cache, &domains, deadline);
     let mut by_domain: HashMap<String, MintRequest> = HashMap::new();
     let mut deviations = Vec::new();
     let mut out = Vec::with_capacity(recipients.len());
@@ -526,11 +597,8 @@ pub fn requests_for(
         let req = match by_domain.get(&domain) {
             Some(req) => req.clone(),
             None => {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                let answer = cache
-                    .lookup(&domain, timeout)
-                    .expect("a normalized domain is valid");
-                let (req, deviation) = follow(&domain, &answer, configured, max_bits);
+                let answer = answers.get(&domain).expect("looked up above");
+                let (req, deviation) = follow(&domain, answer, configured, max_bits);
                 deviations.extend(deviation);
                 by_domain.insert(domain.clone(), req.clone());
                 req
@@ -654,6 +722,62 @@ mod tests {
                 _ => Ok((vec!["v=PB1; bits=14".into()], 300)),
             }
         }
+    }
+
+    /// A source on which each lookup waits (up to 5 s) until two have been under way at once,
+    /// and which counts the most under way at once.
+    #[derive(Default)]
+    struct Together {
+        now: std::sync::Mutex<usize>,
+        most: AtomicUsize,
+        woken: std::sync::Condvar,
+    }
+    impl TxtSource for Together {
+        fn txt_with_ttl(&self, name: &str, _: Option<Duration>) -> TxtAnswer {
+            let mut n = self.now.lock().unwrap();
+            *n += 1;
+            self.most.fetch_max(*n, Ordering::SeqCst);
+            self.woken.notify_all();
+            let (mut n, _) = self
+                .woken
+                .wait_timeout_while(n, Duration::from_secs(5), |_| {
+                    self.most.load(Ordering::SeqCst) < 2
+                })
+                .unwrap();
+            *n -= 1;
+            let bits = 10 + name.len() % 5;
+            Ok((vec![format!("v=PB1; bits={bits}")], 300))
+        }
+    }
+
+    /// One message's domains are looked up at once (so a slow one does not use up the time of
+    /// the others), each once, and the results land on their own recipients.
+    #[test]
+    fn a_messages_domains_are_looked_up_together() {
+        let source = Arc::new(Together::default());
+        let cache = PolicyCache::new(source.clone());
+        let rcpts: Vec<String> = [
+            "a@one.example",
+            "b@two.example",
+            "c@three.example",
+            "d@ONE.example",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let configured = MintRequest::new("-").bits(8);
+        let (reqs, devs) = requests_for(&cache, &rcpts, &configured, 26, None);
+        assert!(devs.is_empty(), "{devs:?}");
+        assert!(source.most.load(Ordering::SeqCst) >= 2, "one at a time");
+        for (r, req) in &reqs {
+            let name = format!(
+                "_postage.{}",
+                recipient_domain(r).unwrap().to_ascii_lowercase()
+            );
+            assert_eq!(req.bits as usize, 10 + name.len() % 5, "{r}");
+        }
+        assert_eq!(reqs.len(), 4);
+        assert_eq!(cache.len(), 3);
     }
 
     /// Review: a lookup cut short by the message's own deadline is not kept as a failure.
