@@ -308,6 +308,48 @@ fn pays_at(v: &Verdict, bits: u32) -> bool {
     }
 }
 
+/// The recipients among `requests` that `msg` already pays: a valid stamp bound to this message,
+/// naming the recipient, worth at least its request's bits (a memory-hard stamp: its value
+/// claimed and met). A sender's relay mints only for the others, so a message stamped before it
+/// (`pennyblack stamp`, or `pennyblack answer` re-sending for a challenge) is not paid twice.
+/// No stamp is recorded anywhere: this only looks.
+pub fn paid_already(msg: &Message, requests: &[(String, crate::MintRequest)]) -> Vec<String> {
+    if requests.is_empty() || msg.fields_named("X-Hashcash").next().is_none() {
+        return Vec::new();
+    }
+    let policy = crate::Policy {
+        min_bits: None,
+        resources: requests
+            .iter()
+            .map(|(r, _)| crate::ResourcePattern::address(r.as_str()))
+            .collect(),
+        require_binding: true,
+        ..crate::Policy::default()
+    };
+    let verifier = Verifier::new(policy);
+    let Ok(v) = check_message(
+        msg,
+        &verifier,
+        &dkim::KeyFile::default(),
+        &dkim::VerifyOptions::default(),
+        &CheckLimits::default(),
+    ) else {
+        return Vec::new();
+    };
+    requests
+        .iter()
+        .filter(|(r, req)| {
+            v.recipients.iter().enumerate().any(|(i, rv)| {
+                rv.address == *r
+                    && v.stamps.iter().any(|s| {
+                        s.pays == Some(i) && s.verdict.is_valid() && pays_at(&s.verdict, req.bits)
+                    })
+            })
+        })
+        .map(|(r, _)| r.clone())
+        .collect()
+}
+
 /// The outcome of a set of stamps for one recipient (or for the message without recipients).
 fn outcome_of<'a>(verdicts: impl Iterator<Item = &'a Verdict>) -> Outcome {
     let mut out = Outcome::None;

@@ -251,7 +251,7 @@ impl SentStore {
         let _lock = self.lock()?;
         let key = key_of(&kept.digest, kept.message_id.as_deref());
         let bytes = encode(&kept);
-        let mut entries = self.prune_locked(now, 1, bytes.len() as u64)?;
+        let mut entries = self.prune_locked(now, 1, bytes.len() as u64, Some(&key))?;
         let path = self.dir.join(format!("{now:011}-{key}.sent"));
         // A copy kept again (the same message re-sent, e.g. an answer through a milter that
         // keeps what it sends) inherits the recipients and answers of the earlier copies, so
@@ -339,7 +339,7 @@ impl SentStore {
     pub fn prune(&self, now: i64) -> Result<usize, SentError> {
         let _lock = self.lock()?;
         let before = self.entries()?.len();
-        let after = self.prune_locked(now, 0, 0)?.len();
+        let after = self.prune_locked(now, 0, 0, None)?.len();
         Ok(before - after)
     }
 
@@ -382,6 +382,7 @@ impl SentStore {
         now: i64,
         room: usize,
         room_bytes: u64,
+        keeping: Option<&str>,
     ) -> Result<Vec<Entry>, SentError> {
         let mut entries = self.entries()?;
         let oldest_kept = now.saturating_sub(self.limits.keep_for);
@@ -393,22 +394,31 @@ impl SentStore {
                 left.push(e);
             }
         }
+        // Over the count or the byte budget, the oldest go first; older copies of the message
+        // being kept stay (it replaces them, keeping their answers: review).
+        let same = |e: &Entry| keeping.is_some_and(|k| e.key == k);
         let max = self.limits.max_messages.saturating_sub(room);
-        if left.len() > max {
-            let excess = left.len() - max;
-            for e in left.drain(..excess) {
-                let _ = std::fs::remove_file(&e.path);
+        let mut i = 0;
+        while left.len() > max && i < left.len() {
+            if same(&left[i]) {
+                i += 1;
+                continue;
             }
+            let e = left.remove(i);
+            let _ = std::fs::remove_file(&e.path);
         }
         let budget = self.limits.max_total_bytes.saturating_sub(room_bytes);
-        let mut total: u64 = left.iter().map(|e| e.size).sum();
-        let mut gone = 0;
-        while total > budget && gone < left.len() {
-            let _ = std::fs::remove_file(&left[gone].path);
-            total -= left[gone].size;
-            gone += 1;
+        let mut total: u64 = left.iter().filter(|e| !same(e)).map(|e| e.size).sum();
+        let mut i = 0;
+        while total > budget && i < left.len() {
+            if same(&left[i]) {
+                i += 1;
+                continue;
+            }
+            let e = left.remove(i);
+            let _ = std::fs::remove_file(&e.path);
+            total -= e.size;
         }
-        left.drain(..gone);
         for d in std::fs::read_dir(&self.dir)?.flatten() {
             let stale = d
                 .file_name()

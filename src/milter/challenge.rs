@@ -401,6 +401,13 @@ impl RateTable {
 
     /// Whether `key` may have one more event at `now`; if so it is counted.
     pub fn allow(&mut self, key: &str, now: i64) -> Result<(), NoChallenge> {
+        self.check(key, now)?;
+        self.record(key, now);
+        Ok(())
+    }
+
+    /// Whether `key` may have one more event at `now`, counting nothing.
+    pub fn check(&mut self, key: &str, now: i64) -> Result<(), NoChallenge> {
         let since = now - self.period;
         if let Some(times) = self.keys.get_mut(key) {
             while times.front().is_some_and(|&t| t <= since) {
@@ -409,7 +416,6 @@ impl RateTable {
             if times.len() >= self.per as usize {
                 return Err(NoChallenge::SenderRate);
             }
-            times.push_back(now);
             return Ok(());
         }
         if self.keys.len() >= self.max_keys {
@@ -423,8 +429,12 @@ impl RateTable {
         if self.per == 0 {
             return Err(NoChallenge::SenderRate);
         }
-        self.keys.insert(key.to_owned(), VecDeque::from([now]));
         Ok(())
+    }
+
+    /// Counts one event of `key` at `now` (after [`RateTable::check`] allowed it).
+    pub fn record(&mut self, key: &str, now: i64) {
+        self.keys.entry(key.to_owned()).or_default().push_back(now);
     }
 }
 
@@ -527,9 +537,10 @@ impl Challenger {
         let until = now.saturating_add(ANSWERED_KEEP.as_secs() as i64);
         let key = (d.sender, d.digest);
         if let Some(entry) = a.map.get_mut(&key) {
+            // Recipients added, the first expiry kept: copies of the answer cannot keep the
+            // entry alive past ANSWERED_KEEP (review).
             if entry.0 == d.message_id {
                 entry.1.extend(d.rcpts);
-                entry.2 = until;
                 return;
             }
             a.order.retain(|k| k != &key);
@@ -609,12 +620,16 @@ impl Challenger {
         if st.this_hour >= self.config.per_hour {
             return Err(NoChallenge::HourlyCap);
         }
+        // Both rates are checked before either is counted: a challenge that does not go
+        // spends neither the sender's nor its domain's share (review).
         let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
-        st.domain_rates.allow(domain, now).map_err(|e| match e {
+        st.domain_rates.check(domain, now).map_err(|e| match e {
             NoChallenge::SenderRate => NoChallenge::DomainRate,
             other => other,
         })?;
-        st.rates.allow(&sender, now)?;
+        st.rates.check(&sender, now)?;
+        st.domain_rates.record(domain, now);
+        st.rates.record(&sender, now);
         st.recent.insert(pair);
         st.this_hour += 1;
         Ok(())
@@ -1036,6 +1051,19 @@ mod tests {
             Err(NoChallenge::DomainRate)
         );
         assert_eq!(ch.decide(&facts("ok@good.example", 10), 10), Ok(()));
+        // A sender refused for its own rate spends none of its domain's share.
+        let mut config = key_file_config(vec![]);
+        config.per_sender = 2;
+        config.per_domain = 3;
+        let ch = Challenger::new(config);
+        for i in 0..3u8 {
+            let _ = ch.decide(&facts("a@d.example", i), 10);
+        }
+        assert_eq!(
+            ch.decide(&facts("a@d.example", 7), 10),
+            Err(NoChallenge::SenderRate)
+        );
+        assert_eq!(ch.decide(&facts("b@d.example", 8), 10), Ok(()));
     }
 
     /// A retry of an original that an answer delivered: recognised only for that sender, body

@@ -99,6 +99,7 @@ impl miltr_server::Milter for Session {
             .merge_compatible(&theirs)
             .map_err(miltr_common::ProtocolError::CompatibilityError)?;
         self.leading_space = agreed.protocol.contains(Protocol::SMFIP_HDR_LEADSPC);
+        self.delete_rcpt = agreed.capabilities.contains(Capability::SMFIF_DELRCPT);
         Ok(agreed)
     }
 

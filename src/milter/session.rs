@@ -32,6 +32,8 @@ use crate::verify::{Policy, ResourcePattern, Verifier};
 pub struct Session {
     pub(super) shared: Arc<Shared>,
     pub(super) leading_space: bool,
+    /// Whether the MTA lets us remove recipients (SMFIF_DELRCPT was agreed).
+    pub(super) delete_rcpt: bool,
     pub(super) client: Option<IpAddr>,
     /// The HELO/EHLO name of the SMTP session.
     pub(super) helo: String,
@@ -74,6 +76,7 @@ impl Session {
         Session {
             shared,
             leading_space: false,
+            delete_rcpt: false,
             client: None,
             helo: String::new(),
             macros: HashMap::new(),
@@ -197,20 +200,6 @@ impl Session {
                 return Ok(ModificationResponse::empty_continue());
             }
         };
-        // `pennyblack answer` re-sending a message for a postage challenge stamped and signed it
-        // as the challenge asked: stamping it again here would double the sender's work under
-        // this relay's own policy (review), and it is kept already.
-        if msg
-            .fields_named(crate::challenge::ANSWER_FIELD)
-            .next()
-            .is_some()
-        {
-            shared.log(
-                &qid,
-                format_args!("outbound ({why}): an answer to a postage challenge, passed as it is"),
-            );
-            return Ok(ModificationResponse::empty_continue());
-        }
         let rcpts = std::mem::take(&mut self.msg.rcpts);
         let to_keep = out
             .keep_sent
@@ -274,17 +263,26 @@ impl Session {
                     time: now,
                 })
                 .collect();
-            // Tickets first (--wallet): for the recipients the header names, while they last;
+            // Recipients the message already pays with a valid stamp bound to it, worth what
+            // this relay would mint (`pennyblack answer` re-sending for a challenge, or `stamp`
+            // before submission), are not paid twice; the message is signed all the same.
+            let before = crate::postage::paid_already(&msg, &requests);
+            let unpaid: Vec<String> = rcpts
+                .iter()
+                .filter(|r| !before.contains(r))
+                .cloned()
+                .collect();
+            // Tickets next (--wallet): for the recipients the header names, while they last;
             // the message then carries them under its signatures.
-            let (msg, tickets, wallet_note) = with_tickets(out.wallet.as_ref(), msg, &rcpts, now);
+            let (msg, tickets, wallet_note) = with_tickets(out.wallet.as_ref(), msg, &unpaid, now);
             let requests: Vec<_> = requests
                 .into_iter()
-                .filter(|(r, _)| !tickets.paid.iter().any(|p| same_address(p, r)))
+                .filter(|(r, _)| {
+                    !before.contains(r) && !tickets.paid.iter().any(|p| same_address(p, r))
+                })
                 .collect();
             let stamped = match permit {
-                _ if requests.is_empty() && !tickets.fields.is_empty() => {
-                    sign_fields(&msg, &signers).map(|f| (f, 0))
-                }
+                _ if requests.is_empty() => sign_fields(&msg, &signers).map(|f| (f, 0)),
                 Some(_permit) => stamp_fields_each(&msg, &requests, &minter, &signers)
                     .map(|f| (f, requests.len())),
                 None => Err(crate::postage::StampError::Mint {
@@ -440,6 +438,7 @@ impl Session {
         let raw = self.raw_message();
         let rcpts = std::mem::take(&mut self.msg.rcpts);
         let worker_shared = Arc::clone(&shared);
+        let delete_rcpt = self.delete_rcpt;
         // SPF needs the client's address: a session without one (a local pickup) gets none.
         let sender = self.msg.sender.clone();
         let spf_request = self.client.map(|ip| crate::sender::SpfRequest {
@@ -480,6 +479,48 @@ impl Session {
                 now: inb.now.unwrap_or_else(crate::clock::unix_now),
                 ..inb.dkim
             };
+            // The MTA retrying an original we refused, after the sender's answer to our challenge
+            // delivered it: the recipients the answer paid have it, so this copy need not pay
+            // for them, and they are taken off it (never delivered to twice, never unpaid). Only
+            // when the MTA lets us remove recipients (else only a copy with none left, which is
+            // discarded), only for plain addresses (the MTA removes a recipient by its exact
+            // text), and never for a copy that carries an answer itself (the answer's own
+            // retry, if a later filter refused it, must be delivered, not dropped) (review).
+            let answer_now = crate::clock::unix_now();
+            let challenger = inb.challenges.as_ref();
+            let plain = |r: &str| {
+                r.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"\"()<>[]:;,\\".contains(&b))
+            };
+            let mut done: Vec<String> = match challenger {
+                Some(ch)
+                    if inb.reject_below.is_some()
+                        && ch.has_deliveries()
+                        && !super::challenge::carries_our_answer(
+                            &msg,
+                            &sender,
+                            ch.key(),
+                            answer_now,
+                        ) =>
+                {
+                    let had = ch.delivered_to(
+                        &sender,
+                        &crate::bind::body_digest(msg.body()),
+                        crate::sent::message_id_of(&msg).as_deref(),
+                        answer_now,
+                    );
+                    rcpts
+                        .iter()
+                        .filter(|r| plain(r) && had.iter().any(|d| d.eq_ignore_ascii_case(r)))
+                        .cloned()
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            if !delete_rcpt && done.len() < rcpts.len() {
+                done.clear();
+            }
+            let is_done = |r: &str| done.iter().any(|d| d == r);
             // Tickets pay for the recipients no stamp pays (at --reject-below, else --bits):
             // checked offline and cancelled online once, when the stamps' verdict is known.
             let ticket_bits = inb.reject_below.or(inb.bits).unwrap_or(0);
@@ -492,7 +533,10 @@ impl Session {
                     .get_or_insert_with(|| match &inb.tickets {
                         Some(t) => offline_tickets(
                             &msg,
-                            &v.unpaid_recipients(ticket_bits),
+                            &v.unpaid_recipients(ticket_bits)
+                                .into_iter()
+                                .filter(|r| !is_done(r))
+                                .collect::<Vec<_>>(),
                             &v.dkim,
                             &t.trusted,
                             ticket_now,
@@ -501,28 +545,6 @@ impl Session {
                     })
                     .clone()
             };
-            // The MTA retrying an original we refused, after the sender's answer to our challenge
-            // delivered it: the recipients the answer paid have it, so this copy need not pay
-            // for them, and they are taken off it (never delivered to twice, never unpaid).
-            let answer_now = crate::clock::unix_now();
-            let challenger = inb.challenges.as_ref();
-            let done: Vec<String> = match challenger {
-                Some(ch) if inb.reject_below.is_some() && ch.has_deliveries() => {
-                    let had = ch.delivered_to(
-                        &sender,
-                        &crate::bind::body_digest(msg.body()),
-                        crate::sent::message_id_of(&msg).as_deref(),
-                        answer_now,
-                    );
-                    rcpts
-                        .iter()
-                        .filter(|r| had.iter().any(|d| d.eq_ignore_ascii_case(r)))
-                        .cloned()
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            let is_done = |r: &str| done.iter().any(|d| d == r);
             let unpaid_of = |v: &crate::postage::MessageVerdict, min: u32| -> Vec<String> {
                 unpaid_with_tickets(v, min, &tickets_of(v))
                     .into_iter()

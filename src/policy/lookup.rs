@@ -40,6 +40,8 @@ pub const NEGATIVE_TTL: u32 = 3_600;
 /// without asking again, so a dead server costs one timeout a minute per domain, not one per
 /// message.
 pub const FAILURE_TTL: u32 = 60;
+/// A lookup that failed because the caller's deadline left it less than this is not cached.
+pub const MIN_FAILURE_WAIT: Duration = Duration::from_secs(1);
 /// The most lookups one message makes at once ([`requests_for`]).
 pub const MAX_PARALLEL_LOOKUPS: usize = 8;
 /// The longest domain looked up, in octets: `_postage.` and it make at most 253.
@@ -309,12 +311,13 @@ impl PolicyCache {
         }
         let started = Instant::now();
         let answer = lookup_policy(self.source.as_ref(), &key, timeout);
-        // A failure because our own deadline ran out (slow domains before it in the same
-        // message used the time) says nothing of this domain: not kept, else every sender to
-        // it would mint the configured cost for a minute (review). A failure of the source
-        // within the time it had (its own timeout, SERVFAIL) is kept, as the table says.
+        // A failure because our own deadline ran out with under a second left (other
+        // domains of the same message used the time) says little of this domain: not kept,
+        // else every sender to it would mint the configured cost for a minute (review). A
+        // failure within a wait of a second or more (a dead server, SERVFAIL) is kept, so a
+        // dead server costs one wait a minute, as the table says.
         if matches!(answer, Published::TempError { .. })
-            && timeout.is_some_and(|t| started.elapsed() >= t)
+            && timeout.is_some_and(|t| t < MIN_FAILURE_WAIT && started.elapsed() >= t)
         {
             return Ok(answer);
         }
@@ -547,8 +550,17 @@ fn answers_for(
     }
     for group in missing.chunks(MAX_PARALLEL_LOOKUPS) {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = group.iter().map(|d| scope.spawn(|| ask(d))).collect();
+            // A thread the system cannot make: that lookup runs here, after the others.
+            let handles: Vec<_> = group
+                .iter()
+                .map(|d| std::thread::Builder::new().spawn_scoped(scope, || ask(d)))
+                .collect();
             for (d, h) in group.iter().zip(handles) {
+                let Ok(h) = h else {
+                    let (d, a) = ask(d);
+                    answers.insert(d, a);
+                    continue;
+                };
                 let answer = h.join().unwrap_or_else(|_| {
                     (
                         d.clone(),

@@ -405,29 +405,210 @@ fn milter_raises_a_stamp_to_what_the_recipient_domain_asks() {
         "{log}"
     );
     assert!(!log.contains("secret"), "a Bcc address in the log: {log}");
-    // An answer to a postage challenge, re-sent by `pennyblack answer` through this relay:
-    // stamped already as the challenge asked, it is not stamped (nor signed) again (review).
-    let mut c = proto::Client::connect(port);
-    c.smtp_connect("192.0.2.10");
-    c.macros(b'M', &[("{auth_authen}", "alice"), ("i", "Q2")]);
-    let r = c.message(
-        "alice@example.org",
-        &["bob@asks14.example"],
-        &[
-            ("Postage-Answer", "v=PB1; bits=14; from=alice@example.org; rcpt=bob@asks14.example; msg=x; exp=1; mac=x"),
-            ("X-Hashcash", "1:14:261206:bob@asks14.example::x:0"),
-            ("From", "alice@example.org"),
-            ("To", "bob@asks14.example"),
-        ],
-        b"Hello.\r\n",
+    // A message stamped before this relay (as `pennyblack answer` re-sends one for a
+    // challenge) is not paid twice for a recipient its stamp pays at what the relay would
+    // mint; a stamp that is not valid for this message pays nothing (review).
+    let raw =
+        "From: alice@example.org\r\nTo: bob@asks14.example\r\nSubject: again\r\n\r\nHello.\r\n";
+    let mut stamp = pennyblack();
+    stamp.args([
+        "stamp",
+        "--bits",
+        "14",
+        "--only-rcpt",
+        "--rcpt",
+        "bob@asks14.example",
+    ]);
+    let out = pipe(stamp, raw.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stamped = text(&out.stdout);
+    let (head, body) = stamped.split_once("\r\n\r\n").unwrap();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        match line.strip_prefix([' ', '\t']) {
+            Some(_) => fields
+                .last_mut()
+                .unwrap()
+                .1
+                .push_str(&format!("\r\n{line}")),
+            None => {
+                let (n, v) = line.split_once(':').unwrap();
+                fields.push((n.to_owned(), v.trim_start().to_owned()));
+            }
+        }
+    }
+    let send = |fields: &[(String, String)], qid: &str| {
+        let mut c = proto::Client::connect(port);
+        c.smtp_connect("192.0.2.10");
+        c.macros(b'M', &[("{auth_authen}", "alice"), ("i", qid)]);
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let r = c.message(
+            "alice@example.org",
+            &["bob@asks14.example"],
+            &pairs,
+            body.as_bytes(),
+        );
+        c.quit();
+        r
+    };
+    let r = send(&fields, "Q2");
+    assert!(
+        r.added_named("X-Hashcash").is_empty(),
+        "stamped twice: {r:?}"
     );
-    c.quit();
-    assert!(r.added_named("X-Hashcash").is_empty(), "{r:?}");
+    let forged: Vec<(String, String)> = fields
+        .iter()
+        .map(|(n, v)| match n.as_str() {
+            "X-Hashcash" => (n.clone(), "1:14:261206:bob@asks14.example::x:0".to_owned()),
+            _ => (n.clone(), v.clone()),
+        })
+        .collect();
+    let r = send(&forged, "Q3");
+    assert_eq!(r.added_named("X-Hashcash").len(), 1, "{r:?}");
+    let mut m = m;
+    m.terminate();
+    assert!(m.wait_exit(std::time::Duration::from_secs(30)).success());
+}
+
+/// The MTA's retries of an original that an answer to our challenge delivered: a copy for the
+/// recipients the answer paid alone is accepted and discarded; a copy that also names another
+/// recipient, on an MTA that does not let the filter remove recipients (this client offers no
+/// SMFIF_DELRCPT), is refused as before: the recipients the answer paid are never counted as
+/// paid on a copy that would still reach them (review). Needs no DNS.
+#[cfg(feature = "milter")]
+#[test]
+fn retries_after_an_answer_are_dropped_only_where_they_reach_no_one_unpaid() {
+    use pennyblack::challenge::{ANSWER_FIELD, Challenge};
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("challenge.key");
+    let key = [9u8; 32];
+    std::fs::write(&key_file, key).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let pem = tmp.path().join("s1.pem");
+    let out = pennyblack()
+        .args([
+            "keygen",
+            "--selector",
+            "s1",
+            "--domain",
+            "example.net",
+            "--out",
+        ])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = harness::Milter::start(
+        tmp.path(),
+        "milter-retries",
+        &[
+            "--inbound-only",
+            "--min-bits",
+            "16",
+            "--reject-below",
+            "16",
+            "--no-spent",
+            "--sender-auth",
+            "off",
+            "--authserv-id",
+            "mx.example.net",
+            "--challenge-relay",
+            "127.0.0.1:1",
+            "--challenge-key",
+            key_file.to_str().unwrap(),
+            "--domain",
+            "example.net",
+            "--sign",
+            &format!("s1:{}", pem.display()),
+        ],
+    );
+    let port: u16 = m.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let body = "The original.\r\n";
+    let head = "From: alice@example.org\r\nTo: bob@example.net, dave@example.net\r\nSubject: s\r\nMessage-ID: <orig-1@example.org>\r\n";
+    let digest = pennyblack::bind::body_digest(body.as_bytes());
+    let challenge = Challenge::issue(
+        &key,
+        pennyblack::policy::Requirement::bits(16),
+        "alice@example.org".into(),
+        vec!["bob@example.net".into()],
+        Some("orig-1@example.org".into()),
+        digest,
+        4_000_000_000,
+    )
+    .unwrap();
+    // `stamp` output as (name, value) fields for the protocol client, and the body.
+    let stamped = |raw: String, rcpts: &[&str]| -> Vec<(String, String)> {
+        let all = if rcpts.is_empty() {
+            raw
+        } else {
+            let mut c = pennyblack();
+            c.args(["stamp", "--bits", "16", "--only-rcpt"]);
+            for r in rcpts {
+                c.args(["--rcpt", r]);
+            }
+            let out = pipe(c, raw.as_bytes());
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout)
+        };
+        let (h, _) = all.split_once("\r\n\r\n").unwrap();
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for line in h.split("\r\n") {
+            match line.strip_prefix([' ', '\t']) {
+                Some(_) => fields
+                    .last_mut()
+                    .unwrap()
+                    .1
+                    .push_str(&format!("\r\n{line}")),
+                None => {
+                    let (n, v) = line.split_once(':').unwrap();
+                    fields.push((n.to_owned(), v.trim_start().to_owned()));
+                }
+            }
+        }
+        fields
+    };
+    let send = |fields: &[(String, String)], rcpts: &[&str], qid: &str| {
+        let mut c = proto::Client::connect(port);
+        c.smtp_connect("192.0.2.10");
+        c.macros(b'M', &[("i", qid)]);
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let r = c.message("alice@example.org", rcpts, &pairs, body.as_bytes());
+        c.quit();
+        r
+    };
+    // The answer: stamped for Bob, carrying our challenge; accepted, and remembered.
+    let answer = stamped(
+        format!("{ANSWER_FIELD}: {challenge}\r\n{head}\r\n{body}"),
+        &["bob@example.net"],
+    );
+    let r = send(&answer, &["bob@example.net"], "A1");
+    assert_eq!(r.action, 'c', "{r:?}\n{}", m.log());
+    // The original retried to Bob alone: he has it, the copy is discarded.
+    let original = stamped(format!("{head}\r\n{body}"), &[]);
+    let r = send(&original, &["bob@example.net"], "R1");
+    assert_eq!(r.action, 'd', "{r:?}\n{}", m.log());
+    // The original retried to Bob and Dave (Dave paid): no recipient can be removed here,
+    // so Bob is not counted as paid and the copy is refused, as before the answer.
+    let for_dave = stamped(format!("{head}\r\n{body}"), &["dave@example.net"]);
+    let r = send(&for_dave, &["bob@example.net", "dave@example.net"], "R2");
+    assert_eq!(r.action, 'y', "{r:?}\n{}", m.log());
+    assert!(r.text.starts_with("451"), "{}", r.text);
     let log = m.log();
     assert!(
-        log.contains("an answer to a postage challenge, passed as it is"),
+        log.contains("1 of 1 recipient(s) have it, discarded"),
         "{log}"
     );
+    assert!(!log.contains("taken off"), "{log}");
     let mut m = m;
     m.terminate();
     assert!(m.wait_exit(std::time::Duration::from_secs(30)).success());

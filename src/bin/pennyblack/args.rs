@@ -116,8 +116,8 @@ Examples:
   pennyblack answer --sent /var/lib/pennyblack/sent --smtp 127.0.0.1:25 \\
       --domain example.org --sign s1:/etc/pennyblack/s1.pem < challenge.eml
 
-The outbound milter passes the re-sent message as it is (it carries Postage-Answer). The
-challenge names the envelope sender it went to, and must be DKIM-signed by the domain of every recipient it names (or a parent of
+The outbound milter stamps no recipient again whom these stamps pay. The challenge names the
+envelope sender it went to, and must be DKIM-signed by the domain of every recipient it names (or a parent of
 it), covering its Postage-Challenge field; not expired; for a message kept in --sent (by
 `milter --keep-sent` or `stamp --keep-sent`) to those recipients. Each (message, recipient) is
 answered once: the message is re-sent as it was kept, with a Postage-Answer field (the
