@@ -423,20 +423,7 @@ fn milter_raises_a_stamp_to_what_the_recipient_domain_asks() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stamped = text(&out.stdout);
     let (head, body) = stamped.split_once("\r\n\r\n").unwrap();
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in head.split("\r\n") {
-        match line.strip_prefix([' ', '\t']) {
-            Some(_) => fields
-                .last_mut()
-                .unwrap()
-                .1
-                .push_str(&format!("\r\n{line}")),
-            None => {
-                let (n, v) = line.split_once(':').unwrap();
-                fields.push((n.to_owned(), v.trim_start().to_owned()));
-            }
-        }
-    }
+    let fields = header_fields(head);
     let send = |fields: &[(String, String)], qid: &str| {
         let mut c = proto::Client::connect(port);
         c.smtp_connect("192.0.2.10");
@@ -491,20 +478,7 @@ fn retries_after_an_answer_are_dropped_only_where_they_reach_no_one_unpaid() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let pem = tmp.path().join("s1.pem");
-    let out = pennyblack()
-        .args([
-            "keygen",
-            "--selector",
-            "s1",
-            "--domain",
-            "example.net",
-            "--out",
-        ])
-        .arg(&pem)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (pem, _) = harness::signing_key(tmp.path());
     let m = harness::Milter::start(
         tmp.path(),
         "milter-retries",
@@ -526,7 +500,7 @@ fn retries_after_an_answer_are_dropped_only_where_they_reach_no_one_unpaid() {
             "--domain",
             "example.net",
             "--sign",
-            &format!("s1:{}", pem.display()),
+            &format!("s1:{pem}"),
         ],
     );
     let port: u16 = m.addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -557,22 +531,7 @@ fn retries_after_an_answer_are_dropped_only_where_they_reach_no_one_unpaid() {
             assert!(out.status.success(), "{}", text(&out.stderr));
             text(&out.stdout)
         };
-        let (h, _) = all.split_once("\r\n\r\n").unwrap();
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in h.split("\r\n") {
-            match line.strip_prefix([' ', '\t']) {
-                Some(_) => fields
-                    .last_mut()
-                    .unwrap()
-                    .1
-                    .push_str(&format!("\r\n{line}")),
-                None => {
-                    let (n, v) = line.split_once(':').unwrap();
-                    fields.push((n.to_owned(), v.trim_start().to_owned()));
-                }
-            }
-        }
-        fields
+        header_fields(all.split_once("\r\n\r\n").unwrap().0)
     };
     let send = |fields: &[(String, String)], rcpts: &[&str], qid: &str| {
         let mut c = proto::Client::connect(port);
@@ -612,4 +571,24 @@ fn retries_after_an_answer_are_dropped_only_where_they_reach_no_one_unpaid() {
     let mut m = m;
     m.terminate();
     assert!(m.wait_exit(std::time::Duration::from_secs(30)).success());
+}
+
+/// A header as (name, value) pairs for the milter protocol client, folded lines kept.
+#[cfg(feature = "milter")]
+fn header_fields(head: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        match line.strip_prefix([' ', '\t']) {
+            Some(_) => fields
+                .last_mut()
+                .unwrap()
+                .1
+                .push_str(&format!("\r\n{line}")),
+            None => {
+                let (n, v) = line.split_once(':').unwrap();
+                fields.push((n.to_owned(), v.trim_start().to_owned()));
+            }
+        }
+    }
+    fields
 }
