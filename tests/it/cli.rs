@@ -926,6 +926,7 @@ fn equix_needs_its_feature() {
 
 /// The milter states its requirement in the postage policy syntax (values 1 to 128): a value
 /// outside it is refused at start, never stated in refusals no sender's software can read.
+#[cfg(feature = "milter")]
 #[test]
 fn the_milter_refuses_a_requirement_it_could_not_state() {
     let o = run(
