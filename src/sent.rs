@@ -398,27 +398,18 @@ impl SentStore {
         // being kept stay (it replaces them, keeping their answers: review).
         let same = |e: &Entry| keeping.is_some_and(|k| e.key == k);
         let max = self.limits.max_messages.saturating_sub(room);
-        let mut i = 0;
-        while left.len() > max && i < left.len() {
-            if same(&left[i]) {
-                i += 1;
-                continue;
-            }
-            let e = left.remove(i);
-            let _ = std::fs::remove_file(&e.path);
-        }
         let budget = self.limits.max_total_bytes.saturating_sub(room_bytes);
+        let mut count = left.len();
         let mut total: u64 = left.iter().filter(|e| !same(e)).map(|e| e.size).sum();
-        let mut i = 0;
-        while total > budget && i < left.len() {
-            if same(&left[i]) {
-                i += 1;
-                continue;
+        left.retain(|e| {
+            if same(e) || (count <= max && total <= budget) {
+                return true;
             }
-            let e = left.remove(i);
             let _ = std::fs::remove_file(&e.path);
+            count -= 1;
             total -= e.size;
-        }
+            false
+        });
         for d in std::fs::read_dir(&self.dir)?.flatten() {
             let stale = d
                 .file_name()

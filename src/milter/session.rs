@@ -521,6 +521,13 @@ impl Session {
                 done.clear();
             }
             let is_done = |r: &str| done.iter().any(|d| d == r);
+            // The recipients no stamp pays at `bits`, but for those an answer paid already.
+            let unpaid_here = |v: &crate::postage::MessageVerdict, bits: u32| -> Vec<String> {
+                v.unpaid_recipients(bits)
+                    .into_iter()
+                    .filter(|r| !is_done(r))
+                    .collect()
+            };
             // Tickets pay for the recipients no stamp pays (at --reject-below, else --bits):
             // checked offline and cancelled online once, when the stamps' verdict is known.
             let ticket_bits = inb.reject_below.or(inb.bits).unwrap_or(0);
@@ -533,10 +540,7 @@ impl Session {
                     .get_or_insert_with(|| match &inb.tickets {
                         Some(t) => offline_tickets(
                             &msg,
-                            &v.unpaid_recipients(ticket_bits)
-                                .into_iter()
-                                .filter(|r| !is_done(r))
-                                .collect::<Vec<_>>(),
+                            &unpaid_here(v, ticket_bits),
                             &v.dkim,
                             &t.trusted,
                             ticket_now,
@@ -576,13 +580,10 @@ impl Session {
                 let mut guard = tickets.lock().expect("not poisoned");
                 let list = guard.as_mut().expect("looked at above");
                 let would = inb.reject_below.is_none_or(|min| {
-                    v.unpaid_recipients(min)
-                        .iter()
-                        .filter(|r| !is_done(r))
-                        .all(|r| {
-                            list.iter()
-                                .any(|x| &x.address == r && x.outcome == TicketOutcome::Valid)
-                        })
+                    unpaid_here(v, min).iter().all(|r| {
+                        list.iter()
+                            .any(|x| &x.address == r && x.outcome == TicketOutcome::Valid)
+                    })
                 });
                 if would {
                     cancel_tickets(list, t.service.as_ref(), deadline);
