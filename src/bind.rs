@@ -17,35 +17,133 @@ pub const BIND_EXT: &str = "bind";
 /// How a hidden recipient's resource starts: `bcc.` then 22 base64url characters.
 pub const HIDDEN_PREFIX: &str = "bcc.";
 
-/// The header fields a binding can cover, in the order they are hashed; bit i of the mask is
-/// field i. A field absent when the stamp was minted is left out of the mask, so a relay that
-/// adds it later does not break the binding.
+/// The header fields a version-1 binding can cover, in the order they are hashed; bit i of the
+/// mask is field i. Version 1 covers only the fields present when the stamp was minted, so a
+/// field added later (a `Reply-To:` where there was none) does not break it: stamps still
+/// carry it and verify under it, but new ones are minted with version 2.
 pub const BOUND_FIELDS: [&str; 6] = ["from", "to", "cc", "subject", "date", "message-id"];
 
-/// A stamp's binding to its message: which of [`BOUND_FIELDS`] it covers, and the first 128 bits
-/// of SHA-256 over a domain tag, the mask, every instance of each covered field (top to bottom,
-/// in DKIM's relaxed header canonicalization, each field's instances followed by a zero byte)
-/// and SHA-256 of the body in DKIM's relaxed body canonicalization. White space changes in transit and LF/CRLF keep it; any other change to
-/// the body or to a covered field (a field added, removed or changed) breaks it.
+/// The header fields a version-2 binding covers, in the order they are hashed; bit i of the
+/// mask is field i. Every field a reader sees, or that routes replies, or that decides how the
+/// body is shown: covered whether present or absent when the stamp was minted, so adding one
+/// where the original had none breaks the binding as changing one does. The DKIM signer signs
+/// and oversigns the same list ([`crate::dkim::signed_fields`]). Only
+/// [`ADDED_IN_TRANSIT`] fields absent at minting are left out of the mask. New fields are only
+/// ever appended (the mask's meaning must not change).
+pub const READER_FIELDS: [&str; 16] = [
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "sender",
+    "in-reply-to",
+    "references",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "content-disposition",
+    "mail-followup-to",
+    "mail-reply-to",
+];
+
+/// Fields of [`READER_FIELDS`] a submission server may add to a message that lacks them
+/// (RFC 5321 6.4, RFC 6409 8): covered when present at minting, left out of the mask when
+/// absent, so a stamp minted before submission survives them.
+pub const ADDED_IN_TRANSIT: [&str; 2] = ["date", "message-id"];
+
+/// The mask a receiver demanding full bindings (`--require-full-binding`) wants covered: every
+/// [`READER_FIELDS`] bit but those of [`ADDED_IN_TRANSIT`].
+pub const FULL_MASK: u32 = {
+    let mut m = 0u32;
+    let mut i = 0;
+    while i < READER_FIELDS.len() {
+        let mut added = false;
+        let mut j = 0;
+        while j < ADDED_IN_TRANSIT.len() {
+            added |= const_eq(READER_FIELDS[i].as_bytes(), ADDED_IN_TRANSIT[j].as_bytes());
+            j += 1;
+        }
+        if !added {
+            m |= 1 << i;
+        }
+        i += 1;
+    }
+    m
+};
+
+const fn const_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Which rules a binding was made under (see docs/FORMAT.md, "Binding").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindVersion {
+    /// [`BOUND_FIELDS`], present ones only: a one-character mask (23 characters in all).
+    V1,
+    /// [`READER_FIELDS`], absent ones included: a three-character mask (25 characters in all).
+    V2,
+}
+
+/// A stamp's (or ticket's) binding to its message: which header fields it covers, and the first
+/// 128 bits of a SHA-256 over a domain tag, the mask, the covered fields (each in DKIM's relaxed
+/// header canonicalization, every instance top to bottom) and SHA-256 of the body in DKIM's
+/// relaxed body canonicalization. White space changes in transit and LF/CRLF keep it; any other
+/// change to the body or to a covered field (a field added, removed or changed) breaks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Binding {
-    /// Bit i set: [`BOUND_FIELDS`]`[i]` is covered.
-    pub mask: u8,
+    /// The rules it was made under.
+    pub version: BindVersion,
+    /// Bit i set: field i of [`BOUND_FIELDS`] (version 1) or [`READER_FIELDS`] (version 2) is
+    /// covered.
+    pub mask: u32,
     /// The digest.
     pub digest: [u8; 16],
 }
 
 /// A message as a binding sees it: the raw instances of a header field, and the body.
+///
+/// A checker comparing many stamps with one message should use a source that computes each
+/// canonical form once (`postage::BindingView`): the defaults here recompute them on every call.
 pub trait BindingSource {
     /// The raw instances (name, colon, value, folding, line ending) of the field `name`
     /// (lower case), top to bottom.
     fn fields(&self, name: &str) -> Vec<&[u8]>;
     /// The body.
     fn body(&self) -> &[u8];
-    /// SHA-256 of the body in relaxed canonicalization. An implementation that checks many
-    /// stamps of one message computes it once (the body is the costly part).
+    /// SHA-256 of the body in relaxed canonicalization.
     fn body_digest(&self) -> [u8; 32] {
         body_digest(self.body())
+    }
+    /// Every instance of `name`, top to bottom, in relaxed header canonicalization, fed to
+    /// `sink` (version 1 hashes these bytes).
+    fn canonical_field(&self, name: &str, sink: &mut dyn FnMut(&[u8])) {
+        for raw in self.fields(name) {
+            sink(&crate::canon::header(Canon::Relaxed, raw));
+        }
+    }
+    /// SHA-256 of [`canonical_field`](Self::canonical_field)'s bytes (version 2 hashes these).
+    fn field_digest(&self, name: &str) -> [u8; 32] {
+        let mut h = sha2::Sha256::new();
+        self.canonical_field(name, &mut |b| h.update(b));
+        h.finalize().into()
+    }
+    /// The binding of this message under `version` and `mask`. A source that keeps what it
+    /// computed returns a kept answer for a mask asked before.
+    fn binding(&self, version: BindVersion, mask: u32) -> Binding {
+        Binding::compute(self, version, mask)
     }
 }
 
@@ -54,66 +152,152 @@ pub fn body_digest(body: &[u8]) -> [u8; 32] {
     crate::canon::body_hash(Canon::Relaxed, body, None)
 }
 
+impl BindVersion {
+    /// The fields this version's mask bits name.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            BindVersion::V1 => &BOUND_FIELDS,
+            BindVersion::V2 => &READER_FIELDS,
+        }
+    }
+
+    /// Base64url characters of the mask.
+    fn mask_chars(self) -> usize {
+        match self {
+            BindVersion::V1 => 1,
+            BindVersion::V2 => 3,
+        }
+    }
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 impl Binding {
-    /// The binding of `msg` over the fields it has of [`BOUND_FIELDS`].
+    /// The binding a stamp minted now for `msg` carries: version 2 over every
+    /// [`READER_FIELDS`] field, present or absent, but the [`ADDED_IN_TRANSIT`] ones absent.
     pub fn of(msg: &dyn BindingSource) -> Binding {
+        let mask = READER_FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !ADDED_IN_TRANSIT.contains(f) || !msg.fields(f).is_empty())
+            .fold(0u32, |m, (i, _)| m | 1 << i);
+        msg.binding(BindVersion::V2, mask)
+    }
+
+    /// The version-1 binding of `msg` over the fields it has of [`BOUND_FIELDS`] (what earlier
+    /// releases minted; kept so their stamps verify, and for tests).
+    pub fn of_v1(msg: &dyn BindingSource) -> Binding {
         let mask = BOUND_FIELDS
             .iter()
             .enumerate()
             .filter(|(_, f)| !msg.fields(f).is_empty())
-            .fold(0u8, |m, (i, _)| m | 1 << i);
-        Binding::with_mask(msg, mask)
+            .fold(0u32, |m, (i, _)| m | 1 << i);
+        msg.binding(BindVersion::V1, mask)
     }
 
-    /// The binding of `msg` over the fields of `mask` (what a checker computes to compare).
-    pub fn with_mask(msg: &dyn BindingSource, mask: u8) -> Binding {
+    /// Whether `msg` has this binding: the same digest under this binding's version and mask.
+    pub fn matches(&self, msg: &dyn BindingSource) -> bool {
+        msg.binding(self.version, self.mask) == *self
+    }
+
+    /// Whether this binding covers every field a full binding must (`--require-full-binding`):
+    /// version 2 with every bit of [`FULL_MASK`].
+    pub fn is_full(&self) -> bool {
+        self.version == BindVersion::V2 && self.mask & FULL_MASK == FULL_MASK
+    }
+
+    /// The binding of `msg` under `version` over the fields of `mask`, computed (what a source
+    /// that keeps nothing returns from [`BindingSource::binding`]). Bits beyond the version's
+    /// fields are ignored.
+    pub fn compute(
+        msg: &(impl BindingSource + ?Sized),
+        version: BindVersion,
+        mask: u32,
+    ) -> Binding {
+        let fields = version.fields();
+        let mask = mask & ((1u32 << fields.len()) - 1);
         let mut h = sha2::Sha256::new();
-        h.update(b"pennyblack bind 1\0");
-        h.update([mask]);
-        for (i, name) in BOUND_FIELDS.iter().enumerate() {
-            if mask & (1 << i) == 0 {
-                continue;
+        match version {
+            BindVersion::V1 => {
+                h.update(b"pennyblack bind 1\0");
+                h.update([mask as u8]);
+                for (i, name) in fields.iter().enumerate() {
+                    if mask & (1 << i) == 0 {
+                        continue;
+                    }
+                    msg.canonical_field(name, &mut |b| h.update(b));
+                    h.update(b"\0");
+                }
             }
-            for raw in msg.fields(name) {
-                h.update(crate::canon::header(Canon::Relaxed, raw));
+            BindVersion::V2 => {
+                h.update(b"pennyblack bind 2\0");
+                h.update(&mask.to_be_bytes()[1..]);
+                for (i, name) in fields.iter().enumerate() {
+                    if mask & (1 << i) != 0 {
+                        h.update(msg.field_digest(name));
+                    }
+                }
             }
-            h.update(b"\0");
         }
         h.update(msg.body_digest());
         let d = h.finalize();
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&d[..16]);
-        Binding { mask, digest }
+        Binding {
+            version,
+            mask,
+            digest,
+        }
     }
 
-    /// The value written after `bind=`: the mask as one base64url character, then the digest
-    /// as 22 (23 characters, no padding).
+    /// The value written after `bind=`: the mask as base64url characters (one for version 1,
+    /// three for version 2, most significant first), then the digest as 22.
     pub fn encode(&self) -> String {
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut s = String::with_capacity(23);
-        s.push(alphabet[usize::from(self.mask & 63)] as char);
+        let n = self.version.mask_chars();
+        let mut s = String::with_capacity(n + 22);
+        for k in (0..n).rev() {
+            s.push(ALPHABET[((self.mask >> (6 * k)) & 63) as usize] as char);
+        }
         s.push_str(&B64URL.encode(self.digest));
         s
     }
 
-    /// Reads a value written by [`encode`](Self::encode); `None` for anything else.
+    /// Reads a value written by [`encode`](Self::encode) (23 characters: version 1; 25:
+    /// version 2); `None` for anything else, a mask naming fields the version does not have
+    /// included.
     pub fn decode(s: &str) -> Option<Binding> {
-        if s.len() != 23 || !s.is_ascii() {
-            return None;
-        }
-        let (m, d) = s.split_at(1);
-        let mask = match m.as_bytes()[0] {
-            c @ b'A'..=b'Z' => c - b'A',
-            c @ b'a'..=b'z' => c - b'a' + 26,
-            c @ b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
+        let version = match s.len() {
+            23 => BindVersion::V1,
+            25 => BindVersion::V2,
             _ => return None,
         };
+        if !s.is_ascii() {
+            return None;
+        }
+        let (m, d) = s.split_at(version.mask_chars());
+        let mut mask = 0u32;
+        for c in m.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'-' => 62,
+                b'_' => 63,
+                _ => return None,
+            };
+            mask = mask << 6 | u32::from(v);
+        }
+        if mask >> version.fields().len() != 0 {
+            return None;
+        }
         let v = B64URL.decode(d).ok()?;
         let digest: [u8; 16] = v.try_into().ok()?;
         // Only the canonical spelling (the last character's unused bits zero) is accepted.
-        (B64URL.encode(digest) == d).then_some(Binding { mask, digest })
+        (B64URL.encode(digest) == d).then_some(Binding {
+            version,
+            mask,
+            digest,
+        })
     }
 
     /// The extension field `ext` with this binding added as its first entry.
@@ -125,6 +309,9 @@ impl Binding {
         }
     }
 }
+
+/// The longest `bind=` entry (a version-2 binding), for sizing a stamp before it is minted.
+pub const BIND_ENTRY_LEN: usize = BIND_EXT.len() + 1 + 25;
 
 /// The binding an extension field carries: `Ok(None)` without a `bind` entry,
 /// [`VerifyError::BadBinding`] when the entry is repeated or its value is not one canonical
@@ -306,8 +493,8 @@ mod tests {
             ],
             b"Hello\r\n",
         );
-        let b = Binding::of(&m);
-        assert_eq!(b.mask, 0b1001);
+        let b = Binding::of_v1(&m);
+        assert_eq!((b.version, b.mask), (BindVersion::V1, 0b1001));
         // White space in transit keeps it.
         let same = Msg(
             vec![
@@ -316,7 +503,7 @@ mod tests {
             ],
             b"Hello  \n\n",
         );
-        assert_eq!(Binding::with_mask(&same, b.mask), b);
+        assert!(b.matches(&same));
         // Another body, another From, a second From, or another Subject break it; a field
         // outside the mask does not.
         for other in [
@@ -350,7 +537,7 @@ mod tests {
                 b"Hello\r\n",
             ),
         ] {
-            assert_ne!(Binding::with_mask(&other, b.mask), b);
+            assert!(!b.matches(&other));
         }
         let added = Msg(
             vec![
@@ -360,7 +547,7 @@ mod tests {
             ],
             b"Hello\r\n",
         );
-        assert_eq!(Binding::with_mask(&added, b.mask), b);
+        assert!(b.matches(&added));
         let ext = b.add_to_ext("a=1");
         assert_eq!(binding_of_ext(&ext), Ok(Some(b)));
         assert_eq!(Binding::decode(&b.encode()), Some(b));
@@ -369,5 +556,108 @@ mod tests {
         assert!(binding_of_ext(&format!("{ext};{ext}")).is_err());
         assert!(binding_of_ext("bind=short").is_err());
         assert!(binding_of_ext("bind").is_err());
+    }
+
+    /// The version-1 digest as earlier releases computed it, written out here so the cached
+    /// and per-field paths cannot drift from what old stamps carry.
+    fn v1_as_released(msg: &Msg, mask: u8) -> [u8; 16] {
+        let mut h = sha2::Sha256::new();
+        h.update(b"pennyblack bind 1\0");
+        h.update([mask]);
+        for (i, name) in BOUND_FIELDS.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                for raw in msg.fields(name) {
+                    h.update(crate::canon::header(Canon::Relaxed, raw));
+                }
+                h.update(b"\0");
+            }
+        }
+        h.update(body_digest(msg.1));
+        h.finalize()[..16].try_into().unwrap()
+    }
+
+    #[test]
+    fn version_one_digests_are_those_earlier_releases_minted() {
+        let m = Msg(
+            vec![
+                ("from", b"From: alice@example.org\r\n"),
+                ("to", b"To: bob@example.org\r\n"),
+                ("to", b"To: carol@example.org\r\n"),
+                ("date", b"Date: Mon, 7 Dec 2026 10:00:00 +0000\r\n"),
+            ],
+            b"Hello\r\n",
+        );
+        for mask in 0..64u8 {
+            let b = Binding::compute(&m, BindVersion::V1, u32::from(mask));
+            assert_eq!(b.digest, v1_as_released(&m, mask), "mask {mask}");
+            assert_eq!(b.encode().len(), 23);
+            assert_eq!(Binding::decode(&b.encode()), Some(b));
+        }
+    }
+
+    #[test]
+    fn version_two_covers_what_the_reader_sees_present_or_absent() {
+        let fields: Vec<(&'static str, &'static [u8])> = vec![
+            ("from", b"From: alice@example.org\r\n"),
+            ("to", b"To: bob@example.org\r\n"),
+            ("cc", b"Cc: eve@example.net\r\n"),
+            ("subject", b"Subject: lunch\r\n"),
+        ];
+        let m = Msg(fields.clone(), b"Hello\r\n");
+        let b = Binding::of(&m);
+        assert_eq!(b.version, BindVersion::V2);
+        // Date and Message-ID were absent: left out; everything else covered, absent or not.
+        assert_eq!(b.mask, FULL_MASK);
+        assert!(b.is_full());
+        assert_eq!(b.encode().len(), 25);
+        assert_eq!(Binding::decode(&b.encode()), Some(b));
+        assert!(b.matches(&m));
+        // A co-recipient's doctored copy: any reader-visible or reply-routing field added where
+        // there was none breaks it.
+        for (name, raw) in [
+            ("reply-to", &b"Reply-To: eve@example.net\r\n"[..]),
+            ("sender", b"Sender: eve@example.net\r\n"),
+            ("in-reply-to", b"In-Reply-To: <x@example.net>\r\n"),
+            ("references", b"References: <x@example.net>\r\n"),
+            ("content-type", b"Content-Type: text/html\r\n"),
+            (
+                "content-transfer-encoding",
+                b"Content-Transfer-Encoding: base64\r\n",
+            ),
+            ("mime-version", b"MIME-Version: 1.0\r\n"),
+            (
+                "content-disposition",
+                b"Content-Disposition: attachment\r\n",
+            ),
+            ("mail-followup-to", b"Mail-Followup-To: eve@example.net\r\n"),
+            ("mail-reply-to", b"Mail-Reply-To: eve@example.net\r\n"),
+            ("cc", b"Cc: mallory@example.net\r\n"),
+        ] {
+            let mut f = fields.clone();
+            f.push((name, raw));
+            assert!(!b.matches(&Msg(f, b"Hello\r\n")), "{name} added");
+        }
+        // A relay adding Date or Message-ID where there was none keeps it; white space too.
+        let mut f = fields.clone();
+        f.push(("date", b"Date: Mon, 7 Dec 2026 10:00:00 +0000\r\n"));
+        f.push(("message-id", b"Message-ID: <1@example.org>\r\n"));
+        f[0] = ("from", b"From:  alice@example.org \n");
+        assert!(b.matches(&Msg(f, b"Hello \r\n")));
+        // Present at minting, Date is covered like any other field.
+        let mut f = fields.clone();
+        f.push(("date", b"Date: Mon, 7 Dec 2026 10:00:00 +0000\r\n"));
+        let dated = Binding::of(&Msg(f.clone(), b"Hello\r\n"));
+        assert_eq!(dated.mask, FULL_MASK | 1 << 4);
+        f[4] = ("date", b"Date: Tue, 8 Dec 2026 10:00:00 +0000\r\n");
+        assert!(!dated.matches(&Msg(f, b"Hello\r\n")));
+        // A version-1 binding does not count as full; a v2 mask naming fields that do not
+        // exist is not canonical.
+        assert!(!Binding::of_v1(&m).is_full());
+        assert_eq!(Binding::decode(&format!("Q{}", &b.encode()[1..])), None);
+        let v1_mask_v2_len = Binding {
+            mask: FULL_MASK & !1,
+            ..b
+        };
+        assert!(!v1_mask_v2_len.is_full());
     }
 }

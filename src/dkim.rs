@@ -27,26 +27,39 @@ use crate::mail::{Message, format_field};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The header fields signed by default. `From` is always oversigned; the stamp fields are
-/// oversigned too, so a stamp added above or below after signing breaks the signature. The
-/// postage challenge and answer fields are signed where present, so a receiver's signature
-/// vouches for its challenge (`pennyblack answer` requires it, with `Auto-Submitted`) and a
-/// sender's for its answer. Postage tickets are oversigned like stamps.
-pub const DEFAULT_SIGNED: [&str; 11] = [
-    "from",
-    "to",
-    "cc",
-    "subject",
-    "date",
-    "message-id",
+/// The header fields signed besides [`crate::bind::READER_FIELDS`] (which are signed and
+/// oversigned, as stamps bind them: a field a reader sees cannot be added, changed or removed
+/// without breaking the signature; [`crate::bind::ADDED_IN_TRANSIT`] ones absent at signing are
+/// left out, so a relay may add them). The stamp fields are oversigned too, so a stamp added
+/// above or below after signing breaks the signature; postage tickets likewise. The postage
+/// challenge and answer fields are signed where present, so a receiver's signature vouches for
+/// its challenge (`pennyblack answer` requires it, with `Auto-Submitted`) and a sender's for its
+/// answer.
+pub const POSTAGE_SIGNED: [&str; 5] = [
     "x-hashcash",
     "x-postage-ticket",
     "postage-challenge",
     "postage-answer",
     "auto-submitted",
 ];
-/// Fields listed once more than they occur.
-pub const OVERSIGNED: [&str; 3] = ["from", "x-hashcash", "x-postage-ticket"];
+/// Of [`POSTAGE_SIGNED`], the fields listed once more than they occur.
+pub const POSTAGE_OVERSIGNED: [&str; 2] = ["x-hashcash", "x-postage-ticket"];
+
+/// The `h=` list a signature of `msg` carries: each field of [`crate::bind::READER_FIELDS`] and
+/// [`POSTAGE_SIGNED`] as many times as it occurs, plus once more where it is oversigned.
+pub fn signed_fields(msg: &Message) -> Vec<&'static str> {
+    let mut h = Vec::new();
+    for name in crate::bind::READER_FIELDS {
+        let n = msg.fields_named(name).count();
+        let over = n > 0 || !crate::bind::ADDED_IN_TRANSIT.contains(&name);
+        h.extend(std::iter::repeat_n(name, n + usize::from(over)));
+    }
+    for name in POSTAGE_SIGNED {
+        let n = msg.fields_named(name).count() + usize::from(POSTAGE_OVERSIGNED.contains(&name));
+        h.extend(std::iter::repeat_n(name, n));
+    }
+    h
+}
 
 /// What to sign with.
 #[derive(Debug)]
@@ -81,11 +94,7 @@ pub fn sign(msg: &Message, req: &SignRequest<'_>) -> Result<String, DkimError> {
         }
         .into());
     }
-    let mut h: Vec<&str> = Vec::new();
-    for name in DEFAULT_SIGNED {
-        let n = msg.fields_named(name).count() + usize::from(OVERSIGNED.contains(&name));
-        h.extend(std::iter::repeat_n(name, n));
-    }
+    let h = signed_fields(msg);
     let bh = B64.encode(canon::body_hash(req.canon.1, msg.body(), None));
     let value = format!(
         "v=1; a={}; c={}/{}; d={}; s={}; t={}; h={}; bh={}; b=",

@@ -134,6 +134,12 @@ pub enum VerifyError {
     /// The stamp carries no binding to its message and the policy demands one.
     #[error("not bound to its message, and the policy requires bound stamps")]
     Unbound,
+    /// The stamp's binding leaves out fields a reader sees (a version-1 binding, or a mask
+    /// without them) and the policy demands full bindings.
+    #[error(
+        "bound to its message without every field a reader sees, and the policy requires full bindings"
+    )]
+    PartlyBound,
     /// The stamp's extension holds a binding that is not one well-formed body digest.
     #[error("malformed binding: the extension's bind= entry is repeated or not a binding")]
     BadBinding,
@@ -178,6 +184,29 @@ pub enum VerifyError {
         /// The cargo feature that brings it.
         feature: &'static str,
     },
+}
+
+impl VerifyError {
+    /// One word naming why a stamp was refused, for logs, JSON and reply texts (`spent`,
+    /// `expired`, `wrong_message`, ...); stable across releases.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::Expired { .. } => "expired",
+            VerifyError::Future { .. } => "future",
+            VerifyError::WrongResource { .. } => "wrong_resource",
+            VerifyError::InsufficientWork { .. } => "insufficient_work",
+            VerifyError::WrongMessage => "wrong_message",
+            VerifyError::Unbound => "unbound",
+            VerifyError::PartlyBound => "partly_bound",
+            VerifyError::BadBinding => "bad_binding",
+            VerifyError::NotAccepted { .. } => "not_accepted",
+            VerifyError::OutOfPolicy { .. } => "out_of_policy",
+            VerifyError::OverBudget { .. } => "over_budget",
+            VerifyError::Spent => "spent",
+            VerifyError::Unsupported { .. } => "unsupported",
+        }
+    }
 }
 
 /// A failure of ours, not of the stamp: I/O or the spent-stamp store.

@@ -24,6 +24,8 @@ pub mod policy;
 #[cfg(feature = "mail")]
 pub mod postage;
 pub mod rate;
+#[cfg(feature = "tickets")]
+pub mod reception;
 #[cfg(feature = "milter")]
 pub mod relay;
 #[cfg(feature = "dns")]

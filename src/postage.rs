@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sha2::Digest as _;
+
 use crate::bind::{Binding, BindingSource, normalize_address, same_address};
 use crate::dkim::{self, DkimResult, DkimStatus, KeyLookup, SignRequest};
 use crate::error::{Error, MintError};
@@ -156,11 +158,20 @@ pub fn stamp_fields_each(
 /// The longest stamp an `X-Hashcash:` field holds on one line of at most 998 octets.
 pub const MAX_FIELD_STAMP: usize = crate::mail::MAX_LINE - "X-Hashcash: ".len();
 
-/// A message as the stamp binding sees it, its body digest computed once however many stamps
-/// are checked against it.
+/// A message as the stamp binding sees it, each thing computed at most once however many stamps
+/// and tickets are compared with it: the body digest, each covered field's canonical form and
+/// digest (one pass over the header fields), and each binding asked for. So a message's binding
+/// checks cost one pass over it plus, for version-1 stamps, one hash of the covered fields per
+/// distinct mask (at most 64), and a constant per version-2 stamp.
 pub struct BindingView<'a> {
     msg: &'a Message,
     body: std::cell::OnceCell<[u8; 32]>,
+    /// Relaxed canonical instances of every field a binding can name, by name (lower case).
+    canonical: std::cell::OnceCell<HashMap<&'static str, Vec<u8>>>,
+    digests: std::cell::RefCell<HashMap<&'static str, [u8; 32]>>,
+    bindings: std::cell::RefCell<HashMap<(crate::bind::BindVersion, u32), Binding>>,
+    /// Bytes hashed for bindings so far (canonical fields and kept answers excluded).
+    hashed: std::cell::Cell<u64>,
 }
 
 impl<'a> BindingView<'a> {
@@ -169,7 +180,36 @@ impl<'a> BindingView<'a> {
         BindingView {
             msg,
             body: std::cell::OnceCell::new(),
+            canonical: std::cell::OnceCell::new(),
+            digests: std::cell::RefCell::default(),
+            bindings: std::cell::RefCell::default(),
+            hashed: std::cell::Cell::new(0),
         }
+    }
+
+    /// How many bytes of header fields this view has hashed for bindings so far: bounded by the
+    /// size of the header times 65 (one pass for the version-2 digests, one per distinct
+    /// version-1 mask), whatever the number of stamps.
+    pub fn hashed_bytes(&self) -> u64 {
+        self.hashed.get()
+    }
+
+    fn canonical(&self) -> &HashMap<&'static str, Vec<u8>> {
+        self.canonical.get_or_init(|| {
+            let mut out: HashMap<&'static str, Vec<u8>> = HashMap::new();
+            for f in self.msg.fields() {
+                let Some(name) = crate::bind::READER_FIELDS
+                    .iter()
+                    .find(|n| f.name.eq_ignore_ascii_case(n))
+                else {
+                    continue;
+                };
+                out.entry(name)
+                    .or_default()
+                    .extend_from_slice(&crate::canon::header(crate::canon::Canon::Relaxed, f.raw));
+            }
+            out
+        })
     }
 }
 
@@ -188,6 +228,33 @@ impl BindingSource for BindingView<'_> {
         *self
             .body
             .get_or_init(|| crate::bind::body_digest(self.msg.body()))
+    }
+    fn canonical_field(&self, name: &str, sink: &mut dyn FnMut(&[u8])) {
+        if let Some(bytes) = self.canonical().get(name) {
+            self.hashed.set(self.hashed.get() + bytes.len() as u64);
+            sink(bytes);
+        }
+    }
+    fn field_digest(&self, name: &str) -> [u8; 32] {
+        let Some(&key) = crate::bind::READER_FIELDS.iter().find(|n| **n == name) else {
+            return sha2::Sha256::digest(b"").into();
+        };
+        if let Some(d) = self.digests.borrow().get(key) {
+            return *d;
+        }
+        let mut h = sha2::Sha256::new();
+        self.canonical_field(key, &mut |b| h.update(b));
+        let d: [u8; 32] = h.finalize().into();
+        self.digests.borrow_mut().insert(key, d);
+        d
+    }
+    fn binding(&self, version: crate::bind::BindVersion, mask: u32) -> Binding {
+        if let Some(b) = self.bindings.borrow().get(&(version, mask)) {
+            return *b;
+        }
+        let b = Binding::compute(self, version, mask);
+        self.bindings.borrow_mut().insert((version, mask), b);
+        b
     }
 }
 
@@ -224,6 +291,10 @@ pub struct MessageVerdict {
     pub recipients: Vec<RecipientVerdict>,
     /// Stamps skipped because they are addressed to someone else, or beyond the limit.
     pub skipped: usize,
+    /// Bytes of header fields hashed to compare the stamps' bindings with the message: at most
+    /// the covered fields' size times 65 (once for the version-2 digests, once per distinct
+    /// version-1 mask), however many stamps the message carries.
+    pub binding_bytes: u64,
 }
 
 /// One stamp's verdict, and whether a passing signature covers its field.
@@ -592,6 +663,7 @@ pub fn check_message_if(
             stamps,
             recipients,
             skipped,
+            binding_bytes: view.hashed_bytes(),
         }
     };
     let provisional = judge(pending.iter().map(|p| p.verdict().clone()).collect(), dkim);

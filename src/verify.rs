@@ -12,7 +12,7 @@ pub use resource::ResourcePattern;
 
 use std::time::Duration;
 
-use crate::bind::{Binding, BindingSource, binding_of_ext};
+use crate::bind::{BindingSource, binding_of_ext};
 use crate::error::{Error, VerifyError};
 use crate::spent::{Spend, SpentStore, legacy_key, spent_key};
 use crate::stamp::{Algorithm, Stamp, Version, date::rfc3339};
@@ -60,6 +60,10 @@ pub struct Policy {
     /// Refuse stamps that are not bound to their message (see [`crate::bind`]); checked only
     /// where the message is known ([`Verifier::check_in`]).
     pub require_binding: bool,
+    /// Refuse stamps whose binding does not cover every field a reader sees (a version-2
+    /// binding over [`crate::bind::FULL_MASK`], as stamps are minted now): a version-1 binding
+    /// lets fields absent at minting (a `Reply-To:`) be added. Implies `require_binding`.
+    pub require_full_binding: bool,
     /// The least value accepted per algorithm family (compared by [`Algorithm::name`]; the
     /// parameters of a memory-hard entry are ignored). A family listed here is judged by its own
     /// minimum: a 20-bit SHA-256 stamp and an 8-bit Argon2id stamp are not comparable.
@@ -103,6 +107,7 @@ impl Default for Policy {
             validity: DEFAULT_VALIDITY,
             grace: DEFAULT_GRACE,
             require_binding: false,
+            require_full_binding: false,
             min_value: Vec::new(),
             min_memory_kib: DEFAULT_MIN_MEMORY_KIB,
             max_memory_kib: DEFAULT_MAX_MEMORY_KIB,
@@ -768,12 +773,17 @@ impl Verifier {
         }
         match (binding_of_ext(stamp.ext()), msg) {
             (Err(e), _) => return Err(e),
-            (Ok(Some(bound)), Some(msg)) if Binding::with_mask(msg, bound.mask) != bound => {
+            (Ok(Some(bound)), _) if self.policy.require_full_binding && !bound.is_full() => {
+                return Err(VerifyError::PartlyBound);
+            }
+            (Ok(Some(bound)), Some(msg)) if !bound.matches(msg) => {
                 return Err(VerifyError::WrongMessage);
             }
             (Ok(Some(_)), Some(_)) => {}
             (Ok(Some(_)), None) => unchecked.insert(Unchecked::Binding),
-            (Ok(None), Some(_)) if self.policy.require_binding => {
+            (Ok(None), Some(_))
+                if self.policy.require_binding || self.policy.require_full_binding =>
+            {
                 return Err(VerifyError::Unbound);
             }
             (Ok(None), _) => {}

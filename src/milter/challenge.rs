@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::challenge::{ANSWER_FIELD, CHALLENGE_FIELD, Challenge, MAX_RCPTS};
 use crate::dkim::{self, Canon, SignRequest, SigningKey};
 use crate::mail::{Eol, Message, format_field};
-use crate::policy::{Family, Requirement};
+use crate::policy::Requirement;
 
 use super::Shared;
 
@@ -342,31 +342,7 @@ pub fn answered_delivery(
     })
 }
 
-/// The requirement the filter states in its refusals and challenges: `bits` for the hash
-/// families, each `--min-value` as a value of its family, and with Argon2id among them the
-/// least memory the verifier takes (`mem=`, else a sender following the statement exactly
-/// would still be refused).
-pub fn requirement(
-    bits: u32,
-    min_value: &[(crate::Algorithm, u32)],
-    min_memory_kib: u32,
-) -> Requirement {
-    let mut req = Requirement::bits(bits);
-    req.algs = vec![Family::Sha256, Family::Blake3, Family::Sha1];
-    for &(alg, v) in min_value {
-        let f = Family::of(alg);
-        if !req.family_bits.iter().any(|(g, _)| *g == f) {
-            req.family_bits.push((f, v));
-        }
-        if !req.algs.contains(&f) {
-            req.algs.push(f);
-        }
-    }
-    if req.algs.contains(&Family::Argon2id) {
-        req.memory_kib = Some(min_memory_kib.clamp(8, crate::Argon2Params::MAX_MEMORY_KIB));
-    }
-    req
-}
+pub use crate::reception::requirement;
 
 /// A per-key rate limit: at most `per` events in any `period` (seconds) per key, for at most
 /// `max_keys` keys at once. When the table is full of keys still within their period, a new key

@@ -9,11 +9,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
-use crate::dkim::{self, Canon, KeyLookup, SigningKey};
+use crate::MintRequest;
+use crate::dkim::{Canon, SigningKey};
 use crate::policy::lookup::PolicyCache;
-use crate::postage::CheckLimits;
-use crate::verify::Policy;
-use crate::{MintRequest, SpentStore};
+pub use crate::reception::{Inbound, InboundTickets, RejectWith, SenderAuth};
 
 /// What the filter does with outbound mail.
 pub struct Outbound {
@@ -45,74 +44,6 @@ pub struct Outbound {
     /// Pay the recipients a message's To or Cc names with tickets from this wallet (the others,
     /// and all of them once it is empty, get stamps); `None` stamps every recipient.
     pub wallet: Option<crate::ticket::wallet::Wallet>,
-}
-
-/// A receiver's ticket service: the keys of the issuer it trusts, and the service that cancels
-/// the tickets it accepts.
-pub struct InboundTickets {
-    /// The issuer's keys (from its well-known URL).
-    pub trusted: crate::ticket::TrustedKeys,
-    /// Cancels tickets (the receiver's account at the issuer).
-    pub service: Arc<dyn crate::ticket::message::Canceller>,
-    /// The time a message's cancels may take in all (each request has its own timeout too).
-    pub timeout: Duration,
-}
-
-/// What the filter does when a check finds no good enough stamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RejectWith {
-    /// A permanent failure (550 5.7.1): the sender gets a bounce.
-    Reject,
-    /// A temporary failure (451 4.7.1): the sender retries later.
-    Tempfail,
-}
-
-/// What the filter does with inbound mail.
-pub struct Inbound {
-    /// The `authserv-id` of the Authentication-Results fields (usually this host's name).
-    /// Fields already in the message that claim this id are removed as forgeries.
-    pub authserv_id: String,
-    /// The least bits a stamp must show to be valid; `None` accepts any honest claim (and such a
-    /// stamp is then reported neutral, never pass).
-    pub bits: Option<u32>,
-    /// Validity, grace and binding rule of stamps (its `min_bits` and `resources` are ignored:
-    /// the resources are the envelope recipients, each matched literally, each paid on its own).
-    pub policy: Policy,
-    /// Check as if it were this time (Unix seconds) instead of the system clock: for tests.
-    pub now: Option<i64>,
-    /// The spent-stamp store shared by every connection; `None` does not record stamps.
-    pub store: Option<Arc<dyn SpentStore>>,
-    /// Accept stamps when the store fails (and say so in the verdict) instead of failing.
-    pub fail_open: bool,
-    /// Where DKIM keys come from.
-    pub keys: Arc<dyn KeyLookup>,
-    /// DKIM options (`now` is replaced by the time of each check).
-    pub dkim: dkim::VerifyOptions,
-    /// Limits on stamps examined per message.
-    pub limits: CheckLimits,
-    /// Refuse messages without a valid stamp of at least this many bits.
-    pub reject_below: Option<u32>,
-    /// How to refuse them.
-    pub reject_with: RejectWith,
-    /// SPF and DMARC for inbound mail, from the SMTP session; `None` checks neither.
-    pub sender_auth: Option<SenderAuth>,
-    /// Postage challenges to authenticated senders of messages refused for postage (with
-    /// `reject_below`); `None` sends none.
-    pub challenges: Option<Arc<super::challenge::Challenger>>,
-    /// Tickets pay for the recipients no stamp pays: checked offline, cancelled online, and
-    /// reported (`x-postage-ticket`); `None` ignores tickets.
-    pub tickets: Option<InboundTickets>,
-}
-
-/// SPF (RFC 7208) and DMARC (RFC 7489) checks of inbound mail.
-pub struct SenderAuth {
-    /// The resolver (the DKIM key lookups' own, unless keys come from a file).
-    pub dns: Arc<crate::dkim::DnsLookup>,
-    /// Act on a DMARC fail: refuse (550 5.7.1) under `p=reject`, quarantine (the MTA's hold
-    /// queue) under `p=quarantine`, each one step milder under `t=y`. A temperror never
-    /// refuses. Off: the result is only reported.
-    pub enforce_dmarc: bool,
 }
 
 /// The whole filter configuration, shared by every connection.

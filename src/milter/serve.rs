@@ -42,7 +42,7 @@ pub async fn serve(
         let accepted = match &listener {
             L::Tcp(l) => tokio::select! {
                 () = &mut shutdown => break,
-                r = l.accept() => r.map(|(s, _)| Conn::Tcp(s)),
+                r = l.accept() => r.map(|(s, _)| Conn::Tcp(no_delay(s))),
             },
             L::Unix(l) => tokio::select! {
                 () = &mut shutdown => break,
@@ -94,6 +94,17 @@ pub async fn serve(
     Ok(())
 }
 
+/// A TCP connection from the MTA with Nagle's algorithm off. At the end of a message the filter
+/// writes its actions and its final reply as separate small packets: with Nagle's algorithm
+/// each later one waits for the MTA's delayed ACK of the first (about 40 ms on Linux), so every
+/// message over `inet:` stalled that long.
+fn no_delay(s: tokio::net::TcpStream) -> tokio::net::TcpStream {
+    if let Err(e) = s.set_nodelay(true) {
+        eprintln!("pennyblack milter: TCP_NODELAY: {e}");
+    }
+    s
+}
+
 enum Conn {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
@@ -118,6 +129,25 @@ fn remove_stale_socket(p: &std::path::Path) -> std::io::Result<()> {
             format!("{}: exists and is not a socket", p.display()),
         )),
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connections_from_the_mta_have_nagle_off() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let client = tokio::net::TcpStream::connect(addr);
+            let ((s, _), _c) = tokio::join!(async { l.accept().await.unwrap() }, client);
+            assert!(!s.nodelay().unwrap(), "Linux starts with Nagle on");
+            assert!(super::no_delay(s).nodelay().unwrap());
+        });
     }
 }
 

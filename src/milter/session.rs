@@ -15,18 +15,13 @@ use miltr_common::modifications::quarantine::Quarantine;
 use miltr_common::modifications::recipients::DeleteRecipient;
 use miltr_common::modifications::{ModificationResponse, ModificationResponseBuilder};
 
-use super::{RejectWith, Shared};
+use super::Shared;
 use crate::Minter;
 use crate::bind::same_address;
-use crate::dkim::{self, SignRequest};
-use crate::mail::{Eol, Message};
+use crate::dkim::SignRequest;
+use crate::mail::Message;
 use crate::policy::lookup::requests_for;
-use crate::postage::{Outcome, check_message_if, sign_fields, stamp_fields_each};
-use crate::ticket::message::{
-    RecipientTicket, TicketOutcome, cancel_tickets, offline_tickets, outcome_with_tickets,
-    record_tickets, unpaid_with_tickets,
-};
-use crate::verify::{Policy, ResourcePattern, Verifier};
+use crate::postage::{sign_fields, stamp_fields_each};
 
 /// One connection from the MTA: the state of the SMTP session and of the current message.
 pub struct Session {
@@ -220,9 +215,10 @@ impl Session {
             Some(cache) => {
                 let (cache, list, request) =
                     (Arc::clone(cache), rcpts.clone(), out.request.clone());
+                let visible = msg.recipients();
                 let (max_bits, deadline) = (out.max_bits, started + out.timeout / 4);
                 let (requests, deviations) = tokio::task::spawn_blocking(move || {
-                    requests_for(&cache, &list, &request, max_bits, Some(deadline))
+                    requests_for(&cache, &list, &visible, &request, max_bits, Some(deadline))
                 })
                 .await
                 .map_err(|e| SessionError::Worker(e.to_string()))?;
@@ -372,458 +368,63 @@ impl Session {
         }
     }
 
+    /// Inbound: the message judged by [`crate::reception::judge`] on a blocking thread, its
+    /// decision translated into milter actions. Forged verdicts in our name are removed on every
+    /// path that delivers the message, and ours always added.
     pub(super) async fn inbound(&mut self) -> Result<ModificationResponse, SessionError> {
+        use crate::reception::{Action, Content, Envelope};
         let shared = Arc::clone(&self.shared);
-        let inb = &shared.config.inbound;
         let qid = self.macro_value("i").to_owned();
-        let refuse = |why: &str| -> ModificationResponse {
-            let code = match inb.reject_with {
-                RejectWith::Reject => Replycode::new([5, 5, 0], [5, 7, 1], why),
-                RejectWith::Tempfail => Replycode::new([4, 5, 1], [4, 7, 1], why),
-            };
-            ModificationResponse::builder().build(code)
-        };
-        // Forged verdicts in our name go on every path that delivers the message, and ours
-        // are always added: the unchecked ones say why.
         let forged = std::mem::take(&mut self.msg.forged);
-        // `drop`: envelope recipients who have the message already (through an answer to our
-        // challenge) and are taken off this copy.
-        let deliver_held =
-            |session: &Self, fields: &[String], hold: Option<String>, drop: &[String]| {
+        let content = if self.msg.too_big {
+            Content::TooLarge(shared.config.max_size)
+        } else {
+            Content::Message(self.raw_message())
+        };
+        let env = Envelope {
+            client: self.client,
+            helo: self.helo.clone(),
+            sender: self.msg.sender.clone(),
+            recipients: std::mem::take(&mut self.msg.rcpts),
+            queue_id: qid.clone(),
+            can_remove_recipients: self.delete_rcpt,
+        };
+        let worker = Arc::clone(&shared);
+        let decision = tokio::task::spawn_blocking(move || {
+            crate::reception::judge(&worker.config.inbound, &env, content)
+        })
+        .await
+        .map_err(|e| SessionError::Worker(e.to_string()))?;
+        shared.log(&qid, format_args!("inbound {}", decision.log));
+        if let (Some(ch), Some((facts, req))) =
+            (&shared.config.inbound.challenges, decision.challenge)
+        {
+            ch.consider(&shared, &qid, facts, req);
+        }
+        Ok(match decision.action {
+            Action::Deliver { hold, remove } => {
                 let mut mods = ModificationResponse::builder();
-                for r in drop {
+                for r in &remove {
                     mods.push(DeleteRecipient::new(format!("<{r}>").as_bytes()));
                 }
                 // Highest position first: the MTA renumbers the fields after each removal.
                 for &idx in forged.iter().rev() {
                     mods.push(ChangeHeader::new(idx, b"Authentication-Results", b""));
                 }
-                session.insert_on_top(&mut mods, fields);
+                self.insert_on_top(&mut mods, &decision.fields);
                 if let Some(why) = hold {
                     mods.push(Quarantine::new(why.as_bytes()));
                 }
                 mods.contin()
-            };
-        let deliver = |session: &Self, fields: &[String]| deliver_held(session, fields, None, &[]);
-        let unchecked = |result: &str, why: &str| {
-            crate::authres::unchecked_fields(&inb.authserv_id, result, why, Eol::Lf)
-        };
-        // --dmarc-enforce: a message that cannot be read cannot show its From domain's policy
-        // is met, so it is refused (else one header line over 998 octets, or padding past
-        // --max-size, would carry a p=reject spoof past the check: review 18).
-        let enforce = inb.sender_auth.as_ref().is_some_and(|a| a.enforce_dmarc);
-        if self.msg.too_big {
-            shared.log(
-                &qid,
-                format_args!(
-                    "inbound: larger than {} bytes, not checked",
-                    shared.config.max_size
-                ),
-            );
-            return Ok(match inb.reject_below {
-                Some(_) => refuse("message too large to check its postage"),
-                None if enforce => refuse("message too large to check its sender's DMARC policy"),
-                None => deliver(
-                    self,
-                    &unchecked(
-                        "permerror",
-                        &format!(
-                            "message larger than {} bytes, not checked",
-                            shared.config.max_size
-                        ),
-                    ),
-                ),
-            });
-        }
-        let raw = self.raw_message();
-        let rcpts = std::mem::take(&mut self.msg.rcpts);
-        let worker_shared = Arc::clone(&shared);
-        let delete_rcpt = self.delete_rcpt;
-        // SPF needs the client's address: a session without one (a local pickup) gets none.
-        let sender = self.msg.sender.clone();
-        let spf_request = self.client.map(|ip| crate::sender::SpfRequest {
-            client_ip: ip,
-            helo: self.helo.clone(),
-            mail_from: self.msg.sender.clone(),
-            receiver: inb.authserv_id.clone(),
-        });
-        let checked = tokio::task::spawn_blocking(move || {
-            let inb = &worker_shared.config.inbound;
-            let msg = Message::parse(raw).map_err(|e| ("permerror", e.to_string()))?;
-            let sender_auth = inb.sender_auth.as_ref();
-            let spf = match (sender_auth, &spf_request) {
-                (Some(a), Some(req)) => Some(crate::sender::check_spf(&a.dns, req)),
-                _ => None,
-            };
-            // DMARC needs the DKIM results: it runs inside the acceptance test, before any stamp
-            // is recorded, so a message refused for DMARC burns no stamp.
-            let dmarc = std::sync::OnceLock::new();
-            // Envelope recipients are addresses, never patterns: `RCPT TO:<*>` names only `*`.
-            let resources: Vec<ResourcePattern> = rcpts
-                .iter()
-                .map(|r| ResourcePattern::address(r.as_str()))
-                .collect();
-            let policy = Policy {
-                min_bits: inb.bits,
-                resources,
-                ..inb.policy.clone()
-            };
-            let mut verifier = Verifier::new(policy).fail_open(inb.fail_open);
-            if let Some(now) = inb.now {
-                verifier = verifier.with_clock(crate::FixedClock(now));
             }
-            if let Some(store) = &inb.store {
-                verifier = verifier.with_store(Arc::clone(store));
+            Action::Refuse(r) | Action::Tempfail(r) => {
+                let digit = |n: u16| (n % 10) as u8;
+                let code = [digit(r.code / 100), digit(r.code / 10), digit(r.code)];
+                let status = r.status.map(u16::from);
+                ModificationResponse::builder().build(Replycode::new(code, status, &r.text))
             }
-            let opts = dkim::VerifyOptions {
-                now: inb.now.unwrap_or_else(crate::clock::unix_now),
-                ..inb.dkim
-            };
-            // The MTA retrying an original we refused, after the sender's answer to our challenge
-            // delivered it: the recipients the answer paid have it, so this copy need not pay
-            // for them, and they are taken off it (never delivered to twice, never unpaid). Only
-            // when the MTA lets us remove recipients (else only a copy with none left, which is
-            // discarded), only for plain addresses (the MTA removes a recipient by its exact
-            // text), and never for a copy that carries an answer itself (the answer's own
-            // retry, if a later filter refused it, must be delivered, not dropped) (review).
-            let answer_now = crate::clock::unix_now();
-            let challenger = inb.challenges.as_ref();
-            let plain = |r: &str| {
-                r.bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"\"()<>[]:;,\\".contains(&b))
-            };
-            let mut done: Vec<String> = match challenger {
-                Some(ch)
-                    if inb.reject_below.is_some()
-                        && ch.has_deliveries()
-                        && !super::challenge::carries_our_answer(
-                            &msg,
-                            &sender,
-                            ch.key(),
-                            answer_now,
-                        ) =>
-                {
-                    let had = ch.delivered_to(
-                        &sender,
-                        &crate::bind::body_digest(msg.body()),
-                        crate::sent::message_id_of(&msg).as_deref(),
-                        answer_now,
-                    );
-                    rcpts
-                        .iter()
-                        .filter(|r| plain(r) && had.iter().any(|d| d.eq_ignore_ascii_case(r)))
-                        .cloned()
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            if !delete_rcpt && done.len() < rcpts.len() {
-                done.clear();
-            }
-            let is_done = |r: &str| done.iter().any(|d| d == r);
-            // The recipients no stamp pays at `bits`, but for those an answer paid already.
-            let unpaid_here = |v: &crate::postage::MessageVerdict, bits: u32| -> Vec<String> {
-                v.unpaid_recipients(bits)
-                    .into_iter()
-                    .filter(|r| !is_done(r))
-                    .collect()
-            };
-            // Tickets pay for the recipients no stamp pays (at --reject-below, else --bits):
-            // checked offline and cancelled online once, when the stamps' verdict is known.
-            let ticket_bits = inb.reject_below.or(inb.bits).unwrap_or(0);
-            let ticket_now = inb.now.unwrap_or_else(crate::clock::unix_now);
-            let tickets = std::sync::Mutex::new(None::<Vec<RecipientTicket>>);
-            let tickets_of = |v: &crate::postage::MessageVerdict| -> Vec<RecipientTicket> {
-                tickets
-                    .lock()
-                    .expect("not poisoned")
-                    .get_or_insert_with(|| match &inb.tickets {
-                        Some(t) => offline_tickets(
-                            &msg,
-                            &unpaid_here(v, ticket_bits),
-                            &v.dkim,
-                            &t.trusted,
-                            ticket_now,
-                        ),
-                        None => Vec::new(),
-                    })
-                    .clone()
-            };
-            let unpaid_of = |v: &crate::postage::MessageVerdict, min: u32| -> Vec<String> {
-                unpaid_with_tickets(v, min, &tickets_of(v))
-                    .into_iter()
-                    .filter(|r| !is_done(r))
-                    .collect()
-            };
-            // Nothing is recorded as spent unless the message is going to be accepted.
-            let paid_enough = |v: &crate::postage::MessageVerdict| {
-                inb.reject_below
-                    .is_none_or(|min| unpaid_of(v, min).is_empty())
-            };
-            // Tickets are cancelled only when the message would be accepted with them (every
-            // recipient a stamp does not pay has a ticket valid offline), within the service's
-            // timeout for the whole message: a refused message burns none of its tickets, and
-            // a hung service cannot hold the message past the MTA's timeout (review 20).
-            let deadline = inb
-                .tickets
-                .as_ref()
-                .map(|t| std::time::Instant::now() + t.timeout);
-            let cancelled = std::sync::atomic::AtomicBool::new(false);
-            let cancel_if_accepted = |v: &crate::postage::MessageVerdict| {
-                let Some(t) = &inb.tickets else {
-                    return;
-                };
-                if cancelled.swap(true, Ordering::Relaxed) {
-                    return;
-                }
-                tickets_of(v);
-                let mut guard = tickets.lock().expect("not poisoned");
-                let list = guard.as_mut().expect("looked at above");
-                let would = inb.reject_below.is_none_or(|min| {
-                    unpaid_here(v, min).iter().all(|r| {
-                        list.iter()
-                            .any(|x| &x.address == r && x.outcome == TicketOutcome::Valid)
-                    })
-                });
-                if would {
-                    cancel_tickets(list, t.service.as_ref(), deadline);
-                }
-            };
-            let dmarc_of = |v: &crate::postage::MessageVerdict| match (sender_auth, &spf) {
-                (Some(a), Some(spf)) => Some(
-                    dmarc
-                        .get_or_init(|| crate::sender::check_dmarc(&a.dns, &msg, &v.dkim, spf))
-                        .clone(),
-                ),
-                _ => None,
-            };
-            let dmarc_refuses = |v: &crate::postage::MessageVerdict| {
-                sender_auth.is_some_and(|a| a.enforce_dmarc)
-                    && dmarc_of(v).is_some_and(|d| d.action() == crate::sender::DmarcPolicy::Reject)
-            };
-            let (v, accepted) = check_message_if(
-                &msg,
-                &verifier,
-                inb.keys.as_ref(),
-                &opts,
-                &inb.limits,
-                |v| {
-                    if dmarc_refuses(v) {
-                        return false;
-                    }
-                    cancel_if_accepted(v);
-                    paid_enough(v)
-                },
-            )
-            .map_err(|e| ("temperror", e.to_string()))?;
-            // The accepted message's tickets are recorded in the spent store, after its stamps:
-            // the same message again is a replay, while a retry of a refused one passes (the
-            // service repeats its cancel). A store that fails is a temperror, as for stamps.
-            if accepted
-                && let (Some(store), Some(list)) =
-                    (&inb.store, tickets.lock().expect("not poisoned").as_mut())
-                && let Err(e) = record_tickets(store.as_ref(), list, ticket_now)
-                && !inb.fail_open
-            {
-                return Err(("temperror", format!("recording the tickets: {e}")));
-            }
-            // A message accepted with an answer to one of our challenges: its MTA's retries of
-            // the original are recognised for the recipients the answer paid.
-            if accepted
-                && let Some(ch) = challenger
-                && let Some(d) =
-                    super::challenge::answered_delivery(&msg, &sender, &rcpts, ch.key(), answer_now)
-            {
-                ch.record_delivery(d, answer_now);
-            }
-            let dmarc = dmarc_of(&v);
-            let mut fields: Vec<String> = match (&spf, &dmarc) {
-                (Some(spf), Some(dmarc)) => [
-                    crate::authres::sender_field(&inb.authserv_id, &v, spf, dmarc, Eol::Lf),
-                    crate::authres::hashcash_field_aligned(
-                        &inb.authserv_id,
-                        &v,
-                        inb.bits,
-                        Some(&dmarc.aligned_signers),
-                        Eol::Lf,
-                    ),
-                ],
-                _ => [
-                    crate::authres::dkim_field(&inb.authserv_id, &v, Eol::Lf),
-                    crate::authres::hashcash_field(&inb.authserv_id, &v, inb.bits, Eol::Lf),
-                ],
-            }
-            .into();
-            let paid = paid_enough(&v);
-            let carried = tickets
-                .lock()
-                .expect("not poisoned")
-                .clone()
-                .unwrap_or_default();
-            // Unpaid because the ticket service could not answer: try again later (451), never
-            // a permanent refusal.
-            if !paid
-                && inb.reject_below.is_some()
-                && let Some(why) = carried.iter().find_map(|t| match &t.outcome {
-                    TicketOutcome::TempError(w) => Some(w.clone()),
-                    _ => None,
-                })
-            {
-                return Err(("temperror", format!("ticket service: {why}")));
-            }
-            if inb.tickets.is_some() {
-                fields.push(crate::authres::ticket_field(
-                    &inb.authserv_id,
-                    &carried,
-                    Eol::Lf,
-                ));
-            }
-            let unpaid = inb.reject_below.map_or(0, |min| unpaid_of(&v, min).len());
-            // What a postage challenge needs to know of a message refused for postage.
-            let facts = match (&inb.challenges, inb.reject_below) {
-                (Some(ch), Some(min)) if !paid => Some(super::challenge::Facts::of(
-                    &msg,
-                    &sender,
-                    spf.as_ref().is_some_and(|s| {
-                        s.result == crate::sender::SpfResult::Pass
-                            && s.identity == crate::sender::SpfIdentity::MailFrom
-                    }),
-                    &v.dkim,
-                    unpaid_of(&v, min),
-                    ch.key(),
-                    crate::clock::unix_now(),
-                )),
-                _ => None,
-            };
-            let summary = (v.recipients.len(), unpaid, paid);
-            let action = match &dmarc {
-                Some(d) if sender_auth.is_some_and(|a| a.enforce_dmarc) => {
-                    Some((d.action(), d.from_domain.clone(), d.policy))
-                }
-                _ => None,
-            };
-            let mut sender_words = match (&spf, &dmarc) {
-                (Some(s), Some(d)) => {
-                    format!(" spf={} dmarc={}", s.result.keyword(), d.result.keyword())
-                }
-                _ => String::new(),
-            };
-            if inb.tickets.is_some() {
-                let cancelled = carried.iter().filter(|t| t.paid()).count();
-                sender_words.push_str(&format!(" tickets={cancelled}/{} cancelled", carried.len()));
-            }
-            Ok::<_, (&'static str, String)>((
-                fields,
-                v.hashcash(),
-                outcome_with_tickets(&v, &carried),
-                summary,
-                action,
-                sender_words,
-                facts,
-                if paid { done } else { Vec::new() },
-            ))
+            Action::Discard => ModificationResponse::builder().build(Discard),
         })
-        .await
-        .map_err(|e| SessionError::Worker(e.to_string()))?;
-        let (
-            fields,
-            hashcash,
-            outcome,
-            (recipients, unpaid, paid),
-            action,
-            sender_words,
-            facts,
-            done,
-        ) = match checked {
-            Ok(c) => c,
-            Err((result, e)) => {
-                shared.log(&qid, format_args!("inbound: not checked ({result}): {e}"));
-                return Ok(match inb.reject_below {
-                    Some(_) if result == "temperror" => {
-                        ModificationResponse::builder().build(Replycode::new(
-                            [4, 5, 1],
-                            [4, 7, 1],
-                            "postage could not be checked now, try again later",
-                        ))
-                    }
-                    Some(_) => refuse("the message could not be read to check its postage"),
-                    None if enforce && result == "permerror" => {
-                        refuse("the message could not be read to check its sender's DMARC policy")
-                    }
-                    None => deliver(self, &unchecked(result, &format!("not checked: {e}"))),
-                });
-            }
-        };
-        shared.log(
-            &qid,
-            format_args!(
-                "inbound: x-hashcash={} dkim/overall={}{sender_words} recipients={recipients} unpaid={unpaid}",
-                word(hashcash),
-                word(outcome),
-            ),
-        );
-        // Every envelope recipient pays on its own: one unpaid recipient refuses the message,
-        // so no unpaid recipient is ever delivered to (and a message without any is refused).
-        // The reply states the requirement in the policy syntax, for software to read
-        // (`policy::requirement_in_reply`); an authenticated sender may get a challenge.
-        if let Some(min) = inb.reject_below
-            && (!paid || recipients == 0)
-        {
-            let req = super::challenge::requirement(
-                min,
-                &inb.policy.min_value,
-                inb.policy.min_memory_kib,
-            );
-            if let (Some(ch), Some(facts)) = (&inb.challenges, facts) {
-                ch.consider(&shared, &qid, facts, req.clone());
-            }
-            return Ok(refuse(&format!(
-                "postage required [{req}] for {unpaid} of {recipients} recipient(s)"
-            )));
-        }
-        // --dmarc-enforce: the author domain's policy for a DMARC fail (never a temperror).
-        match action {
-            Some((crate::sender::DmarcPolicy::Reject, domain, _)) => {
-                shared.log(
-                    &qid,
-                    format_args!("inbound: refused, DMARC policy of {domain}"),
-                );
-                return Ok(ModificationResponse::builder().build(Replycode::new(
-                    [5, 5, 0],
-                    [5, 7, 1],
-                    &format!("DMARC policy of {domain} refuses this message (p=reject)"),
-                )));
-            }
-            Some((crate::sender::DmarcPolicy::Quarantine, domain, _)) => {
-                shared.log(
-                    &qid,
-                    format_args!("inbound: quarantined, DMARC policy of {domain}"),
-                );
-                if done.len() < recipients {
-                    return Ok(deliver_held(
-                        self,
-                        &fields,
-                        Some(format!("DMARC policy of {domain}: quarantine")),
-                        &done,
-                    ));
-                }
-            }
-            _ => {}
-        }
-        if !done.is_empty() {
-            shared.log(
-                &qid,
-                format_args!(
-                    "inbound: a retry of a message delivered through an answer to our challenge: {} of {recipients} recipient(s) have it{}",
-                    done.len(),
-                    if done.len() == recipients { ", discarded" } else { ", taken off" },
-                ),
-            );
-            if done.len() == recipients {
-                return Ok(ModificationResponse::builder().build(Discard));
-            }
-        }
-        Ok(deliver_held(self, &fields, None, &done))
     }
 }
 
@@ -902,8 +503,4 @@ fn with_tickets(
             )
         }
     }
-}
-
-fn word(o: Outcome) -> &'static str {
-    o.keyword()
 }

@@ -581,16 +581,23 @@ fn answers_for(
 /// after which the domains left get the configured cost, reported as a lookup failure), and
 /// the deviations, one per domain. A recipient without a domain that can be looked up gets the
 /// configured cost, unreported.
+///
+/// A recipient the message's To and Cc (`visible`) do not name gets the configured cost too,
+/// and its domain is not looked up: its stamp's resource is hidden, and a cost of its domain's
+/// choosing would name that domain to every reader of the header (docs/FORMAT.md, "Hidden
+/// recipients").
 pub fn requests_for(
     cache: &PolicyCache,
     recipients: &[String],
+    visible: &[String],
     configured: &MintRequest,
     max_bits: u32,
     deadline: Option<Instant>,
 ) -> (Vec<(String, MintRequest)>, Vec<Deviation>) {
+    let hidden = |r: &str| !visible.iter().any(|v| crate::bind::same_address(v, r));
     let mut domains: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for r in recipients {
+    for r in recipients.iter().filter(|r| !hidden(r)) {
         if let Some(d) = recipient_domain(r).and_then(|d| normalize_domain(d).ok())
             && seen.insert(d.clone())
         {
@@ -602,6 +609,10 @@ pub fn requests_for(
     let mut deviations = Vec::new();
     let mut out = Vec::with_capacity(recipients.len());
     for r in recipients {
+        if hidden(r) {
+            out.push((r.clone(), configured.clone()));
+            continue;
+        }
         let Some(domain) = recipient_domain(r).and_then(|d| normalize_domain(d).ok()) else {
             out.push((r.clone(), configured.clone()));
             continue;
@@ -636,9 +647,13 @@ pub fn requests_for(
 }
 
 /// Whether the stamp `req` mints for `rcpt` fits on one `X-Hashcash` line once bound to its
-/// message (`bind=` and 23 characters added to the extension), in clear or hidden form.
+/// message (a `bind=` entry added to the extension), in clear or hidden form.
 fn fits(rcpt: &str, req: &MintRequest) -> bool {
-    let bind = format!("{}={}", crate::bind::BIND_EXT, "A".repeat(23));
+    let bind = format!(
+        "{}={}",
+        crate::bind::BIND_EXT,
+        "A".repeat(crate::bind::BIND_ENTRY_LEN - crate::bind::BIND_EXT.len() - 1)
+    );
     let ext = if req.ext.is_empty() {
         bind
     } else {
@@ -778,7 +793,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let configured = MintRequest::new("-").bits(8);
-        let (reqs, devs) = requests_for(&cache, &rcpts, &configured, 26, None);
+        let (reqs, devs) = requests_for(&cache, &rcpts, &rcpts, &configured, 26, None);
         assert!(devs.is_empty(), "{devs:?}");
         assert!(source.most.load(Ordering::SeqCst) >= 2, "one at a time");
         for (r, req) in &reqs {
@@ -834,6 +849,7 @@ mod tests {
         let configured = MintRequest::new("-").bits(10);
         let (reqs, devs) = requests_for(
             &cache,
+            &["anna@BÜCHER.example".to_owned()],
             &["anna@BÜCHER.example".to_owned()],
             &configured,
             16,
@@ -924,6 +940,31 @@ mod tests {
     }
 
     #[test]
+    fn hidden_recipients_get_the_configured_cost_and_their_domains_are_not_asked() {
+        let (table, _clock, cache) = setup();
+        table.txt("visible.example", &["v=PB1; bits=12"], 300);
+        table.txt("one.example", &["v=PB1; bits=13; alg=blake3"], 300);
+        table.txt("two.example", &["v=PB1; bits=14; alg=sha256"], 300);
+        let configured = MintRequest::new("-").bits(10);
+        let rcpts = vec![
+            "bob@visible.example".to_owned(),
+            "hidden@one.example".to_owned(),
+            "other@two.example".to_owned(),
+        ];
+        let (reqs, devs) = requests_for(&cache, &rcpts, &rcpts[..1], &configured, 26, None);
+        assert!(devs.is_empty(), "{devs:?}");
+        assert_eq!(reqs[0].1.bits, 12);
+        // Both hidden stamps alike, whatever their domains publish.
+        assert_eq!(reqs[1].1, configured);
+        assert_eq!(reqs[2].1, configured);
+        assert_eq!(
+            table.asked(),
+            1,
+            "only the visible recipient's domain is looked up"
+        );
+    }
+
+    #[test]
     fn a_failure_falls_back_to_the_configured_cost_and_says_so() {
         let (table, _clock, cache) = setup();
         table.set(
@@ -937,7 +978,7 @@ mod tests {
             "b@up.example".to_owned(),
             "c@Down.Example.".to_owned(),
         ];
-        let (reqs, devs) = requests_for(&cache, &rcpts, &configured, 16, None);
+        let (reqs, devs) = requests_for(&cache, &rcpts, &rcpts, &configured, 16, None);
         let bits: Vec<u32> = reqs.iter().map(|(_, r)| r.bits).collect();
         assert_eq!(bits, [10, 14, 10]);
         assert_eq!(devs.len(), 1, "one report per domain: {devs:?}");
@@ -949,6 +990,7 @@ mod tests {
         // No time left: nothing is asked, the configured cost is minted, and that is said.
         let (reqs, devs) = requests_for(
             &PolicyCache::new(table.clone()),
+            &["x@later.example".to_owned()],
             &["x@later.example".to_owned()],
             &configured,
             16,
@@ -976,7 +1018,7 @@ mod tests {
         let configured = MintRequest::new("-").bits(10).parts(16);
         let long = format!("{}@evil.example", "x".repeat(400));
         let rcpts = vec![long.clone(), "short@evil.example".to_owned()];
-        let (reqs, devs) = requests_for(&cache, &rcpts, &configured, 16, None);
+        let (reqs, devs) = requests_for(&cache, &rcpts, &rcpts, &configured, 16, None);
         assert_eq!(
             reqs[0].1, configured,
             "the long address kept the policy's 64 parts"
@@ -999,6 +1041,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(30);
         requests_for(
             &cache,
+            &["a@x.example".to_owned()],
             &["a@x.example".to_owned()],
             &MintRequest::new("-"),
             26,

@@ -182,9 +182,7 @@ pub fn offline_tickets(
                 out.outcome = TicketOutcome::Fail(e.to_string());
                 return out;
             }
-            let here = Binding::decode(&carried.binding)
-                .map(|b| Binding::with_mask(&view, b.mask).encode());
-            if here.as_deref() != Some(carried.binding.as_str()) {
+            if !Binding::decode(&carried.binding).is_some_and(|b| b.matches(&view)) {
                 out.outcome = TicketOutcome::Fail("bound to another message".into());
                 return out;
             }

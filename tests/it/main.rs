@@ -35,6 +35,8 @@ mod pg;
 mod pki;
 #[cfg(all(feature = "cli", feature = "dns"))]
 mod policy;
+#[cfg(feature = "cli")]
+mod reception;
 #[cfg(all(feature = "cli", feature = "redis"))]
 mod redis;
 mod roundtrip;

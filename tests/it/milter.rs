@@ -1445,3 +1445,118 @@ fn a_ticket_service_that_cannot_answer_tempfails_and_burns_nothing() {
     let r = send();
     assert_eq!(r.action, 'y', "{r:?}");
 }
+
+/// A replay is told apart: the same stamped message a second time is refused with a reply of
+/// its own (550 5.7.1 "postage already spent" by default, 451 with --replay-with tempfail), never
+/// "postage required" (which has the sender's MTA retry for days); an unpaid message still gets
+/// 451 "postage required". Every refusal is logged with its reason, the queue id, the client and
+/// the sender, and each unpaid recipient's reason.
+#[test]
+fn a_replay_gets_its_own_reply_and_every_refusal_its_reason_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_key, keys) = signing_key(dir);
+    let msg = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: tea\r\n\
+               Message-ID: <r1@example.org>\r\n\r\nAt four?\r\n";
+    let stamped = pipe(
+        {
+            let mut c = pennyblack();
+            c.args(["stamp", "--alg", "sha1", "--bits", "8"]);
+            c
+        },
+        msg.as_bytes(),
+    );
+    assert!(stamped.status.success());
+    let (fields, body) = split_message(&stamped.stdout);
+    let (plain_fields, plain_body) = split_message(msg.as_bytes());
+    for (extra, replay_reply) in [
+        (&[][..], "550 5.7.1 postage already spent"),
+        (
+            &["--replay-with", "tempfail"][..],
+            "451 4.7.1 postage already spent",
+        ),
+    ] {
+        let spent = dir.join(format!("spent-{}.redb", extra.len()));
+        let name = format!("milter-replay-{}", extra.len());
+        let m = Milter::start(
+            dir,
+            &name,
+            &[
+                &[
+                    "--keys",
+                    keys.as_str(),
+                    "--authserv-id",
+                    "mx.test.example",
+                    "--inbound-only",
+                    "--sender-auth",
+                    "off",
+                    "--min-bits",
+                    "8",
+                    "--reject-below",
+                    "8",
+                    "--spent",
+                    spent.to_str().unwrap(),
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
+        let port: u16 = m.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let send = |qid: &str, fields: &[(String, String)], body: &[u8]| {
+            let mut c = proto::Client::connect(port);
+            c.smtp_connect("192.0.2.77");
+            c.macros(b'M', &[("i", qid)]);
+            let refs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let r = c.message("alice@example.org", &["bob@example.net"], &refs, body);
+            c.quit();
+            r
+        };
+        let r = send("Q1", &fields, &body);
+        assert_eq!(r.action, 'c', "{r:?}\n{}", m.log());
+        let r = send("Q2", &fields, &body);
+        assert_eq!(r.action, 'y', "{r:?}");
+        assert!(r.text.starts_with(replay_reply), "{r:?}");
+        assert!(!r.text.contains("postage required"), "{r:?}");
+        let r = send("Q3", &plain_fields, &plain_body);
+        assert_eq!(r.action, 'y', "{r:?}");
+        assert!(
+            r.text
+                .starts_with("451 4.7.1 postage required [v=PB1; bits=8"),
+            "{r:?}"
+        );
+        let log = m.log();
+        let line = |qid: &str| -> String {
+            log.lines()
+                .find(|l| l.contains(&format!(": {qid}: inbound")))
+                .unwrap_or_else(|| panic!("no line for {qid}: {log}"))
+                .to_owned()
+        };
+        for (qid, words) in [
+            (
+                "Q1",
+                &["deliver (checked)", "x-hashcash=pass", "dkim=none"][..],
+            ),
+            ("Q2", &["(replayed)", "<bob@example.net> spent"][..]),
+            (
+                "Q3",
+                &["(postage_required)", "<bob@example.net> no_stamp"][..],
+            ),
+        ] {
+            let l = line(qid);
+            assert!(
+                l.contains("from <alice@example.org> client 192.0.2.77"),
+                "{l}"
+            );
+            for w in words {
+                assert!(l.contains(w), "{qid} lacks {w:?}: {l}");
+            }
+            assert!(!l.contains("dkim/overall"), "{l}");
+        }
+        let mut m = m;
+        m.terminate();
+        assert!(m.wait_exit(std::time::Duration::from_secs(30)).success());
+    }
+}

@@ -593,9 +593,19 @@ pub struct CheckArgs {
     /// the milter are; hashcash's and `mint`'s are not).
     #[arg(long)]
     pub require_binding: bool,
+    /// Refuse stamps whose binding leaves out a field the reader sees (Reply-To, Sender,
+    /// In-Reply-To, References, the MIME fields...): stamps minted by releases before version-2
+    /// bindings, under which those fields may be added in transit. Implies --require-binding.
+    #[arg(long)]
+    pub require_full_binding: bool,
     /// The authserv-id of the Authentication-Results fields (this host's name).
     #[arg(long, default_value = "localhost")]
     pub authserv_id: String,
+    /// Judge as `milter --reject-below BITS` does: a recipient without a valid stamp (or ticket)
+    /// of at least BITS makes the decision a refusal (the JSON's "decision"; exit status 1), and
+    /// then no stamp is recorded as spent.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub reject_below: Option<u32>,
     /// Where DKIM keys come from.
     #[command(flatten)]
     pub key_source: KeySourceArgs,
@@ -789,6 +799,11 @@ pub struct MilterArgs {
     /// Refuse stamps not bound to their message's body (unbound: hashcash's, `mint`'s).
     #[arg(long, help_heading = "Inbound: checks")]
     pub require_binding: bool,
+    /// Refuse stamps whose binding leaves out a field the reader sees (Reply-To, Sender,
+    /// In-Reply-To, References, the MIME fields...): stamps minted by releases before version-2
+    /// bindings, under which those fields may be added in transit. Implies --require-binding.
+    #[arg(long, help_heading = "Inbound: checks")]
+    pub require_full_binding: bool,
     /// The authserv-id of the Authentication-Results fields [default: this host's name].
     /// Fields that already claim it are removed as forgeries.
     #[arg(long, help_heading = "Inbound: checks")]
@@ -802,6 +817,12 @@ pub struct MilterArgs {
     /// `postage required [v=PB1; bits=N; alg=...] for N of M recipient(s)`.
     #[arg(long, value_enum, default_value_t = RejectWithArg::Tempfail, help_heading = "Inbound: checks")]
     pub reject_with: RejectWithArg,
+    /// How --reject-below refuses a replay (every unpaid recipient's stamp or ticket was spent
+    /// before: a copy of a message delivered already): reject (550 5.7.1, the default: retrying
+    /// cannot make it deliverable) or tempfail (451 4.7.1). The reply reads `postage already
+    /// spent: a replay of a message delivered before, ...`; no challenge is sent for it.
+    #[arg(long, value_enum, default_value_t = RejectWithArg::Reject, help_heading = "Inbound: checks")]
+    pub replay_with: RejectWithArg,
     /// Send postage challenges through this SMTP relay (HOST:PORT, plain SMTP: on loopback or
     /// the local network; TLS onwards is the relay's job): to the authenticated sender (SPF
     /// pass, or a DKIM pass covering From, sent from that From address) of a message refused

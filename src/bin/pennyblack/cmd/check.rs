@@ -1,39 +1,38 @@
-//! `pennyblack check`: DKIM and stamps of one message, reported as Authentication-Results.
+//! `pennyblack check`: DKIM and stamps of one message, reported as Authentication-Results: the
+//! receiving side's decision ([`pennyblack::reception::judge`], as the milter makes it) printed.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use pennyblack::dkim;
-use pennyblack::mail::Message;
-use pennyblack::postage::{CheckLimits, Outcome, check_message};
-use pennyblack::ticket::message::{
-    TicketOutcome, cancel_tickets, offline_tickets, outcome_with_tickets, record_tickets,
-};
-use pennyblack::{Policy, ResourcePattern, SystemClock};
+use pennyblack::postage::{CheckLimits, Outcome};
+use pennyblack::reception::{Action, Content, Decision, Envelope, Inbound, InboundTickets, Reason};
+use pennyblack::ticket::message::TicketOutcome;
+use pennyblack::{Policy, ResourcePattern};
 
 use crate::Exit;
 use crate::args::CheckArgs;
 
 pub fn run(a: CheckArgs) -> Result<Exit> {
-    let keys = crate::cmd::key_lookup(&a.key_source)?;
-    // Recipients are addresses (each paid on its own, never a pattern); --resource adds the
-    // operator's own patterns.
+    let keys: Arc<dyn dkim::KeyLookup> = Arc::from(crate::cmd::key_lookup(&a.key_source)?);
+    // Recipients are addresses (each paid on its own, never a pattern, added by the reception
+    // engine); --resource adds the operator's own patterns.
     let policy = Policy {
         min_bits: a.bits,
         resources: a
-            .rcpts
+            .resources
             .iter()
-            .map(|r| ResourcePattern::address(r.as_str()))
-            .chain(a.resources.iter().map(|r| ResourcePattern::new(r.as_str())))
+            .map(|r| ResourcePattern::new(r.as_str()))
             .collect(),
         validity: a.policy.validity,
         grace: a.policy.grace,
         require_binding: a.require_binding,
+        require_full_binding: a.require_full_binding,
         ..crate::cmd::cost_policy(&a.policy)
     };
-    let verifier = crate::cmd::verifier(policy, &a.policy)?;
     // --ticket-server: the service's keys first (a receiver trusts the issuer it cancels at).
-    let tickets_service = match &a.tickets.ticket_server {
+    let tickets = match &a.tickets.ticket_server {
         Some(_) => {
             if a.rcpts.is_empty() {
                 bail!("--ticket-server needs the recipients: --rcpt ADDR");
@@ -43,98 +42,62 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             let trusted = info
                 .trusted_keys()
                 .context("--ticket-server's key records")?;
-            Some((client, trusted))
+            Some(InboundTickets {
+                trusted,
+                service: Arc::new(client),
+                timeout: a.tickets.ticket_timeout,
+            })
         }
         None => None,
     };
-    let now = a
-        .policy
-        .now
-        .unwrap_or_else(|| pennyblack::Clock::now(&SystemClock));
-    let raw = crate::cmd::read_stdin(a.max_size)?;
-    let msg = Message::parse(raw).context("reading the message")?;
-    let opts = dkim::VerifyOptions {
+    let mut inb = Inbound::new(&a.authserv_id, keys, policy);
+    inb.now = a.policy.now;
+    inb.store = crate::cmd::spent_store(&a.policy)?.map(Arc::from);
+    inb.fail_open = a.policy.spent_unavailable == crate::args::Unavailable::Accept;
+    inb.dkim = dkim::VerifyOptions {
         honour_l: a.honour_l,
-        now,
         max_signatures: a.max_signatures,
         ..dkim::VerifyOptions::default()
     };
-    let limits = CheckLimits {
+    inb.limits = CheckLimits {
         max_stamps: a.max_stamps,
     };
-    let v = check_message(&msg, &verifier, keys.as_ref(), &opts, &limits)?;
-    let eol = msg.eol();
-    // Tickets pay for the recipients no stamp pays: checked offline, cancelled online.
-    let mut tickets = match &tickets_service {
-        Some((client, trusted)) => {
-            let mut t = offline_tickets(
-                &msg,
-                &v.unpaid_recipients(a.bits.unwrap_or(0)),
-                &v.dkim,
-                trusted,
-                now,
-            );
-            let deadline = std::time::Instant::now() + a.tickets.ticket_timeout;
-            cancel_tickets(&mut t, client, Some(deadline));
-            t
-        }
-        None => Vec::new(),
-    };
-    // Recorded as spent (with the stamps): the same message checked again is a replay.
-    if let Some(store) = verifier.spent_store()
-        && let Err(e) = record_tickets(store, &mut tickets, now)
-        && !verifier.is_fail_open()
-    {
-        return Err(e).context("recording the tickets as spent");
-    }
+    inb.reject_below = a.reject_below;
+    inb.tickets = tickets;
     // SPF and DMARC, with the SMTP session's facts.
     #[cfg(feature = "dns")]
-    let sender = match a.sender.client_ip {
-        Some(ip) => {
-            use pennyblack::sender;
-            let dns = crate::cmd::dns_lookup(a.key_source.dns_server, a.key_source.dns_timeout)?;
-            let spf = sender::check_spf(
-                &dns,
-                &sender::SpfRequest {
-                    client_ip: ip,
-                    helo: a.sender.helo.clone().unwrap_or_default(),
-                    mail_from: a.sender.mail_from.clone().unwrap_or_default(),
-                    receiver: a.authserv_id.clone(),
-                },
-            );
-            let dmarc = sender::check_dmarc(&dns, &msg, &v.dkim, &spf);
-            Some((spf, dmarc))
-        }
-        None => None,
+    if a.sender.client_ip.is_some() {
+        let dns = crate::cmd::dns_lookup(a.key_source.dns_server, a.key_source.dns_timeout)?;
+        inb.sender_auth = Some(pennyblack::reception::SenderAuth {
+            dns: Arc::new(dns),
+            enforce_dmarc: false,
+        });
+    }
+    #[allow(unused_mut)]
+    let mut env = Envelope {
+        recipients: a.rcpts.clone(),
+        ..Envelope::default()
     };
-    #[cfg(not(feature = "dns"))]
-    let sender: Option<((), ())> = None;
-    let mut fields: Vec<String> = match &sender {
-        #[cfg(feature = "dns")]
-        Some((spf, dmarc)) => [
-            pennyblack::authres::sender_field(&a.authserv_id, &v, spf, dmarc, eol),
-            pennyblack::authres::hashcash_field_aligned(
-                &a.authserv_id,
-                &v,
-                a.bits,
-                Some(&dmarc.aligned_signers),
-                eol,
-            ),
-        ],
-        _ => [
-            pennyblack::authres::dkim_field(&a.authserv_id, &v, eol),
-            pennyblack::authres::hashcash_field(&a.authserv_id, &v, a.bits, eol),
-        ],
+    #[cfg(feature = "dns")]
+    {
+        env.client = a.sender.client_ip;
+        env.helo = a.sender.helo.clone().unwrap_or_default();
+        env.sender = a.sender.mail_from.clone().unwrap_or_default();
     }
-    .into();
-    if tickets_service.is_some() {
-        fields.push(pennyblack::authres::ticket_field(
-            &a.authserv_id,
-            &tickets,
-            eol,
-        ));
-    }
-    let outcome = outcome_with_tickets(&v, &tickets);
+    let raw = crate::cmd::read_stdin(a.max_size)?;
+    let decision = pennyblack::reception::judge(&inb, &env, Content::Message(raw.clone()));
+    let Some(found) = &decision.findings else {
+        // Unreadable, or not checked for now (the spent store, the ticket service): an error.
+        let why = decision.not_checked.as_deref().unwrap_or("not checked");
+        if decision.reason == Reason::Unreadable {
+            bail!("reading the message: {why}");
+        }
+        bail!("{why}");
+    };
+    let (v, tickets) = (&found.verdict, &found.tickets);
+    let fields = &decision.fields;
+    let tickets_service = inb.tickets.as_ref();
+    let outcome = found.outcome;
     let mut out = std::io::stdout().lock();
     if a.json {
         let mut json = serde_json::json!({
@@ -155,6 +118,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
                 "address": r.address, "result": r.outcome, "value_bits": r.value,
             })).collect::<Vec<_>>(),
             "skipped_stamps": v.skipped,
+            "decision": decision_json(&decision),
         });
         if tickets_service.is_some() {
             json["tickets"] = tickets
@@ -172,7 +136,7 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
                 .collect();
         }
         #[cfg(feature = "dns")]
-        if let Some((spf, dmarc)) = &sender {
+        if let (Some(spf), Some(dmarc)) = (&found.spf, &found.dmarc) {
             json["spf"] = serde_json::to_value(spf)?;
             json["dmarc"] = serde_json::to_value(dmarc)?;
             for (j, s) in json["stamps"]
@@ -191,17 +155,44 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
         }
         writeln!(out, "{json}")?;
     } else if a.verdict_only {
-        for f in &fields {
+        for f in fields {
             out.write_all(f.as_bytes())?;
         }
     } else {
-        out.write_all(&msg.with_fields_on_top(&fields))?;
+        // The fields on top, the message byte for byte as it came.
+        for f in fields {
+            out.write_all(f.as_bytes())?;
+        }
+        out.write_all(&raw)?;
     }
     out.flush()?;
     Ok(match outcome {
+        _ if matches!(decision.action, Action::Refuse(_)) => Exit::Invalid,
         Outcome::Pass => Exit::Ok,
         Outcome::Fail => Exit::Invalid,
         // No stamp, or valid but not fully checked (no --bits, no recipient, --no-spent).
         _ => Exit::NotFullyChecked,
+    })
+}
+
+/// The decision as `check --json` reports it: what the receiver does with the message, why,
+/// the reply it gives when it refuses, and each unpaid recipient's reason.
+fn decision_json(d: &Decision) -> serde_json::Value {
+    let (action, reply, hold, removed) = match &d.action {
+        Action::Deliver { hold, remove } => ("deliver", None, hold.clone(), remove.clone()),
+        Action::Refuse(r) => ("refuse", Some(r), None, Vec::new()),
+        Action::Tempfail(r) => ("tempfail", Some(r), None, Vec::new()),
+        Action::Discard => ("discard", None, None, Vec::new()),
+    };
+    serde_json::json!({
+        "action": action,
+        "reason": d.reason.keyword(),
+        "reply": reply.map(|r| r.to_string()),
+        "hold": hold,
+        "removed_recipients": removed,
+        "requirement": d.requirement,
+        "unpaid": d.findings.iter().flat_map(|f| &f.unpaid).map(|(a, w)| serde_json::json!({
+            "recipient": a, "reason": w,
+        })).collect::<Vec<_>>(),
     })
 }

@@ -128,6 +128,7 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
             validity: a.policy.validity,
             grace: a.policy.grace,
             require_binding: a.require_binding,
+            require_full_binding: a.require_full_binding,
             ..crate::cmd::cost_policy(&a.policy)
         },
         now: a.policy.now,
@@ -144,6 +145,10 @@ pub fn run(a: MilterArgs) -> Result<Exit> {
         },
         reject_below: a.reject_below,
         reject_with: match a.reject_with {
+            RejectWithArg::Reject => RejectWith::Reject,
+            RejectWithArg::Tempfail => RejectWith::Tempfail,
+        },
+        replay_with: match a.replay_with {
             RejectWithArg::Reject => RejectWith::Reject,
             RejectWithArg::Tempfail => RejectWith::Tempfail,
         },

@@ -127,7 +127,7 @@ fn stamp_with(
         })
         .cloned()
         .collect();
-    let requests = per_recipient(a, &stamped, request)?;
+    let requests = per_recipient(a, &stamped, &msg.recipients(), request)?;
     let domain = a.sign.domain.as_deref().unwrap_or("");
     let (keys, canon) = (signing.keys, signing.canon);
     let signers = crate::cmd::sign_requests(domain, keys, canon, now);
@@ -170,10 +170,12 @@ fn stamp_with(
 
 /// Each recipient's mint request: `request`, or with --postage-policy on what its domain's
 /// policy asks within --max-bits (each deviation said on standard error, naming the domain
-/// only: some recipients are Bcc).
+/// only: some recipients are Bcc). A recipient `visible` (To, Cc) does not name gets `request`:
+/// its domain's cost would name its domain to every reader.
 fn per_recipient(
     a: &StampArgs,
     recipients: &[String],
+    visible: &[String],
     request: &MintRequest,
 ) -> Result<Vec<(String, MintRequest)>> {
     let same = || {
@@ -191,7 +193,8 @@ fn per_recipient(
         use pennyblack::policy::lookup::{PolicyCache, requests_for};
         let dns = crate::cmd::dns_lookup(a.dns.dns_server, a.dns.dns_timeout)?;
         let cache = PolicyCache::new(std::sync::Arc::new(dns));
-        let (requests, deviations) = requests_for(&cache, recipients, request, max_bits, None);
+        let (requests, deviations) =
+            requests_for(&cache, recipients, visible, request, max_bits, None);
         for d in deviations {
             eprintln!("pennyblack: warning: {d}");
         }
@@ -199,7 +202,7 @@ fn per_recipient(
     }
     #[cfg(not(feature = "dns"))]
     {
-        let _ = (same, max_bits);
+        let _ = (same, max_bits, visible);
         bail!("--postage-policy on needs the DNS: built without the `dns` feature")
     }
 }

@@ -219,21 +219,7 @@ fn write_text_line(out: &mut impl Write, v: &Verdict) -> std::io::Result<()> {
 }
 
 fn json(v: &Verdict) -> serde_json::Value {
-    let reason = v.result().err().map(|e| {
-        use pennyblack::VerifyError as E;
-        match e {
-            E::Malformed(_) => "malformed",
-            E::Expired { .. } => "expired",
-            E::Future { .. } => "future",
-            E::WrongResource { .. } => "wrong_resource",
-            E::InsufficientWork { .. } => "insufficient_work",
-            E::Spent => "spent",
-            E::WrongMessage => "wrong_message",
-            E::Unbound => "unbound",
-            E::BadBinding => "bad_binding",
-            _ => "other",
-        }
-    });
+    let reason = v.result().err().map(|e| e.keyword());
     serde_json::json!({
         "stamp": v.stamp(),
         "valid": v.is_valid(),
