@@ -326,10 +326,21 @@ fn stamp_asks_the_dns_nothing_by_default() {
 #[ignore = "needs dnsmasq: run bash .ci/run"]
 fn stamp_over_the_cap_mints_the_configured_cost_and_says_so_without_a_bcc_address() {
     let zone = zone();
+    // Visible recipients at over.example and multi.example; Bcc recipients at the same domains.
+    let msg = MSG.replace(
+        "carol@none.example",
+        "dave@over.example, erin@multi.example",
+    );
     let out = stamp(
         &zone,
-        MSG,
+        &msg,
         &[
+            "--rcpt",
+            "bob@asks14.example",
+            "--rcpt",
+            "dave@over.example",
+            "--rcpt",
+            "erin@multi.example",
             "--rcpt",
             "secret@over.example",
             "--rcpt",
@@ -352,7 +363,9 @@ fn stamp_over_the_cap_mints_the_configured_cost_and_says_so_without_a_bcc_addres
         !stderr.contains("secret") && !stderr.contains("hidden"),
         "a Bcc address on stderr: {stderr}"
     );
-    // The configured 10 bits, in hidden form, for the Bcc recipient.
+    // The configured 10 bits for Dave (over the cap), and in hidden form for the Bcc recipient
+    // (whose domain's policy is not even asked: a hidden stamp's cost names no domain).
+    assert_eq!(check(&zone, &out.stdout, 10, "dave@over.example"), 0);
     assert_eq!(check(&zone, &out.stdout, 10, "secret@over.example"), 0);
     assert_eq!(check(&zone, &out.stdout, 11, "secret@over.example"), 1);
     assert!(!text(&out.stdout).contains("secret"));
@@ -436,11 +449,15 @@ fn milter_raises_a_stamp_to_what_the_recipient_domain_asks() {
         &[
             "bob@asks14.example",
             "carol@none.example",
+            "dave@over.example",
             "secret@over.example",
         ],
         &[
             ("From", "alice@example.org"),
-            ("To", "bob@asks14.example, carol@none.example"),
+            (
+                "To",
+                "bob@asks14.example, carol@none.example, dave@over.example",
+            ),
             ("Subject", "postage"),
         ],
         b"Hello.\r\n",
@@ -451,7 +468,7 @@ fn milter_raises_a_stamp_to_what_the_recipient_domain_asks() {
         .iter()
         .map(|v| v.chars().filter(|c| !c.is_whitespace()).collect())
         .collect();
-    assert_eq!(stamps.len(), 3, "{r:?}\n{}", m.log());
+    assert_eq!(stamps.len(), 4, "{r:?}\n{}", m.log());
     let verify = |rcpt: &str, bits: u32| {
         let s = stamps
             .iter()
