@@ -991,3 +991,206 @@ pub fn requirement(
     }
     req
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spent::Spend;
+    use crate::{MemoryStore, MintRequest, Minter};
+
+    const MSG: &str = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi.\r\n";
+
+    /// A store that is down.
+    struct Down;
+    impl SpentStore for Down {
+        fn spend_many(&self, _: &[Spend], _: i64) -> Result<Vec<bool>, crate::Error> {
+            Err(crate::Error::Io(std::io::Error::other("the store is down")))
+        }
+        fn purge(&self, _: i64) -> Result<u64, crate::Error> {
+            Ok(0)
+        }
+        fn len(&self) -> Result<u64, crate::Error> {
+            Ok(0)
+        }
+    }
+
+    fn receiver(reject_below: Option<u32>) -> Inbound {
+        let mut inb = Inbound::new(
+            "mx.example.net",
+            Arc::new(dkim::KeyFile::default()),
+            Policy {
+                min_bits: Some(8),
+                ..Policy::default()
+            },
+        );
+        inb.store = Some(Arc::new(MemoryStore::new()));
+        inb.reject_below = reject_below;
+        inb
+    }
+
+    fn env(rcpts: &[&str]) -> Envelope {
+        Envelope {
+            sender: "alice@example.org".into(),
+            recipients: rcpts.iter().map(|r| r.to_string()).collect(),
+            client: Some("192.0.2.9".parse().unwrap()),
+            queue_id: "Q".into(),
+            ..Envelope::default()
+        }
+    }
+
+    /// `MSG` with a bound stamp of `bits` for each of `rcpts` on top.
+    fn stamped(rcpts: &[&str], bits: u32) -> Vec<u8> {
+        let msg = Message::parse(MSG.as_bytes().to_vec()).unwrap();
+        let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
+        let req = MintRequest::new("-").bits(bits).parts(1);
+        let fields =
+            crate::postage::stamp_fields(&msg, &rcpts, &req, &Minter::new().threads(1), &[])
+                .unwrap();
+        msg.with_fields_on_top(&fields)
+    }
+
+    fn reply(d: &Decision) -> &Reply {
+        match &d.action {
+            Action::Refuse(r) | Action::Tempfail(r) => r,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_paid_message_is_delivered_with_our_verdicts_once() {
+        let inb = receiver(Some(8));
+        let d = judge(
+            &inb,
+            &env(&["bob@example.net"]),
+            Content::Message(stamped(&["bob@example.net"], 8)),
+        );
+        assert_eq!(d.action, deliver(), "{d:?}");
+        assert_eq!(d.reason, Reason::Checked);
+        assert_eq!(d.fields.len(), 2, "{:?}", d.fields);
+        assert!(d.fields[1].contains("x-hashcash=pass"), "{:?}", d.fields);
+        assert!(d.log.ends_with("-> deliver (checked)"), "{}", d.log);
+        assert!(
+            d.log.contains("from <alice@example.org> client 192.0.2.9"),
+            "{}",
+            d.log
+        );
+        assert!(!d.log.contains("dkim/overall"), "{}", d.log);
+        // Without a rejection policy a message with nothing is delivered too, with its verdict.
+        let inb = receiver(None);
+        let d = judge(
+            &inb,
+            &env(&["bob@example.net"]),
+            Content::Message(MSG.into()),
+        );
+        assert_eq!(d.action, deliver(), "{d:?}");
+        assert!(d.fields[1].contains("x-hashcash=none"), "{:?}", d.fields);
+    }
+
+    #[test]
+    fn unpaid_replayed_and_empty_envelopes_are_refused_each_with_its_reply() {
+        let inb = receiver(Some(8));
+        let one = env(&["bob@example.net"]);
+        // Too little work: postage required, the requirement stated, and no stamp recorded.
+        let d = judge(
+            &inb,
+            &one,
+            Content::Message(stamped(&["bob@example.net"], 4)),
+        );
+        assert_eq!(d.reason, Reason::PostageRequired, "{d:?}");
+        let r = reply(&d);
+        assert_eq!((r.code, r.status), (451, [4, 7, 1]));
+        assert!(
+            r.text.starts_with("postage required [v=PB1; bits=8;"),
+            "{r}"
+        );
+        assert_eq!(
+            d.requirement.as_deref(),
+            Some(&r.text[18..r.text.find(']').unwrap()])
+        );
+        assert!(
+            d.log.contains("<bob@example.net> insufficient_work"),
+            "{}",
+            d.log
+        );
+        // Paid, then the same again: a replay, 550 by default, 451 when configured so.
+        let paid = stamped(&["bob@example.net"], 8);
+        let d = judge(&inb, &one, Content::Message(paid.clone()));
+        assert_eq!(d.reason, Reason::Checked, "{d:?}");
+        let d = judge(&inb, &one, Content::Message(paid.clone()));
+        assert_eq!(d.reason, Reason::Replayed, "{d:?}");
+        assert_eq!((reply(&d).code, reply(&d).status), (550, [5, 7, 1]));
+        assert!(reply(&d).text.starts_with("postage already spent"), "{d:?}");
+        let mut lenient = receiver(Some(8));
+        lenient.store = inb.store.clone();
+        lenient.replay_with = RejectWith::Tempfail;
+        assert_eq!(
+            reply(&judge(&lenient, &one, Content::Message(paid.clone()))).code,
+            451
+        );
+        // A replayed recipient beside an unpaid one: postage required (the message is refused
+        // for Carol before the store is asked about Bob's stamp).
+        let two = env(&["bob@example.net", "carol@example.net"]);
+        let d = judge(&inb, &two, Content::Message(paid));
+        assert_eq!(d.reason, Reason::PostageRequired, "{d:?}");
+        assert!(
+            d.log.contains("unpaid=1 [<carol@example.net> no_stamp]"),
+            "{}",
+            d.log
+        );
+        // No recipient at all: refused (nothing pays for no one).
+        let d = judge(&inb, &env(&[]), Content::Message(MSG.into()));
+        assert_eq!(d.reason, Reason::PostageRequired, "{d:?}");
+        // --reject-with reject makes postage refusals permanent.
+        let mut strict = receiver(Some(8));
+        strict.reject_with = RejectWith::Reject;
+        let d = judge(&strict, &one, Content::Message(MSG.into()));
+        assert_eq!(reply(&d).code, 550);
+    }
+
+    #[test]
+    fn what_cannot_be_checked_is_refused_under_a_policy_and_reported_otherwise() {
+        let one = env(&["bob@example.net"]);
+        for reject_below in [Some(8), None] {
+            let inb = receiver(reject_below);
+            let big = judge(&inb, &one, Content::TooLarge(1000));
+            let bad = judge(&inb, &one, Content::Message(b"no header here".to_vec()));
+            assert_eq!(big.reason, Reason::TooLarge);
+            assert_eq!(bad.reason, Reason::Unreadable);
+            for d in [&big, &bad] {
+                assert!(d.findings.is_none() && d.not_checked.is_some(), "{d:?}");
+                match reject_below {
+                    Some(_) => assert_eq!(reply(d).code, 451, "{d:?}"),
+                    None => {
+                        assert_eq!(d.action, deliver(), "{d:?}");
+                        assert!(d.fields[0].contains("permerror"), "{:?}", d.fields);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_that_fails_tempfails_under_a_policy_unless_fail_open() {
+        let one = env(&["bob@example.net"]);
+        let paid = stamped(&["bob@example.net"], 8);
+        let mut inb = receiver(Some(8));
+        inb.store = Some(Arc::new(Down));
+        let d = judge(&inb, &one, Content::Message(paid.clone()));
+        assert_eq!(d.reason, Reason::NotCheckedNow, "{d:?}");
+        assert!(
+            matches!(&d.action, Action::Tempfail(r) if r.code == 451),
+            "{d:?}"
+        );
+        assert!(d.log.contains("the store is down"), "{}", d.log);
+        // Without a policy the message goes on, marked temperror.
+        inb.reject_below = None;
+        let d = judge(&inb, &one, Content::Message(paid.clone()));
+        assert_eq!(d.action, deliver());
+        assert!(d.fields[0].contains("temperror"), "{:?}", d.fields);
+        // Failing open: accepted, the verdict saying the store was not asked.
+        inb.reject_below = Some(8);
+        inb.fail_open = true;
+        let d = judge(&inb, &one, Content::Message(paid));
+        assert_eq!(d.action, deliver(), "{d:?}");
+    }
+}
