@@ -25,6 +25,84 @@ fn is_dot_atom(s: &str) -> bool {
         })
 }
 
+/// The authserv-id of an Authentication-Results value, read with RFC 8601's grammar: after
+/// any comments and white space (CFWS, comments nested, with quoted-pairs), a token or a quoted
+/// string (its quoted-pairs undone). `None` when the value does not start that way.
+pub fn authserv_id(value: &str) -> Option<String> {
+    let b = value.as_bytes();
+    let mut i = 0;
+    // CFWS
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b'(' {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' => i += 1,
+                    b'(' => depth += 1,
+                    b')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            if depth > 0 {
+                return None;
+            }
+            continue;
+        }
+        break;
+    }
+    if i < b.len() && b[i] == b'"' {
+        let mut out = Vec::new();
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if i + 1 < b.len() => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                }
+                b'"' => return String::from_utf8(out).ok(),
+                c => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        return None;
+    }
+    let start = i;
+    while i < b.len() && b[i].is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b[i]) {
+        i += 1;
+    }
+    (i > start).then(|| value[start..i].to_owned())
+}
+
+/// `raw` (a whole message) without the `Authentication-Results` fields that claim `ours` as
+/// their authserv-id: forgeries of our verdicts, removed before ours are added (RFC 8601 5).
+pub fn without_forged(msg: &crate::mail::Message, ours: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.as_bytes().len());
+    for f in msg.fields() {
+        let forged = f.name.eq_ignore_ascii_case("Authentication-Results")
+            && authserv_id(&f.value()).is_some_and(|id| id.eq_ignore_ascii_case(ours));
+        if !forged {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    // The fields lie end to end from the first byte: what follows them (the empty line and
+    // the body) is kept as it came.
+    let head: usize = msg.fields().map(|f| f.raw.len()).sum();
+    out.extend_from_slice(&msg.as_bytes()[head..]);
+    out
+}
+
 /// A property value (or the authserv-id): as it is when the grammar allows, else quoted.
 pub fn pvalue(s: &str) -> String {
     if is_token(s) {

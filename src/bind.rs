@@ -30,7 +30,7 @@ pub const BOUND_FIELDS: [&str; 6] = ["from", "to", "cc", "subject", "date", "mes
 /// and oversigns the same list ([`crate::dkim::signed_fields`]). Only
 /// [`ADDED_IN_TRANSIT`] fields absent at minting are left out of the mask. New fields are only
 /// ever appended (the mask's meaning must not change).
-pub const READER_FIELDS: [&str; 16] = [
+pub const READER_FIELDS: [&str; 26] = [
     "from",
     "to",
     "cc",
@@ -47,6 +47,16 @@ pub const READER_FIELDS: [&str; 16] = [
     "content-disposition",
     "mail-followup-to",
     "mail-reply-to",
+    "list-id",
+    "list-post",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "disposition-notification-to",
+    "return-receipt-to",
+    "autocrypt",
+    "resent-from",
+    "resent-sender",
+    "importance",
 ];
 
 /// Fields of [`READER_FIELDS`] a submission server may add to a message that lacks them
@@ -93,7 +103,7 @@ const fn const_eq(a: &[u8], b: &[u8]) -> bool {
 pub enum BindVersion {
     /// [`BOUND_FIELDS`], present ones only: a one-character mask (23 characters in all).
     V1,
-    /// [`READER_FIELDS`], absent ones included: a three-character mask (25 characters in all).
+    /// [`READER_FIELDS`], absent ones included: a five-character mask (27 characters in all).
     V2,
 }
 
@@ -165,7 +175,7 @@ impl BindVersion {
     fn mask_chars(self) -> usize {
         match self {
             BindVersion::V1 => 1,
-            BindVersion::V2 => 3,
+            BindVersion::V2 => 5,
         }
     }
 }
@@ -231,7 +241,7 @@ impl Binding {
             }
             BindVersion::V2 => {
                 h.update(b"pennyblack bind 2\0");
-                h.update(&mask.to_be_bytes()[1..]);
+                h.update(mask.to_be_bytes());
                 for (i, name) in fields.iter().enumerate() {
                     if mask & (1 << i) != 0 {
                         h.update(msg.field_digest(name));
@@ -251,7 +261,7 @@ impl Binding {
     }
 
     /// The value written after `bind=`: the mask as base64url characters (one for version 1,
-    /// three for version 2, most significant first), then the digest as 22.
+    /// five for version 2, most significant first), then the digest as 22.
     pub fn encode(&self) -> String {
         let n = self.version.mask_chars();
         let mut s = String::with_capacity(n + 22);
@@ -262,13 +272,13 @@ impl Binding {
         s
     }
 
-    /// Reads a value written by [`encode`](Self::encode) (23 characters: version 1; 25:
+    /// Reads a value written by [`encode`](Self::encode) (23 characters: version 1; 27:
     /// version 2); `None` for anything else, a mask naming fields the version does not have
     /// included.
     pub fn decode(s: &str) -> Option<Binding> {
         let version = match s.len() {
             23 => BindVersion::V1,
-            25 => BindVersion::V2,
+            27 => BindVersion::V2,
             _ => return None,
         };
         if !s.is_ascii() {
@@ -311,7 +321,7 @@ impl Binding {
 }
 
 /// The longest `bind=` entry (a version-2 binding), for sizing a stamp before it is minted.
-pub const BIND_ENTRY_LEN: usize = BIND_EXT.len() + 1 + 25;
+pub const BIND_ENTRY_LEN: usize = BIND_EXT.len() + 1 + 27;
 
 /// The binding an extension field carries: `Ok(None)` without a `bind` entry,
 /// [`VerifyError::BadBinding`] when the entry is repeated or its value is not one canonical
@@ -609,7 +619,7 @@ mod tests {
         // Date and Message-ID were absent: left out; everything else covered, absent or not.
         assert_eq!(b.mask, FULL_MASK);
         assert!(b.is_full());
-        assert_eq!(b.encode().len(), 25);
+        assert_eq!(b.encode().len(), 27);
         assert_eq!(Binding::decode(&b.encode()), Some(b));
         assert!(b.matches(&m));
         // A co-recipient's doctored copy: any reader-visible or reply-routing field added where
@@ -631,6 +641,16 @@ mod tests {
             ),
             ("mail-followup-to", b"Mail-Followup-To: eve@example.net\r\n"),
             ("mail-reply-to", b"Mail-Reply-To: eve@example.net\r\n"),
+            ("list-post", b"List-Post: <mailto:eve@example.net>\r\n"),
+            (
+                "disposition-notification-to",
+                b"Disposition-Notification-To: eve@example.net\r\n",
+            ),
+            (
+                "autocrypt",
+                b"Autocrypt: addr=alice@example.org; keydata=AAAA\r\n",
+            ),
+            ("resent-from", b"Resent-From: eve@example.net\r\n"),
             ("cc", b"Cc: mallory@example.net\r\n"),
         ] {
             let mut f = fields.clone();

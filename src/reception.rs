@@ -435,7 +435,28 @@ fn who(env: &Envelope) -> String {
     let client = env
         .client
         .map_or_else(|| "local".to_owned(), |ip| ip.to_string());
-    format!("from <{}> client {client}", env.sender)
+    format!("from <{}> client {client}", escaped(&env.sender))
+}
+
+/// At most this many recipients' reasons are named in a log line.
+const MAX_LOGGED: usize = 20;
+
+/// An envelope address as a log line shows it: printable ASCII but for `<`, `>` and `\`, the
+/// rest (white space included) as `\xNN`, at most 256 octets, so a sender cannot write words
+/// of ours into the log.
+fn escaped(addr: &str) -> String {
+    let mut out = String::new();
+    for b in addr.bytes().take(256) {
+        if b.is_ascii_graphic() && !b"<>\\".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if addr.len() > 256 {
+        out.push_str("...");
+    }
+    out
 }
 
 fn unchecked(inb: &Inbound, result: &str, why: &str, eol: Eol) -> Vec<String> {
@@ -456,8 +477,11 @@ struct Examined {
     dmarc_action: Option<(crate::sender::DmarcPolicy, String)>,
     #[cfg(feature = "milter")]
     facts: Option<crate::milter::challenge::Facts>,
-    /// Recipients who have the message already (an answer to our challenge delivered it).
+    /// Recipients who have the message already (an answer to our challenge delivered it, or a
+    /// verbatim copy under another envelope spent their stamps), taken off or discarded.
     done: Vec<String>,
+    /// How many of `done` got it through another copy (a replay).
+    replay_removed: usize,
     words: String,
 }
 
@@ -513,11 +537,24 @@ fn examine(
     let opts = dkim::VerifyOptions { now, ..inb.dkim };
     let done = delivered_before(inb, env, &msg);
     let is_done = |r: &str| done.iter().any(|d| d == r);
-    // The recipients no stamp pays at `bits`, but for those an answer paid already.
+    // A recipient whose fully bound stamp was spent by another delivery of this very message
+    // (the same body and every field a reader sees: a co-recipient's relay of her copy, or an
+    // earlier delivery of it) has the message: it is taken off this copy where the caller can,
+    // so the others are still delivered; never all of them.
+    let removable = |v: &MessageVerdict, r: &str| {
+        env.can_remove_recipients
+            && inb.reject_below.is_some()
+            && plain_address(r)
+            && spent_copy(v, r)
+    };
+    let gone = |v: &MessageVerdict, r: &str| {
+        is_done(r) || (removable(v, r) && rcpts.iter().any(|o| !is_done(o) && !removable(v, o)))
+    };
+    // The recipients no stamp pays at `bits`, but for those that have the message already.
     let unpaid_here = |v: &MessageVerdict, bits: u32| -> Vec<String> {
         v.unpaid_recipients(bits)
             .into_iter()
-            .filter(|r| !is_done(r))
+            .filter(|r| !gone(v, r))
             .collect()
     };
     // Tickets pay for the recipients no stamp pays (at reject_below, else bits): checked
@@ -530,7 +567,17 @@ fn examine(
             .expect("not poisoned")
             .get_or_insert_with(|| match &inb.tickets {
                 Some(t) => {
-                    offline_tickets(&msg, &unpaid_here(v, ticket_bits), &v.dkim, &t.trusted, now)
+                    let mut list = offline_tickets(
+                        &msg,
+                        &unpaid_here(v, ticket_bits),
+                        &v.dkim,
+                        &t.trusted,
+                        now,
+                    );
+                    if inb.policy.require_full_binding {
+                        crate::ticket::message::refuse_partly_bound(&mut list);
+                    }
+                    list
                 }
                 None => Vec::new(),
             })
@@ -539,13 +586,14 @@ fn examine(
     let unpaid_of = |v: &MessageVerdict, min: u32| -> Vec<String> {
         unpaid_with_tickets(v, min, &tickets_of(v))
             .into_iter()
-            .filter(|r| !is_done(r))
+            .filter(|r| !gone(v, r))
             .collect()
     };
-    // Nothing is recorded as spent unless the message is going to be accepted.
+    // Nothing is recorded as spent unless the message is going to be accepted (and a message
+    // with no recipient is not, under a rejection policy).
     let paid_enough = |v: &MessageVerdict| {
         inb.reject_below
-            .is_none_or(|min| unpaid_of(v, min).is_empty())
+            .is_none_or(|min| !rcpts.is_empty() && unpaid_of(v, min).is_empty())
     };
     // Tickets are cancelled only when the message would be accepted with them (every recipient
     // a stamp does not pay has a ticket valid offline), within the service's timeout for the
@@ -703,6 +751,7 @@ fn examine(
         .iter()
         .filter(|r| reasons.iter().any(|(a, w)| a == *r && *w == "spent"))
         .count();
+    let removed: Vec<String> = rcpts.iter().filter(|r| gone(&v, r)).cloned().collect();
     // What a postage challenge needs to know of a message refused for postage.
     #[cfg(feature = "milter")]
     let facts = match (&inb.challenges, inb.reject_below) {
@@ -759,7 +808,14 @@ fn examine(
         unpaid.len()
     ));
     if !reasons.is_empty() {
-        let list: Vec<String> = reasons.iter().map(|(a, w)| format!("<{a}> {w}")).collect();
+        let mut list: Vec<String> = reasons
+            .iter()
+            .take(MAX_LOGGED)
+            .map(|(a, w)| format!("<{}> {w}", escaped(a)))
+            .collect();
+        if reasons.len() > MAX_LOGGED {
+            list.push(format!("and {} more", reasons.len() - MAX_LOGGED));
+        }
         words.push_str(&format!(" [{}]", list.join(", ")));
     }
     Ok(Examined {
@@ -771,7 +827,8 @@ fn examine(
         dmarc_action,
         #[cfg(feature = "milter")]
         facts,
-        done: if paid { done } else { Vec::new() },
+        replay_removed: removed.iter().filter(|r| !is_done(r)).count(),
+        done: if paid { removed } else { Vec::new() },
         words,
         unpaid,
         findings: Findings {
@@ -797,10 +854,6 @@ fn delivered_before(inb: &Inbound, env: &Envelope, msg: &Message) -> Vec<String>
     #[cfg(feature = "milter")]
     {
         let now = crate::clock::unix_now();
-        let plain = |r: &str| {
-            r.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"\"()<>[]:;,\\".contains(&b))
-        };
         let done: Vec<String> = match &inb.challenges {
             Some(ch)
                 if inb.reject_below.is_some()
@@ -820,7 +873,7 @@ fn delivered_before(inb: &Inbound, env: &Envelope, msg: &Message) -> Vec<String>
                 );
                 env.recipients
                     .iter()
-                    .filter(|r| plain(r) && had.iter().any(|d| d.eq_ignore_ascii_case(r)))
+                    .filter(|r| plain_address(r) && had.iter().any(|d| d.eq_ignore_ascii_case(r)))
                     .cloned()
                     .collect()
             }
@@ -836,6 +889,13 @@ fn delivered_before(inb: &Inbound, env: &Envelope, msg: &Message) -> Vec<String>
         let _ = (inb, env, msg);
         Vec::new()
     }
+}
+
+/// Whether the MTA can take `r` off a message by its text: an address without quotes, brackets,
+/// separators or white space.
+fn plain_address(r: &str) -> bool {
+    r.bytes()
+        .all(|b| b.is_ascii_graphic() && !b"\"()<>[]:;,\\".contains(&b))
 }
 
 /// Why `rcpt` is not paid: the failure of the stamps naming it (`spent` when one was spent
@@ -875,6 +935,21 @@ fn unpaid_reason(v: &MessageVerdict, tickets: &[RecipientTicket], rcpt: &str) ->
         return "no_stamp";
     }
     "insufficient_work"
+}
+
+/// Whether a stamp naming `rcpt` was spent before and is bound to this message with a full
+/// binding (so what was delivered with it is this message as its reader sees it).
+fn spent_copy(v: &MessageVerdict, rcpt: &str) -> bool {
+    let Some(i) = v.recipients.iter().position(|r| r.address == rcpt) else {
+        return false;
+    };
+    v.stamps.iter().any(|s| {
+        s.pays == Some(i)
+            && matches!(s.verdict.result(), Err(VerifyError::Spent))
+            && s.verdict.parsed().is_some_and(|p| {
+                crate::bind::binding_of_ext(p.ext()).is_ok_and(|b| b.is_some_and(|b| b.is_full()))
+            })
+    })
 }
 
 fn dkim_word(dkim: &[dkim::DkimResult]) -> &'static str {
@@ -950,8 +1025,15 @@ fn decide(inb: &Inbound, env: &Envelope, e: Examined) -> Decision {
     }
     if !e.done.is_empty() {
         d.reason = Reason::DeliveredBefore;
+        let why = if e.replay_removed == e.done.len() {
+            "another copy of this message, its postage spent, reached"
+        } else if e.replay_removed == 0 {
+            "a retry of a message an answer to our challenge delivered"
+        } else {
+            "an answer to our challenge or another copy of this message reached"
+        };
         d.log.push_str(&format!(
-            "; a retry of a message an answer to our challenge delivered: {} of {recipients} recipient(s) have it",
+            "; {why}: {} of {recipients} recipient(s) have it",
             e.done.len()
         ));
         d.action = if e.done.len() == recipients {
@@ -1192,5 +1274,70 @@ mod tests {
         inb.fail_open = true;
         let d = judge(&inb, &one, Content::Message(paid));
         assert_eq!(d.action, deliver(), "{d:?}");
+    }
+
+    #[test]
+    fn recipients_a_verbatim_copy_reached_are_taken_off_and_the_others_delivered() {
+        let inb = receiver(Some(8));
+        let both = stamped(&["bob@example.net", "dave@example.net"], 8);
+        // A copy to Bob alone first (Carol relaying her copy, or an earlier delivery).
+        let d = judge(
+            &inb,
+            &env(&["bob@example.net"]),
+            Content::Message(both.clone()),
+        );
+        assert_eq!(d.reason, Reason::Checked, "{d:?}");
+        // Then the message to Bob and Dave, on an MTA that lets us remove recipients: Bob has
+        // it, Dave gets it (his stamp spent now), nobody twice.
+        let mut two = env(&["bob@example.net", "dave@example.net"]);
+        two.can_remove_recipients = true;
+        let d = judge(&inb, &two, Content::Message(both.clone()));
+        assert_eq!(
+            d.action,
+            Action::Deliver {
+                hold: None,
+                remove: vec!["bob@example.net".to_owned()]
+            },
+            "{d:?}"
+        );
+        assert_eq!(d.reason, Reason::DeliveredBefore);
+        assert!(d.log.contains("another copy of this message"), "{}", d.log);
+        // Everyone has it now: a replay, refused.
+        let d = judge(&inb, &two, Content::Message(both.clone()));
+        assert_eq!(d.reason, Reason::Replayed, "{d:?}");
+        // Without recipient removal the mixed copy is refused whole, burning nothing.
+        let inb = receiver(Some(8));
+        judge(
+            &inb,
+            &env(&["bob@example.net"]),
+            Content::Message(both.clone()),
+        );
+        let mut fixed = two.clone();
+        fixed.can_remove_recipients = false;
+        let d = judge(&inb, &fixed, Content::Message(both.clone()));
+        assert_eq!(d.reason, Reason::Replayed, "{d:?}");
+        let d = judge(&inb, &env(&["dave@example.net"]), Content::Message(both));
+        assert_eq!(d.reason, Reason::Checked, "Dave's stamp was burnt: {d:?}");
+    }
+
+    #[test]
+    fn no_recipient_burns_nothing_and_a_sender_writes_nothing_of_ours_in_the_log() {
+        let inb = receiver(Some(8));
+        let paid = stamped(&["bob@example.net"], 8);
+        let d = judge(&inb, &env(&[]), Content::Message(paid.clone()));
+        assert_eq!(d.reason, Reason::PostageRequired, "{d:?}");
+        let d = judge(&inb, &env(&["bob@example.net"]), Content::Message(paid));
+        assert_eq!(d.reason, Reason::Checked, "burnt by a refusal: {d:?}");
+        let mut forged = env(&["bob@example.net"]);
+        forged.sender =
+            "\"x> client 192.0.2.1: x-hashcash=pass -> deliver (checked)\"@evil.example".into();
+        let d = judge(&inb, &forged, Content::Message(MSG.into()));
+        assert!(!d.log.contains("x> client 192.0.2.1"), "{}", d.log);
+        assert!(d.log.contains("\\x20client"), "{}", d.log);
+        let many: Vec<String> = (0..100).map(|i| format!("r{i}@example.net")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let d = judge(&inb, &env(&refs), Content::Message(MSG.into()));
+        assert!(d.log.contains("and 80 more"), "{}", d.log);
+        assert!(d.log.len() < 2000, "{}", d.log.len());
     }
 }

@@ -9,66 +9,7 @@ use miltr_common::modifications::ModificationResponse;
 use miltr_common::optneg::{Capability, OptNeg, Protocol};
 
 use super::session::{Msg, Session, SessionError};
-
-/// The authserv-id of an Authentication-Results value, read with RFC 8601's grammar: after
-/// any comments and white space (CFWS, comments nested, with quoted-pairs), a token or a quoted
-/// string (its quoted-pairs undone). `None` when the value does not start that way.
-fn authserv_id_of(value: &str) -> Option<String> {
-    let b = value.as_bytes();
-    let mut i = 0;
-    // CFWS
-    loop {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i < b.len() && b[i] == b'(' {
-            let mut depth = 0usize;
-            while i < b.len() {
-                match b[i] {
-                    b'\\' => i += 1,
-                    b'(' => depth += 1,
-                    b')' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            i += 1;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            if depth > 0 {
-                return None;
-            }
-            continue;
-        }
-        break;
-    }
-    if i < b.len() && b[i] == b'"' {
-        let mut out = Vec::new();
-        i += 1;
-        while i < b.len() {
-            match b[i] {
-                b'\\' if i + 1 < b.len() => {
-                    out.push(b[i + 1]);
-                    i += 2;
-                }
-                b'"' => return String::from_utf8(out).ok(),
-                c => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        }
-        return None;
-    }
-    let start = i;
-    while i < b.len() && b[i].is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b[i]) {
-        i += 1;
-    }
-    (i > start).then(|| value[start..i].to_owned())
-}
+use crate::authres::authserv_id as authserv_id_of;
 
 /// Strips `<...>` and surrounding white space from an envelope address.
 fn envelope_address(s: &str) -> String {

@@ -582,10 +582,12 @@ fn answers_for(
 /// the deviations, one per domain. A recipient without a domain that can be looked up gets the
 /// configured cost, unreported.
 ///
-/// A recipient the message's To and Cc (`visible`) do not name gets the configured cost too,
-/// and its domain is not looked up: its stamp's resource is hidden, and a cost of its domain's
-/// choosing would name that domain to every reader of the header (docs/FORMAT.md, "Hidden
-/// recipients").
+/// A recipient the message's To and Cc (`visible`) do not name (Bcc) is not looked up: its
+/// stamp's resource is hidden, and a cost of its domain's choosing would name that domain to
+/// every reader of the header (docs/FORMAT.md, "Hidden recipients"). Every hidden recipient
+/// gets one request, chosen from what the readers see already: the visible recipients' request
+/// with the most bits, or the configured cost when that is more (so a Bcc recipient at a
+/// visible recipient's domain is paid as that recipient is).
 pub fn requests_for(
     cache: &PolicyCache,
     recipients: &[String],
@@ -608,8 +610,10 @@ pub fn requests_for(
     let mut by_domain: HashMap<String, MintRequest> = HashMap::new();
     let mut deviations = Vec::new();
     let mut out = Vec::with_capacity(recipients.len());
+    let mut hidden_at = Vec::new();
     for r in recipients {
         if hidden(r) {
+            hidden_at.push(out.len());
             out.push((r.clone(), configured.clone()));
             continue;
         }
@@ -642,6 +646,21 @@ pub fn requests_for(
             continue;
         }
         out.push((r.clone(), req));
+    }
+    let most = out
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !hidden_at.contains(i))
+        .map(|(_, (_, req))| req)
+        .fold(
+            configured,
+            |best, req| if req.bits > best.bits { req } else { best },
+        )
+        .clone();
+    for i in hidden_at {
+        if fits(&out[i].0, &most) {
+            out[i].1 = most.clone();
+        }
     }
     (out, deviations)
 }
@@ -940,7 +959,7 @@ mod tests {
     }
 
     #[test]
-    fn hidden_recipients_get_the_configured_cost_and_their_domains_are_not_asked() {
+    fn hidden_recipients_get_one_cost_readers_know_and_their_domains_are_not_asked() {
         let (table, _clock, cache) = setup();
         table.txt("visible.example", &["v=PB1; bits=12"], 300);
         table.txt("one.example", &["v=PB1; bits=13; alg=blake3"], 300);
@@ -954,14 +973,20 @@ mod tests {
         let (reqs, devs) = requests_for(&cache, &rcpts, &rcpts[..1], &configured, 26, None);
         assert!(devs.is_empty(), "{devs:?}");
         assert_eq!(reqs[0].1.bits, 12);
-        // Both hidden stamps alike, whatever their domains publish.
-        assert_eq!(reqs[1].1, configured);
-        assert_eq!(reqs[2].1, configured);
+        // Both hidden stamps alike, whatever their domains publish: what the visible recipient's
+        // domain asks (more than the configured 10), which every reader knows already.
+        assert_eq!(reqs[1].1, reqs[0].1);
+        assert_eq!(reqs[2].1, reqs[0].1);
         assert_eq!(
             table.asked(),
             1,
             "only the visible recipient's domain is looked up"
         );
+        // Visible recipients asking less than the configured cost: hidden ones get the latter.
+        table.txt("low.example", &["v=PB1; bits=4"], 300);
+        let rcpts = vec!["a@low.example".to_owned(), "b@one.example".to_owned()];
+        let (reqs, _) = requests_for(&cache, &rcpts, &rcpts[..1], &configured, 26, None);
+        assert_eq!(reqs[1].1, configured);
     }
 
     #[test]

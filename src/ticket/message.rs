@@ -210,6 +210,24 @@ pub fn offline_tickets(
     out
 }
 
+/// Refuses the tickets whose binding leaves out fields a reader sees (a version-1 binding: see
+/// [`crate::bind::Binding::is_full`]), for a receiver demanding full bindings; they are then
+/// never cancelled.
+pub fn refuse_partly_bound(tickets: &mut [RecipientTicket]) {
+    for t in tickets.iter_mut() {
+        let partly = t
+            .carried
+            .as_ref()
+            .is_some_and(|c| !Binding::decode(&c.binding).is_some_and(|b| b.is_full()));
+        if t.outcome == TicketOutcome::Valid && partly {
+            t.outcome = TicketOutcome::Fail(
+                "bound to its message without every field a reader sees".into(),
+            );
+            t.carried = None;
+        }
+    }
+}
+
 /// Cancels the [`TicketOutcome::Valid`] tickets with `service` (which checks each proof),
 /// until `deadline`: a ticket the service refuses (403, 404, 409, 410) is `Fail`; one it could
 /// not answer for (unreachable, a timeout, any other status) is `TempError`, and once that

@@ -331,3 +331,42 @@ fn the_engine_judges_without_any_protocol() {
     );
     assert!(d.log.contains("<bob@example.net> no_stamp"), "{}", d.log);
 }
+
+/// `check` used as a delivery filter: a verdict forged in our name (a field below claiming our
+/// authserv-id, in any spelling RFC 8601 allows) is dropped, so a reader cannot take it for
+/// ours; another host's verdict stays, and the message is otherwise as it came.
+#[test]
+fn check_drops_verdicts_forged_in_our_name() {
+    let msg = "Authentication-Results: (ours?) MX.Example.NET; x-hashcash=pass\r\n\
+               Authentication-Results: \"mx.example.net\"; dkim=pass\r\n\
+               Authentication-Results: relay.example.org; dkim=pass\r\n\
+               From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi.\r\n";
+    let mut c = pennyblack();
+    c.args(["check", "--bits", "8", "--keys", "/dev/null", "--no-spent"])
+        .args([
+            "--rcpt",
+            "bob@example.net",
+            "--authserv-id",
+            "mx.example.net",
+        ]);
+    let o = pipe(c, msg.as_bytes());
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        !out.contains("(ours?)") && !out.contains("\"mx.example.net\""),
+        "{out}"
+    );
+    assert!(out.contains("relay.example.org; dkim=pass"), "{out}");
+    assert!(
+        out.ends_with(
+            "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nHi.\r\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Authentication-Results: mx.example.net;")
+            .count(),
+        2,
+        "{out}"
+    );
+}

@@ -58,7 +58,19 @@ impl Records {
 }
 
 impl Zone {
+    /// dnsmasq on a free loopback port serving `records`. The port is free for UDP when picked
+    /// but dnsmasq binds TCP too, and another test may take it in between: then it exits at
+    /// once, and another port is tried (five in all).
     pub fn start(records: &Records) -> Zone {
+        for _ in 0..4 {
+            if let Some(zone) = Zone::try_start(records) {
+                return zone;
+            }
+        }
+        Zone::try_start(records).expect("dnsmasq exited at start on five ports")
+    }
+
+    fn try_start(records: &Records) -> Option<Zone> {
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         let silent_port = silent.local_addr().unwrap().port();
         let port = UdpSocket::bind("127.0.0.1:0")
@@ -112,8 +124,7 @@ impl Zone {
             port,
             _silent: silent,
         };
-        zone.wait_until_answering();
-        zone
+        zone.wait_until_answering().then_some(zone)
     }
 
     /// `127.0.0.1:PORT`, as `--dns-server` takes it.
@@ -121,8 +132,9 @@ impl Zone {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Asks for a name until dnsmasq answers (any answer), for at most 10 seconds.
-    fn wait_until_answering(&mut self) {
+    /// Asks for a name until dnsmasq answers (any answer), for at most 10 seconds; `false` when
+    /// dnsmasq exited instead (its port taken).
+    fn wait_until_answering(&mut self) -> bool {
         // ID 0x7070, recursion desired, one question: ready.invalid TXT IN.
         let mut q = vec![0x70, 0x70, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         for label in ["ready", "invalid"] {
@@ -137,14 +149,15 @@ impl Zone {
         let mut buf = [0u8; 512];
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("dnsmasq exited at start: {status}");
+                eprintln!("dnsmasq exited at start ({status}) on port {}", self.port);
+                return false;
             }
             let _ = sock.send_to(&q, ("127.0.0.1", self.port));
             if let Ok((n, _)) = sock.recv_from(&mut buf)
                 && n >= 2
                 && buf[..2] == [0x70, 0x70]
             {
-                return;
+                return true;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),

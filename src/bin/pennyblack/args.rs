@@ -604,7 +604,7 @@ pub struct CheckArgs {
     /// Judge as `milter --reject-below BITS` does: a recipient without a valid stamp (or ticket)
     /// of at least BITS makes the decision a refusal (the JSON's "decision"; exit status 1), and
     /// then no stamp is recorded as spent.
-    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(1..=128))]
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(1..=128), requires = "rcpts")]
     pub reject_below: Option<u32>,
     /// Where DKIM keys come from.
     #[command(flatten)]
@@ -820,7 +820,9 @@ pub struct MilterArgs {
     /// How --reject-below refuses a replay (every unpaid recipient's stamp or ticket was spent
     /// before: a copy of a message delivered already): reject (550 5.7.1, the default: retrying
     /// cannot make it deliverable) or tempfail (451 4.7.1). The reply reads `postage already
-    /// spent: a replay of a message delivered before, ...`; no challenge is sent for it.
+    /// spent: a replay of a message delivered before, ...`; no challenge is sent for it. Use
+    /// tempfail where a filter after this one can still tempfail a message accepted here (its
+    /// retry then finds its stamps spent).
     #[arg(long, value_enum, default_value_t = RejectWithArg::Reject, help_heading = "Inbound: checks")]
     pub replay_with: RejectWithArg,
     /// Send postage challenges through this SMTP relay (HOST:PORT, plain SMTP: on loopback or

@@ -159,11 +159,13 @@ pub fn run(a: CheckArgs) -> Result<Exit> {
             out.write_all(f.as_bytes())?;
         }
     } else {
-        // The fields on top, the message byte for byte as it came.
+        // Our fields on top, the message as it came but for forgeries of them (fields below
+        // that claim our authserv-id), which a reader could not tell from ours.
+        let msg = pennyblack::mail::Message::parse(raw).context("reading the message")?;
         for f in fields {
             out.write_all(f.as_bytes())?;
         }
-        out.write_all(&raw)?;
+        out.write_all(&pennyblack::authres::without_forged(&msg, &a.authserv_id))?;
     }
     out.flush()?;
     Ok(match outcome {
