@@ -76,6 +76,26 @@ pub struct SignRequest<'a> {
     pub time: i64,
 }
 
+impl<'a> SignRequest<'a> {
+    /// One request per `(selector, key)` of `keys`, for `domain`, at `time`.
+    pub fn each(
+        domain: &'a str,
+        keys: &'a [(String, SigningKey)],
+        canon: (Canon, Canon),
+        time: i64,
+    ) -> Vec<SignRequest<'a>> {
+        keys.iter()
+            .map(|(selector, key)| SignRequest {
+                domain,
+                selector,
+                key,
+                canon,
+                time,
+            })
+            .collect()
+    }
+}
+
 /// Signs `msg` and returns the `DKIM-Signature` field, folded, in the message's line ending,
 /// ready to be put on top of the message.
 pub fn sign(msg: &Message, req: &SignRequest<'_>) -> Result<String, DkimError> {

@@ -15,13 +15,16 @@
 //!
 //! The rooms: `config.rs` holds the configuration ([`Config`], [`Outbound`], [`Inbound`],
 //! [`Listen`]) and the state every connection shares ([`Shared`]); `session.rs` one connection's
-//! state and the decisions at the end of each message ([`Session`]); `protocol.rs` the milter
+//! state and the translation of each message's decision into milter actions ([`Session`]);
+//! `outbound.rs` the outbound judgement (costs, tickets, stamps, signatures), inbound's being
+//! [`crate::reception::judge`]; `protocol.rs` the milter
 //! protocol callbacks that feed a session; `serve.rs` the listening sockets and the graceful stop
 //! ([`serve()`]); `challenge.rs` the postage challenges sent to authenticated senders whose
 //! mail was refused for postage ([`challenge::Challenger`]).
 
 pub mod challenge;
 mod config;
+mod outbound;
 mod protocol;
 mod serve;
 mod session;

@@ -687,17 +687,7 @@ impl Challenger {
         );
         let raw = format!("{head}\r\n{body}").into_bytes();
         let msg = Message::parse(raw).map_err(|e| e.to_string())?;
-        let signers: Vec<SignRequest<'_>> = c
-            .keys
-            .iter()
-            .map(|(sel, key)| SignRequest {
-                domain: &c.domain,
-                selector: sel,
-                key,
-                canon: c.canon,
-                time: now,
-            })
-            .collect();
+        let signers = SignRequest::each(&c.domain, &c.keys, c.canon, now);
         let sigs = crate::postage::sign_fields(&msg, &signers).map_err(|e| e.to_string())?;
         Ok((msg.with_fields_on_top(&sigs), id))
     }

@@ -1,7 +1,8 @@
 //! One connection from the MTA: the state of its SMTP session and of the message in progress,
-//! and the decisions made at the end of each message — outbound (stamp and sign) or inbound
-//! (check, add our verdicts, remove forged ones, refuse under a rejection policy). The protocol
-//! callbacks that fill this state are in `protocol.rs`.
+//! and the translation at the end of each message of the judgement made elsewhere into milter
+//! actions: outbound (`outbound.rs`: stamps, tickets, signatures, within `--mint-timeout`) or
+//! inbound ([`crate::reception::judge`]: our verdicts added, forged ones removed, refusals).
+//! The protocol callbacks that fill this state are in `protocol.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -17,11 +18,7 @@ use miltr_common::modifications::{ModificationResponse, ModificationResponseBuil
 
 use super::Shared;
 use crate::Minter;
-use crate::bind::same_address;
-use crate::dkim::SignRequest;
 use crate::mail::Message;
-use crate::policy::lookup::requests_for;
-use crate::postage::{sign_fields, stamp_fields_each};
 
 /// One connection from the MTA: the state of the SMTP session and of the current message.
 pub struct Session {
@@ -210,15 +207,15 @@ impl Session {
         );
         // Recipient domains' postage policies, within a quarter of the mint timeout (a failure:
         // the configured cost), looked up before waiting for a slot so no slot waits on the
-        // DNS; slow name servers cannot use up the time the stamps need (review 19).
+        // DNS; slow name servers cannot use up the time the stamps need.
         let requests = match &out.policies {
-            Some(cache) => {
-                let (cache, list, request) =
-                    (Arc::clone(cache), rcpts.clone(), out.request.clone());
-                let visible = msg.recipients();
-                let (max_bits, deadline) = (out.max_bits, started + out.timeout / 4);
+            Some(_) => {
+                let (list, visible) = (rcpts.clone(), msg.recipients());
+                let deadline = started + out.timeout / 4;
+                let worker = Arc::clone(&shared);
                 let (requests, deviations) = tokio::task::spawn_blocking(move || {
-                    requests_for(&cache, &list, &visible, &request, max_bits, Some(deadline))
+                    let out = worker.config.outbound.as_ref().expect("outbound");
+                    super::outbound::requests(out, &list, &visible, deadline)
                 })
                 .await
                 .map_err(|e| SessionError::Worker(e.to_string()))?;
@@ -227,10 +224,7 @@ impl Session {
                 }
                 requests
             }
-            None => rcpts
-                .iter()
-                .map(|r| (r.clone(), out.request.clone()))
-                .collect(),
+            None => super::outbound::requests(out, &rcpts, &[], started).0,
         };
         let permit = match tokio::time::timeout(
             out.timeout.saturating_sub(started.elapsed()),
@@ -247,62 +241,9 @@ impl Session {
         let worker_shared = Arc::clone(&shared);
         let work = tokio::task::spawn_blocking(move || {
             let out = worker_shared.config.outbound.as_ref().expect("outbound");
-            let now = crate::clock::unix_now();
-            let signers: Vec<SignRequest<'_>> = out
-                .keys
-                .iter()
-                .map(|(sel, key)| SignRequest {
-                    domain: &out.domain,
-                    selector: sel,
-                    key,
-                    canon: out.canon,
-                    time: now,
-                })
-                .collect();
-            // Recipients the message already pays with a valid stamp bound to it, worth what
-            // this relay would mint (`pennyblack answer` re-sending for a challenge, or `stamp`
-            // before submission), are not paid twice; the message is signed all the same.
-            let before = crate::postage::paid_already(&msg, &requests);
-            let unpaid: Vec<String> = rcpts
-                .iter()
-                .filter(|r| !before.contains(r))
-                .cloned()
-                .collect();
-            // Tickets next (--wallet): for the recipients the header names, while they last;
-            // the message then carries them under its signatures.
-            let (msg, tickets, wallet_note) = with_tickets(out.wallet.as_ref(), msg, &unpaid, now);
-            let requests: Vec<_> = requests
-                .into_iter()
-                .filter(|(r, _)| {
-                    !before.contains(r) && !tickets.paid.iter().any(|p| same_address(p, r))
-                })
-                .collect();
-            let stamped = match permit {
-                _ if requests.is_empty() => sign_fields(&msg, &signers).map(|f| (f, 0)),
-                Some(_permit) => stamp_fields_each(&msg, &requests, &minter, &signers)
-                    .map(|f| (f, requests.len())),
-                None => Err(crate::postage::StampError::Mint {
-                    // Never the addresses: some may be Bcc recipients, and this reaches the log.
-                    resource: format!("{} recipient(s)", rcpts.len()),
-                    error: crate::MintError::DeadlineExceeded(out.timeout),
-                }),
-            };
-            let with = |(mut f, n): (Vec<String>, usize)| {
-                f.extend(tickets.fields.iter().cloned());
-                (f, n, tickets.fields.len(), wallet_note.clone())
-            };
-            let result = match stamped {
-                Ok(fields) => (Ok(with(fields)), None),
-                Err(e) => (sign_fields(&msg, &signers).map(|f| with((f, 0))), Some(e)),
-            };
-            // Not even signed: the message goes on as it came, and its tickets back to the
-            // wallet.
-            if result.0.is_err()
-                && let Some(w) = &out.wallet
-            {
-                let _ = w.put_back(&tickets.bought);
-            }
-            result
+            // The slot is held until the stamps are minted.
+            let _slot = &permit;
+            super::outbound::stamp_and_sign(out, msg, &rcpts, requests, &minter, permit.is_some())
         });
         tokio::pin!(work);
         let (fields, mint_error) = tokio::select! {
@@ -319,7 +260,12 @@ impl Session {
         let elapsed = started.elapsed().as_secs_f64();
         let mut mods = ModificationResponse::builder();
         match fields {
-            Ok((fields, stamps, tickets, wallet_note)) => {
+            Ok(super::outbound::Stamped {
+                fields,
+                stamps,
+                tickets,
+                wallet_note,
+            }) => {
                 let signed = fields.len() - stamps - tickets;
                 if let Some(note) = wallet_note {
                     shared.log(&qid, format_args!("outbound ({why}): {note}"));
@@ -425,82 +371,5 @@ impl Session {
             }
             Action::Discard => ModificationResponse::builder().build(Discard),
         })
-    }
-}
-
-/// The tickets a message carries for its recipients: the fields and the recipients paid.
-#[derive(Default)]
-struct Tickets {
-    fields: Vec<String>,
-    paid: Vec<String>,
-    bought: Vec<crate::ticket::wallet::Bought>,
-}
-
-/// `msg` with tickets from `wallet` on top for the recipients its header names, as many as the
-/// wallet holds; a note for the log when the wallet fell short or failed. Tickets taken but
-/// not attached are put back.
-fn with_tickets(
-    wallet: Option<&crate::ticket::wallet::Wallet>,
-    msg: Message,
-    rcpts: &[String],
-    now: i64,
-) -> (Message, Tickets, Option<String>) {
-    use crate::ticket::message::{attach_fields, ticket_recipients};
-    let Some(wallet) = wallet else {
-        return (msg, Tickets::default(), None);
-    };
-    let wanted = ticket_recipients(&msg, rcpts);
-    if wanted.is_empty() {
-        return (msg, Tickets::default(), None);
-    }
-    let taken = match wallet.take(wanted.len(), now) {
-        Ok(t) => t,
-        Err(e) => {
-            return (
-                msg,
-                Tickets::default(),
-                Some(format!("wallet: {e}; stamps instead")),
-            );
-        }
-    };
-    let note = (taken.len() < wanted.len()).then(|| {
-        format!(
-            "the wallet held {} of the {} ticket(s) wanted; stamps for the others",
-            taken.len(),
-            wanted.len()
-        )
-    });
-    let paid: Vec<(String, _)> = wanted.into_iter().zip(taken).collect();
-    let fields = match attach_fields(&msg, &paid) {
-        Ok(f) => f,
-        Err(e) => {
-            let back: Vec<_> = paid.into_iter().map(|(_, b)| b).collect();
-            let _ = wallet.put_back(&back);
-            return (
-                msg,
-                Tickets::default(),
-                Some(format!("tickets: {e}; stamps instead")),
-            );
-        }
-    };
-    match Message::parse(msg.with_fields_on_top(&fields)) {
-        Ok(with) => (
-            with,
-            Tickets {
-                fields,
-                bought: paid.iter().map(|(_, b)| b.clone()).collect(),
-                paid: paid.into_iter().map(|(r, _)| r).collect(),
-            },
-            note,
-        ),
-        Err(e) => {
-            let back: Vec<_> = paid.into_iter().map(|(_, b)| b).collect();
-            let _ = wallet.put_back(&back);
-            (
-                msg,
-                Tickets::default(),
-                Some(format!("tickets: {e}; stamps instead")),
-            )
-        }
     }
 }

@@ -39,15 +39,7 @@ pub fn sign_requests<'a>(
     canon: (pennyblack::dkim::Canon, pennyblack::dkim::Canon),
     now: i64,
 ) -> Vec<pennyblack::dkim::SignRequest<'a>> {
-    keys.iter()
-        .map(|(sel, key)| pennyblack::dkim::SignRequest {
-            domain,
-            selector: sel,
-            key,
-            canon,
-            time: now,
-        })
-        .collect()
+    pennyblack::dkim::SignRequest::each(domain, keys, canon, now)
 }
 
 /// A minter on `threads` threads that gives up after `deadline`, if any, and that Ctrl-C
