@@ -502,6 +502,37 @@ Subject: s\r\n\r\nbody\r\n";
     }
 
     #[test]
+    fn a_full_binding_policy_refuses_tickets_bound_the_version_one_way() {
+        let msg = paid(&["b@example.net"], 5000);
+        let mut v = offline_tickets(&msg, &rcpts(&["b@example.net"]), &[], &trusted(), 0);
+        refuse_partly_bound(&mut v);
+        assert_eq!(
+            v[0].outcome,
+            TicketOutcome::Valid,
+            "today's tickets are fully bound"
+        );
+        // A ticket carried under a version-1 binding (fields absent at sending may be added).
+        let plain = Message::parse(MSG.as_bytes().to_vec()).unwrap();
+        let old = Binding::of_v1(&BindingView::new(&plain)).encode();
+        let (ticket, secret) = issuer().issue([7; 16], 5000);
+        let carried = Carried::new(ticket, &secret, "b@example.net", &old).unwrap();
+        let field = format_field(TICKET_FIELD, &carried.to_string(), plain.eol());
+        let msg = Message::parse(plain.with_fields_on_top(&[field])).unwrap();
+        let mut v = offline_tickets(&msg, &rcpts(&["b@example.net"]), &[], &trusted(), 0);
+        assert_eq!(v[0].outcome, TicketOutcome::Valid);
+        refuse_partly_bound(&mut v);
+        assert!(
+            matches!(&v[0].outcome, TicketOutcome::Fail(w) if w.contains("every field a reader sees")),
+            "{:?}",
+            v[0].outcome
+        );
+        // Refused, it is never cancelled.
+        let ok = script(|_| Ok(Cancelled { repeat: false }));
+        cancel_tickets(&mut v, &ok, None);
+        assert!(ok.asked.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_silent_service_is_asked_once_per_message() {
         let down = script(|_| {
             Err(ClientError::Unreachable {
