@@ -1340,4 +1340,78 @@ mod tests {
         assert!(d.log.contains("and 80 more"), "{}", d.log);
         assert!(d.log.len() < 2000, "{}", d.log.len());
     }
+
+    /// A ticket service that answers `ok` (cancelled) or is down.
+    struct Service(bool);
+    impl crate::ticket::message::Canceller for Service {
+        fn cancel(
+            &self,
+            _: &crate::ticket::Carried,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::ticket::client::Cancelled, crate::ticket::client::ClientError> {
+            if self.0 {
+                Ok(crate::ticket::client::Cancelled { repeat: true })
+            } else {
+                Err(crate::ticket::client::ClientError::Unreachable {
+                    url: "http://127.0.0.1:1".into(),
+                    error: "timed out".into(),
+                })
+            }
+        }
+    }
+
+    #[test]
+    fn tickets_pay_a_recipient_and_a_service_down_tempfails_burning_nothing() {
+        let issuer =
+            crate::ticket::Issuer::new("tickets.example.org", "k1", [1; 32], [2; 32]).unwrap();
+        let mut trusted = crate::ticket::TrustedKeys::new();
+        trusted
+            .add_record("tickets.example.org", &issuer.key_record())
+            .unwrap();
+        let plain = Message::parse(MSG.as_bytes().to_vec()).unwrap();
+        let bought = vec![(
+            "bob@example.net".to_owned(),
+            issuer.issue([3; 16], 4_000_000_000),
+        )];
+        let fields = crate::ticket::message::attach_fields(&plain, &bought).unwrap();
+        let paid = plain.with_fields_on_top(&fields);
+        let one = env(&["bob@example.net"]);
+        let with = |up: bool, store: Arc<dyn SpentStore>| {
+            let mut inb = receiver(Some(8));
+            inb.store = Some(store);
+            inb.tickets = Some(InboundTickets {
+                trusted: trusted.clone(),
+                service: Arc::new(Service(up)),
+                timeout: Duration::from_secs(5),
+            });
+            inb
+        };
+        let store: Arc<dyn SpentStore> = Arc::new(MemoryStore::new());
+        let d = judge(
+            &with(false, store.clone()),
+            &one,
+            Content::Message(paid.clone()),
+        );
+        assert_eq!(d.reason, Reason::NotCheckedNow, "{d:?}");
+        assert!(
+            matches!(&d.action, Action::Tempfail(r) if r.code == 451),
+            "{d:?}"
+        );
+        let d = judge(
+            &with(true, store.clone()),
+            &one,
+            Content::Message(paid.clone()),
+        );
+        assert_eq!(d.action, deliver(), "{d:?}");
+        assert!(
+            d.fields.iter().any(|f| f.contains("x-postage-ticket=pass")),
+            "{:?}",
+            d.fields
+        );
+        assert!(d.log.contains("tickets=1/1 cancelled"), "{}", d.log);
+        // The same message again: its ticket is spent here, a replay.
+        let d = judge(&with(true, store), &one, Content::Message(paid));
+        assert_eq!(d.reason, Reason::Replayed, "{d:?}");
+    }
 }
