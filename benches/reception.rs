@@ -82,6 +82,24 @@ fn worst_message(c: &mut Criterion) {
             b.iter(|| judge(&inb, &env, Content::Message(raw.clone())))
         });
     }
+    // Every stamp a replay (spent by an earlier delivery of the same message), on an MTA that
+    // lets the filter remove recipients: each recipient's removal is weighed once.
+    let (raw, rcpts) = worst(true);
+    let mut inb = receiver();
+    inb.store = Some(Arc::new(pennyblack::MemoryStore::new()));
+    let env = Envelope {
+        sender: "alice@example.org".into(),
+        recipients: rcpts,
+        can_remove_recipients: true,
+        ..Envelope::default()
+    };
+    inb.reject_below = None;
+    judge(&inb, &env, Content::Message(raw.clone()));
+    // 0 bits: the 0-bit stamps pay, so the store is asked, and finds every one spent.
+    inb.reject_below = Some(0);
+    g.bench_function("bound-replayed", |b| {
+        b.iter(|| judge(&inb, &env, Content::Message(raw.clone())))
+    });
     g.finish();
     // What one stamp's binding cost when nothing was kept between stamps: earlier builds paid
     // this once per stamp (times 1,001 here).

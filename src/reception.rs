@@ -20,6 +20,7 @@
 //! tickets, the rejection policy (postage required, or a replay, which has its own reply), then
 //! DMARC enforcement, then retries of messages an answer to our challenge delivered already.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -536,25 +537,40 @@ fn examine(
     let now = inb.now.unwrap_or_else(crate::clock::unix_now);
     let opts = dkim::VerifyOptions { now, ..inb.dkim };
     let done = delivered_before(inb, env, &msg);
-    let is_done = |r: &str| done.iter().any(|d| d == r);
     // A recipient whose fully bound stamp was spent by another delivery of this very message
     // (the same body and every field a reader sees: a co-recipient's relay of her copy, or an
     // earlier delivery of it) has the message: it is taken off this copy where the caller can,
-    // so the others are still delivered; never all of them.
-    let removable = |v: &MessageVerdict, r: &str| {
-        env.can_remove_recipients
-            && inb.reject_below.is_some()
-            && plain_address(r)
-            && spent_copy(v, r)
-    };
-    let gone = |v: &MessageVerdict, r: &str| {
-        is_done(r) || (removable(v, r) && rcpts.iter().any(|o| !is_done(o) && !removable(v, o)))
+    // so the others are still delivered; never all of them. With those an answer to our
+    // challenge paid: the recipients that have the message already, for a verdict, in one pass
+    // over its stamps and recipients (it is asked for each verdict the acceptance test sees).
+    let gone_of = |v: &MessageVerdict| -> HashSet<String> {
+        let mut gone: HashSet<String> = done.iter().cloned().collect();
+        if !env.can_remove_recipients || inb.reject_below.is_none() {
+            return gone;
+        }
+        let spent = spent_copies(v);
+        let removable: Vec<&str> = v
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| spent.contains(i) && plain_address(&r.address))
+            .map(|(_, r)| r.address.as_str())
+            .collect();
+        let removable_set: HashSet<&str> = removable.iter().copied().collect();
+        let others_left = rcpts
+            .iter()
+            .any(|r| !gone.contains(r) && !removable_set.contains(r.as_str()));
+        if others_left {
+            gone.extend(removable.into_iter().map(str::to_owned));
+        }
+        gone
     };
     // The recipients no stamp pays at `bits`, but for those that have the message already.
     let unpaid_here = |v: &MessageVerdict, bits: u32| -> Vec<String> {
+        let gone = gone_of(v);
         v.unpaid_recipients(bits)
             .into_iter()
-            .filter(|r| !gone(v, r))
+            .filter(|r| !gone.contains(r))
             .collect()
     };
     // Tickets pay for the recipients no stamp pays (at reject_below, else bits): checked
@@ -584,9 +600,10 @@ fn examine(
             .clone()
     };
     let unpaid_of = |v: &MessageVerdict, min: u32| -> Vec<String> {
+        let gone = gone_of(v);
         unpaid_with_tickets(v, min, &tickets_of(v))
             .into_iter()
-            .filter(|r| !gone(v, r))
+            .filter(|r| !gone.contains(r))
             .collect()
     };
     // Nothing is recorded as spent unless the message is going to be accepted (and a message
@@ -751,7 +768,12 @@ fn examine(
         .iter()
         .filter(|r| reasons.iter().any(|(a, w)| a == *r && *w == "spent"))
         .count();
-    let removed: Vec<String> = rcpts.iter().filter(|r| gone(&v, r)).cloned().collect();
+    let gone = gone_of(&v);
+    let removed: Vec<String> = rcpts
+        .iter()
+        .filter(|r| gone.contains(*r))
+        .cloned()
+        .collect();
     // What a postage challenge needs to know of a message refused for postage.
     #[cfg(feature = "milter")]
     let facts = match (&inb.challenges, inb.reject_below) {
@@ -827,7 +849,7 @@ fn examine(
         dmarc_action,
         #[cfg(feature = "milter")]
         facts,
-        replay_removed: removed.iter().filter(|r| !is_done(r)).count(),
+        replay_removed: removed.iter().filter(|r| !done.contains(r)).count(),
         done: if paid { removed } else { Vec::new() },
         words,
         unpaid,
@@ -937,19 +959,21 @@ fn unpaid_reason(v: &MessageVerdict, tickets: &[RecipientTicket], rcpt: &str) ->
     "insufficient_work"
 }
 
-/// Whether a stamp naming `rcpt` was spent before and is bound to this message with a full
-/// binding (so what was delivered with it is this message as its reader sees it).
-fn spent_copy(v: &MessageVerdict, rcpt: &str) -> bool {
-    let Some(i) = v.recipients.iter().position(|r| r.address == rcpt) else {
-        return false;
-    };
-    v.stamps.iter().any(|s| {
-        s.pays == Some(i)
-            && matches!(s.verdict.result(), Err(VerifyError::Spent))
-            && s.verdict.parsed().is_some_and(|p| {
-                crate::bind::binding_of_ext(p.ext()).is_ok_and(|b| b.is_some_and(|b| b.is_full()))
-            })
-    })
+/// The recipients (indexes into the verdict's) a stamp spent before pays, a stamp bound to this
+/// message with a full binding (so what was delivered with it is this message as its reader
+/// sees it).
+fn spent_copies(v: &MessageVerdict) -> HashSet<usize> {
+    v.stamps
+        .iter()
+        .filter(|s| {
+            matches!(s.verdict.result(), Err(VerifyError::Spent))
+                && s.verdict.parsed().is_some_and(|p| {
+                    crate::bind::binding_of_ext(p.ext())
+                        .is_ok_and(|b| b.is_some_and(|b| b.is_full()))
+                })
+        })
+        .filter_map(|s| s.pays)
+        .collect()
 }
 
 fn dkim_word(dkim: &[dkim::DkimResult]) -> &'static str {
