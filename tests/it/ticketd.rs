@@ -40,11 +40,24 @@ fn free_port() -> u16 {
 }
 
 impl Ticketd {
+    /// ticketd on a free port. The port is free when picked, but another test's server may
+    /// take it before ticketd binds it: ticketd then exits at once, and another port is tried.
     pub fn start(dir: &Path, lifetime: &str) -> Ticketd {
+        for _ in 0..4 {
+            if let Some(t) = Ticketd::try_start_on(dir, lifetime, free_port(), None) {
+                return t;
+            }
+        }
         Ticketd::start_on(dir, lifetime, free_port(), None)
     }
 
     fn start_on(dir: &Path, lifetime: &str, port: u16, pg: Option<&str>) -> Ticketd {
+        Ticketd::try_start_on(dir, lifetime, port, pg)
+            .unwrap_or_else(|| panic!("ticketd exited at start (port {port} taken?)"))
+    }
+
+    /// `None` when ticketd exited before it answered (its port taken).
+    fn try_start_on(dir: &Path, lifetime: &str, port: u16, pg: Option<&str>) -> Option<Ticketd> {
         let mut cmd = pennyblack();
         cmd.args(["ticketd", "serve", "--issuer", ISSUER])
             .arg("--listen")
@@ -67,7 +80,7 @@ impl Ticketd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let t = Ticketd {
+        let mut t = Ticketd {
             child,
             url: format!("http://127.0.0.1:{port}"),
             dir: dir.to_owned(),
@@ -75,15 +88,28 @@ impl Ticketd {
             lifetime: lifetime.to_owned(),
             pg: pg.map(str::to_owned),
         };
+        // Answering on its port, its admin token written, and still running (something else
+        // may answer on a port ticketd could not bind).
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if t.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && dir.join("admin.token").exists()
+            {
+                std::thread::sleep(Duration::from_millis(100));
+                if t.child.try_wait().unwrap().is_some() {
+                    return None;
+                }
+                return Some(t);
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "ticketd did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        t
     }
 
     pub fn admin(&self, args: &[&str]) -> String {
