@@ -57,12 +57,35 @@ pub(super) struct Milter {
 }
 
 impl Milter {
-    /// On a loopback TCP port.
+    /// On a loopback TCP port. The port is free when picked, but another test's server may
+    /// take it before the milter binds it: the milter then exits, and another port is tried.
+    /// Ready once it says it listens (connecting could reach that other server).
     pub(super) fn start(dir: &Path, name: &str, args: &[&str]) -> Milter {
-        let port = free_port();
-        let m = Milter::spawn(dir, name, format!("inet:127.0.0.1:{port}"), args);
-        wait_for_port(port, name, &m.log);
-        m
+        for attempt in 0..5 {
+            let port = free_port();
+            let mut m = Milter::spawn(dir, name, format!("inet:127.0.0.1:{port}"), args);
+            let started = Instant::now();
+            loop {
+                if m.log().contains("pennyblack milter: listening on") {
+                    return m;
+                }
+                if m.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "{name} did not listen on {port}; its log:\n{}",
+                    m.log()
+                );
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            assert!(
+                attempt < 4,
+                "{name} exited at start five times; its log:\n{}",
+                m.log()
+            );
+        }
+        unreachable!("returned or asserted above")
     }
 
     /// On a Unix socket in `dir`, writable by Postfix's `postfix` user.
