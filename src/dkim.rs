@@ -286,9 +286,11 @@ impl Default for VerifyOptions {
     }
 }
 
-/// The most names an `h=` tag may list; a signature listing more is a permerror (no sender
-/// needs more, and each costs the verifier work).
-pub const MAX_SIGNED_FIELDS: usize = 256;
+/// The most names an `h=` tag may list; a signature listing more is a permerror (each costs
+/// the verifier work, linear in the names). Our own signatures list every stamp field of a
+/// message and the oversigned reader fields: 2,048 holds a message to 1,000 recipients (the
+/// Postfix default) with a stamp or ticket each.
+pub const MAX_SIGNED_FIELDS: usize = 2048;
 
 /// Body hashes already computed for this message, per canonicalization and length limit: each is
 /// computed once however many signatures ask for it.

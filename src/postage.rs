@@ -567,6 +567,12 @@ pub fn check_message_if(
     let max_stamps = limits.max_stamps.saturating_add(rcpts.len());
     let fields: Vec<_> = msg.fields_named("X-Hashcash").collect();
     let total = fields.len();
+    // How many stamp fields (from the bottom) each passing signature covers, counted once.
+    let stamp_cover: Vec<(usize, String)> = dkim
+        .iter()
+        .filter(|d| d.status == DkimStatus::Pass)
+        .map(|d| (d.covers("x-hashcash"), d.domain.clone()))
+        .collect();
     let mut texts_for_us = Vec::new();
     let mut about = Vec::new(); // (bound_to, pays) per stamp for us
     let mut skipped = 0;
@@ -615,10 +621,10 @@ pub fn check_message_if(
             continue;
         }
         let from_bottom = total - i; // 1 for the lowest field
-        let bound_to = dkim
+        let bound_to = stamp_cover
             .iter()
-            .find(|d| d.status == DkimStatus::Pass && d.covers("x-hashcash") >= from_bottom)
-            .map(|d| d.domain.clone());
+            .find(|(covered, _)| *covered >= from_bottom)
+            .map(|(_, domain)| domain.clone());
         texts_for_us.push(text);
         about.push((bound_to, pays));
     }

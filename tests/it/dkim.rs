@@ -518,11 +518,11 @@ fn a_second_from_field_fails_the_signature() {
 fn oversized_tag_and_header_lists_are_permerrors() {
     let keys = Keys::new();
     let signed = keys.stamp(&messages()[0].1, &["ed"]);
-    let many_names = format!("h={}", "x-filler:\r\n\t".repeat(300));
+    let many_names = format!("h={}", "x-filler:\r\n\t".repeat(2100));
     let long_h = replace_once(&signed, b"h=", many_names.as_bytes());
     let (_, ar) = keys.check(&long_h, "bob@example.net");
     assert!(
-        ar.contains("dkim=permerror (h= lists more than 256"),
+        ar.contains("dkim=permerror (h= lists more than 2048"),
         "{ar}"
     );
     let many_tags: String = (0..80).map(|i| format!("z{i}=1;\r\n\t")).collect();

@@ -370,3 +370,49 @@ fn check_drops_verdicts_forged_in_our_name() {
         "{out}"
     );
 }
+
+/// Our own signature over a message to 1,000 recipients, each with a stamp (every stamp field
+/// listed in `h=`, and oversigned): it verifies at our own receivers. With `h=` bounded at 256
+/// names, a message to more than about 225 recipients was a permerror there, so its stamps were
+/// tied to no domain.
+#[test]
+fn our_signature_over_a_thousand_stamps_verifies() {
+    use pennyblack::dkim::keys::KeyKind;
+    use pennyblack::dkim::{Canon, SignRequest, SigningKey};
+    let key = SigningKey::generate(KeyKind::Ed25519, 0).unwrap();
+    let record = key.public_record().unwrap();
+    let keys = KeyFile::parse(&format!("s1._domainkey.example.org {record}\n")).unwrap();
+    let rcpts: Vec<String> = (0..1000).map(|i| format!("r{i:04}@example.net")).collect();
+    let msg = format!(
+        "From: alice@example.org\r\nTo: {}\r\nSubject: s\r\n\r\nHi.\r\n",
+        rcpts[..3].join(", ")
+    );
+    let msg = Message::parse(msg.into_bytes()).unwrap();
+    let keyed = [("s1".to_owned(), key)];
+    let signers = SignRequest::each(
+        "example.org",
+        &keyed,
+        (Canon::Relaxed, Canon::Relaxed),
+        1_000,
+    );
+    let req = MintRequest::hashcash("-", 0);
+    let fields =
+        pennyblack::postage::stamp_fields(&msg, &rcpts, &req, &Minter::new(), &signers).unwrap();
+    let signed = Message::parse(msg.with_fields_on_top(&fields)).unwrap();
+    let results = pennyblack::dkim::verify(
+        &signed,
+        &keys,
+        &VerifyOptions {
+            now: 2_000,
+            ..VerifyOptions::default()
+        },
+    );
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].status,
+        pennyblack::dkim::DkimStatus::Pass,
+        "{:?}",
+        results[0].status
+    );
+    assert!(results[0].covers("x-hashcash") > 1000);
+}
